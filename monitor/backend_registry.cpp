@@ -1,0 +1,35 @@
+// make_backend(): the one place that maps a backend name to an engine.
+//
+// Neither engine is in this build yet, so both names end in
+// BackendUnavailable; "kvm" first runs the host check so that a host which
+// could never run it says why (no /dev/kvm, no hardware virtualization)
+// rather than only "not built".
+#include <fmt/format.h>
+
+#include "monitor/backend.h"
+#include "monitor/kvm_host_check.h"
+
+namespace bt86 {
+
+std::unique_ptr<Backend> make_backend(std::string_view name, const BackendOptions& options) {
+  if (name == "bt") {
+    throw BackendUnavailable("the bt backend is not available yet in this build");
+  }
+  if (name == "kvm") {
+    const KvmHostReport host = check_kvm_host();
+    if (!host.usable()) {
+      throw BackendUnavailable(
+          fmt::format("the kvm backend cannot run on this host: {}", host.reason));
+    }
+    if (host.status == KvmHostStatus::kSoftwareOnly && !options.allow_software_kvm) {
+      throw BackendUnavailable(
+          fmt::format("the kvm backend refuses this host: {}; use --backend bt, or pass "
+                      "--allow-software-kvm to run anyway",
+                      host.reason));
+    }
+    throw BackendUnavailable("the kvm backend is not available yet in this build");
+  }
+  throw BackendUnavailable(fmt::format("unknown backend '{}' (choose bt or kvm)", name));
+}
+
+}  // namespace bt86
