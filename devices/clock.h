@@ -33,6 +33,30 @@ class ManualClock final : public Clock {
   uint64_t now_ = 0;
 };
 
+// Wall-clock time, for the RTC only. The RTC reads it once, at
+// construction, and from then on advances with its Clock, so guest wall time
+// never jumps with host clock adjustments and tests fix it to any date.
+class WallClock {
+ public:
+  virtual ~WallClock() = default;
+  // Nanoseconds since the Unix epoch, UTC.
+  virtual int64_t unix_ns() const = 0;
+};
+
+class HostWallClock final : public WallClock {
+ public:
+  int64_t unix_ns() const override;
+};
+
+class FixedWallClock final : public WallClock {
+ public:
+  explicit FixedWallClock(int64_t unix_ns) : unix_ns_(unix_ns) {}
+  int64_t unix_ns() const override { return unix_ns_; }
+
+ private:
+  int64_t unix_ns_;
+};
+
 class TimedDevice {
  public:
   virtual ~TimedDevice() = default;
