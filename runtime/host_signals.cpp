@@ -17,7 +17,10 @@ namespace {
 
 constexpr size_t kAltStackSize = 256 * 1024;
 constexpr uint64_t kBlockMagic = 0x6274383673696773ULL;  // "bt86sigs"
-constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+// SIGALRM is the one asynchronous signal: the watchdog timer of native
+// compatibility-mode runs (runtime/native_compat_runner.h), which must also
+// leave guest code through a handler that restores FS first.
+constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGALRM};
 
 // Lives at the lowest address of each thread's alternate stack; the stack
 // grows down from the top, far away from it.
