@@ -13,12 +13,13 @@ void Bus::attach(uint64_t base, uint64_t length, BusDevice& device) {
   auto it = std::lower_bound(ranges_.begin(), ranges_.end(), base,
                              [](const Range& r, uint64_t b) { return r.base < b; });
   const bool overlaps_next = it != ranges_.end() && it->base < base + length;
-  const bool overlaps_prev = it != ranges_.begin() && std::prev(it)->base + std::prev(it)->length > base;
+  const bool overlaps_prev =
+      it != ranges_.begin() && std::prev(it)->base + std::prev(it)->length > base;
   if (overlaps_next || overlaps_prev) {
     const Range& other = overlaps_next ? *it : *std::prev(it);
     throw std::invalid_argument(fmt::format("{} bus: {} at {:#x}+{:#x} overlaps {} at {:#x}+{:#x}",
-                                            name_, device.name(), base, length, other.device->name(),
-                                            other.base, other.length));
+                                            name_, device.name(), base, length,
+                                            other.device->name(), other.base, other.length));
   }
   ranges_.insert(it, Range{base, length, &device});
 }
@@ -60,7 +61,8 @@ bool Bus::write(uint64_t addr, std::span<const uint8_t> data) {
 
 void Bus::note_unclaimed(uint64_t addr, bool is_write) {
   if (!log_.enabled()) return;
-  if (std::find(logged_unclaimed_.begin(), logged_unclaimed_.end(), addr) != logged_unclaimed_.end()) {
+  if (std::find(logged_unclaimed_.begin(), logged_unclaimed_.end(), addr) !=
+      logged_unclaimed_.end()) {
     return;
   }
   logged_unclaimed_.push_back(addr);

@@ -66,13 +66,18 @@ class RtcCmos final : public BusDevice, public TimedDevice {
  private:
   uint8_t read_register(uint8_t index);
   void write_register(uint8_t index, uint8_t value);
+  static bool is_time_register(uint8_t index);
   void store_time(int64_t unix_seconds);  // Into the time registers.
   int64_t load_time() const;              // From the time registers.
   uint8_t encode(unsigned value) const;   // Binary -> register format.
   unsigned decode(uint8_t value) const;   // Register format -> binary.
   uint8_t encode_hour(unsigned hour) const;
   unsigned decode_hour(uint8_t value) const;
-  std::optional<uint64_t> periodic_period_ns() const;
+  std::optional<uint32_t> periodic_period_32k() const;  // In 32.768 kHz ticks.
+  int64_t running_unix_ns(uint64_t clock_ns) const {
+    return static_cast<int64_t>(clock_ns) + offset_ns_;
+  }
+  void set_running_time(int64_t unix_seconds, int64_t fraction_ns);
   bool alarm_matches(int64_t unix_seconds) const;
   void fold_in_events(uint64_t now_ns);
   void update_irq();
