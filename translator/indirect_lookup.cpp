@@ -1,0 +1,24 @@
+#include "translator/indirect_lookup.h"
+
+namespace bt86 {
+
+IndirectLookupTable::IndirectLookupTable(uint64_t miss_target)
+    : miss_target_(miss_target), entries_(size_t{1} << kIndexBits) {
+  clear();
+}
+
+void IndirectLookupTable::insert(uint32_t guest_eip, uint64_t host) {
+  entries_[guest_eip & kIndexMask] = {guest_eip, 0, host};
+}
+
+void IndirectLookupTable::remove_host_range(uint64_t begin, uint64_t end) {
+  for (auto& e : entries_) {
+    if (e.host >= begin && e.host < end) e = {0, 0, miss_target_};
+  }
+}
+
+void IndirectLookupTable::clear() {
+  for (auto& e : entries_) e = {0, 0, miss_target_};
+}
+
+}  // namespace bt86

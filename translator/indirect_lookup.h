@@ -1,0 +1,42 @@
+// The in-cache indirect-branch lookup table: guest EIP -> host entry.
+//
+// Indirect jumps, indirect calls and returns look their target up here from
+// translated code (see UnitEmitter::emit_indirect_jump) and jump straight to
+// the unit on a hit; only a miss leaves the cache. The table is direct
+// mapped on the low bits of the EIP. Empty slots point at the indirect-miss
+// stub, so a tag that happens to match an empty slot is still correct: it
+// just leaves the cache like any miss. Entries are filled by the runtime on
+// a miss and dropped on invalidation or flush.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace bt86 {
+
+struct IndirectLookupEntry {
+  uint32_t guest_eip;
+  uint32_t unused;
+  uint64_t host;
+};
+static_assert(sizeof(IndirectLookupEntry) == 16);
+
+class IndirectLookupTable {
+ public:
+  static constexpr int kIndexBits = 16;
+  static constexpr uint32_t kIndexMask = (1u << kIndexBits) - 1;
+
+  explicit IndirectLookupTable(uint64_t miss_target);
+  uint64_t address() const { return reinterpret_cast<uint64_t>(entries_.data()); }
+  void insert(uint32_t guest_eip, uint64_t host);
+  // Drops every entry whose target lies in [begin, end) of the exec space.
+  void remove_host_range(uint64_t begin, uint64_t end);
+  void clear();
+
+ private:
+  uint64_t miss_target_;
+  std::vector<IndirectLookupEntry> entries_;
+};
+
+}  // namespace bt86

@@ -1,0 +1,75 @@
+// The opcode table: how every guest instruction is translated, as data.
+//
+// Each entry names a mnemonic, its translation kind (IDENT, compensated,
+// callout) and the emitter (or, for callouts, the runtime function) that
+// handles it. Mnemonics without an entry are IDENT unless Zydis marks them
+// privileged or as system/I/O/interrupt/branch instructions, which become the
+// "unsupported" callout: nothing reaches the host CPU untranslated that could
+// behave differently there. classify() refines by operand form (segment and
+// control register moves, nested enter, 16-bit addressing, far branches).
+// Which guest flags an instruction reads and writes comes from Zydis
+// (insn.cpu_flags), so the table does not repeat it.
+#pragma once
+
+#include <span>
+
+#include "translator/guest_decoder.h"
+
+namespace bt86 {
+
+enum class TranslationKind : uint8_t { kIdent, kCompensated, kCallout };
+
+enum class Emitter : uint8_t {
+  kIdent,
+  kJmpRelative,
+  kJcc,
+  kCounterBranch,  // jecxz, loop, loope, loopne.
+  kCallRelative,
+  kRet,
+  kJmpIndirect,
+  kCallIndirect,
+  kPush,
+  kPop,
+  kPushf,
+  kPopf,
+  kEnter,
+  kLeave,
+  kCli,
+  kSti,
+  kString,
+  kBreakpoint,  // int3: #BP after the instruction.
+  kUndefined,   // ud0/ud1/ud2: #UD at the instruction.
+  kCallout,
+};
+
+// Runtime functions behind callouts (runtime/callouts.h implements them).
+enum class CalloutId : uint8_t {
+  kNone,
+  kHalt,
+  kCpuid,
+  kPusha,
+  kPopa,
+  kDecimalAdjust,  // daa das aaa aas aam aad
+  kInto,
+  kBound,
+  kSalc,
+  kPushSegment,
+  kMoveFromSegment,
+  kSoftwareInterrupt,  // int n
+  kEnterNested,
+  kUnsupported,  // Privileged or system instruction the flat harness lacks: #UD.
+  kCount,
+};
+
+struct OpcodeEntry {
+  ZydisMnemonic mnemonic;
+  TranslationKind kind;
+  Emitter emitter;
+  CalloutId callout = CalloutId::kNone;
+};
+
+std::span<const OpcodeEntry> opcode_table();
+OpcodeEntry classify(const DecodedInstruction& d);
+const char* translation_kind_name(TranslationKind kind);
+
+}  // namespace bt86

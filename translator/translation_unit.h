@@ -1,0 +1,86 @@
+// Translation units (fragments): a run of guest instructions translated into
+// one contiguous block of host code, with typed exits and the map from every
+// host byte back to the guest instruction it implements.
+//
+// Invariants: a unit covers one contiguous guest byte range; it ends at the
+// first control transfer, callout, fault-raising instruction or the size
+// limit. Each exit is either direct (a patchable jmp rel32 that initially
+// points at the exit's own stub and, once linked, at the target unit's entry)
+// or one of the shared paths (indirect lookup, callout, exception). Every host
+// instruction that can fault lies in the range of exactly one guest
+// instruction, together with the recipe that rebuilds guest state there.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "translator/opcode_table.h"
+
+namespace bt86 {
+
+// How to turn host registers at a fault into guest registers. Ranges of a
+// guest instruction without a recipe need none: nothing guest-visible changed.
+struct Recovery {
+  enum class Kind : uint8_t {
+    kNone,
+    kEspAdjust,          // ESP += esp_adjust (a stack op half done).
+    kStringWindowBased,  // RSI/RDI hold window pointers: subtract the window base.
+  };
+  Kind kind = Kind::kNone;
+  int32_t esp_adjust = 0;
+};
+
+struct HostRange {
+  uint32_t begin = 0;  // Offsets from the unit's host start.
+  uint32_t end = 0;
+  Recovery recovery;
+};
+
+struct InstructionMap {
+  uint32_t guest_eip = 0;
+  uint8_t guest_length = 0;
+  TranslationKind kind = TranslationKind::kIdent;
+  uint32_t host_begin = 0;
+  uint32_t host_end = 0;
+  std::vector<HostRange> recoveries;  // Sub-ranges with a non-trivial recipe.
+};
+
+enum class ExitKind : uint8_t {
+  kDirect,     // Chainable jump to a known guest address.
+  kCallout,    // Run a runtime function for the instruction at guest_target.
+  kException,  // Raise an exception; guest_target is the reported EIP.
+};
+
+struct ExitRecord {
+  ExitKind kind = ExitKind::kDirect;
+  uint32_t guest_target = 0;
+  CalloutId callout = CalloutId::kNone;
+  uint8_t vector = 0;
+  std::optional<uint32_t> error_code;
+  std::optional<uint32_t> fault_address;  // #PF raised while fetching code.
+  uint64_t patch_site = 0;                // Exec address just past the jmp rel32 (direct exits).
+  uint64_t stub = 0;                      // Exec address of the exit's own stub.
+  uint64_t linked_to = 0;                 // Exec address it jumps to when linked, else 0.
+  uint32_t unit = 0;                      // Owning unit's id.
+};
+
+struct TranslationUnit {
+  uint32_t id = 0;
+  uint32_t guest_start = 0;
+  uint32_t guest_end = 0;   // Exclusive.
+  uint64_t host_start = 0;  // Exec address of the entry.
+  uint32_t host_size = 0;
+  bool live = true;
+  std::vector<InstructionMap> instructions;
+  std::vector<uint32_t> exits;           // Exit ids it owns.
+  std::vector<uint32_t> incoming_links;  // Exit ids of other units linked to it.
+  uint32_t ident_count = 0;
+  uint32_t compensated_count = 0;
+  uint32_t callout_count = 0;
+  uint64_t* execution_counter = nullptr;  // Bumped at entry when counting is on.
+
+  const InstructionMap* instruction_at_host(uint64_t host_address) const;
+};
+
+}  // namespace bt86

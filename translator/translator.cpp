@@ -1,0 +1,70 @@
+#include "translator/translator.h"
+
+#include <array>
+#include <stdexcept>
+
+#include "translator/opcode_table.h"
+#include "translator/unit_emitter.h"
+
+namespace bt86 {
+
+namespace {
+constexpr uint8_t kPageFaultVector = 14;
+constexpr uint8_t kInvalidOpcodeVector = 6;
+}  // namespace
+
+Translator::Translator(TranslationCache& cache, const TranslatorOptions& options)
+    : cache_(cache), options_(options) {}
+
+TranslationUnit& Translator::translate(uint32_t eip, CodeSource& source) {
+  if (TranslationUnit* u = try_translate(eip, source)) return *u;
+  cache_.flush();
+  if (TranslationUnit* u = try_translate(eip, source)) return *u;
+  throw std::runtime_error("translation cache too small for one unit");
+}
+
+TranslationUnit* Translator::try_translate(uint32_t start, CodeSource& source) {
+  uint64_t* counter = options_.count_executed ? cache_.new_execution_counter() : nullptr;
+  UnitEmitter emitter(cache_, cache_.cursor(), start, counter);
+  uint32_t eip = start;
+  uint32_t count = 0;
+  while (true) {
+    std::array<uint8_t, 15> buffer{};
+    uint32_t fault_error = 0;
+    const size_t readable = source.fetch(eip, buffer, &fault_error);
+    DecodedInstruction d;
+    const DecodeStatus status =
+        decoder_.decode(eip, std::span<const uint8_t>(buffer.data(), readable), &d);
+    if (status == DecodeStatus::kTruncated || (readable == 0)) {
+      if (count == 0) {
+        emitter.emit_exception(eip, kPageFaultVector, fault_error,
+                               eip + static_cast<uint32_t>(readable));
+      } else {
+        emitter.emit_fallthrough(eip);
+      }
+      break;
+    }
+    if (status == DecodeStatus::kInvalid) {
+      emitter.emit_exception(eip, kInvalidOpcodeVector, std::nullopt, std::nullopt);
+      ++count;
+      break;
+    }
+    ++count;
+    if (emitter.emit(d, classify(d))) break;
+    eip = d.next_eip();
+    if (count >= options_.max_instructions_per_unit ||
+        emitter.host_size() >= options_.max_host_bytes_per_unit) {
+      emitter.emit_fallthrough(eip);
+      break;
+    }
+  }
+  std::vector<uint8_t> code = emitter.finish();
+  if (!cache_.fits(code.size())) return nullptr;
+  auto unit = emitter.take_unit();
+  stats_.units_translated++;
+  stats_.guest_instructions_translated += unit->instructions.size();
+  stats_.host_code_bytes += code.size();
+  return &cache_.commit(std::move(unit), code);
+}
+
+}  // namespace bt86

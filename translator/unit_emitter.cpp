@@ -1,0 +1,492 @@
+#include "translator/unit_emitter.h"
+
+#include <stdexcept>
+
+#include "translator/ident_encoder.h"
+#include "translator/vcpu_context.h"
+
+namespace bt86 {
+namespace {
+
+using namespace asmjit;
+
+constexpr uint32_t kGuestIf = 1u << 9;
+constexpr uint32_t kPopfKeepsOut =
+    static_cast<uint32_t>(kHostGuestFlags) | kGuestIf | (1u << 16) /*RF*/ | (1u << 17) /*VM*/;
+
+x86::Mem ctx(int32_t offset, uint32_t size = 0) {
+  return x86::ptr(x86::r15, offset, size);
+}
+
+x86::Mem guest(const x86::Gp& base, int32_t disp, uint32_t size) {
+  x86::Mem m = x86::ptr(base, disp, size);
+  m.setSegment(x86::gs);
+  return m;
+}
+
+// Guest stack slot: gs:[esp + disp] with a 32-bit address.
+x86::Mem stack_slot(int32_t disp, uint32_t size) {
+  return guest(x86::esp, disp, size);
+}
+
+int gpr_index(ZydisRegister r) {
+  if (r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) return r - ZYDIS_REGISTER_EAX;
+  if (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) return r - ZYDIS_REGISTER_AX;
+  return -1;
+}
+
+x86::Gp guest_gpr(ZydisRegister r) {
+  int i = gpr_index(r);
+  return (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) ? x86::Gp(x86::gpw(i)) : x86::Gp(x86::gpd(i));
+}
+
+}  // namespace
+
+UnitEmitter::UnitEmitter(TranslationCache& cache, uint64_t host_start, uint32_t guest_start,
+                         uint64_t* execution_counter)
+    : cache_(cache), host_start_(host_start), unit_(std::make_unique<TranslationUnit>()) {
+  code_.init(Environment(Arch::kX64), host_start);
+  code_.attach(&assembler_);
+  unit_->id = cache.next_unit_id();
+  unit_->guest_start = guest_start;
+  unit_->guest_end = guest_start;
+  unit_->host_start = host_start;
+  unit_->execution_counter = execution_counter;
+  auto& a = assembler_;
+  // The poll load: faults once the runtime protects the poll page.
+  a.mov(x86::r9d, ctx(ctx_offset::kPollPage, 4));
+  if (execution_counter != nullptr) {
+    a.mov(x86::r9, Imm(reinterpret_cast<uint64_t>(execution_counter)));
+    a.mov(x86::r10, x86::qword_ptr(x86::r9));
+    a.lea(x86::r10, x86::ptr(x86::r10, 1));
+    a.mov(x86::qword_ptr(x86::r9), x86::r10);
+  }
+}
+
+void UnitEmitter::begin_instruction(const DecodedInstruction& d, TranslationKind kind) {
+  InstructionMap m;
+  m.guest_eip = d.eip;
+  m.guest_length = d.length();
+  m.kind = kind;
+  m.host_begin = unit_->instructions.empty() ? 0 : static_cast<uint32_t>(assembler_.offset());
+  unit_->instructions.push_back(std::move(m));
+  switch (kind) {
+    case TranslationKind::kIdent:
+      ++unit_->ident_count;
+      break;
+    case TranslationKind::kCompensated:
+      ++unit_->compensated_count;
+      break;
+    case TranslationKind::kCallout:
+      ++unit_->callout_count;
+      break;
+  }
+}
+
+void UnitEmitter::end_instruction(uint32_t next_guest) {
+  unit_->instructions.back().host_end = static_cast<uint32_t>(assembler_.offset());
+  unit_->guest_end = next_guest;
+}
+
+void UnitEmitter::add_recovery(uint32_t begin, Recovery recovery) {
+  unit_->instructions.back().recoveries.push_back(
+      {begin, static_cast<uint32_t>(assembler_.offset()), recovery});
+}
+
+void UnitEmitter::embed(const std::vector<uint8_t>& bytes) {
+  assembler_.embed(bytes.data(), bytes.size());
+}
+
+void UnitEmitter::jump_to(uint64_t exec_address) {
+  const uint64_t next = host_start_ + assembler_.offset() + 5;
+  const int64_t rel = static_cast<int64_t>(exec_address - next);
+  uint8_t b[5] = {0xE9};
+  uint32_t r32 = static_cast<uint32_t>(rel);
+  for (int i = 0; i < 4; ++i) b[1 + i] = static_cast<uint8_t>(r32 >> (8 * i));
+  assembler_.embed(b, 5);
+}
+
+void UnitEmitter::direct_exit(std::optional<uint8_t> condition, uint32_t guest_target) {
+  ExitRecord exit;
+  exit.kind = ExitKind::kDirect;
+  exit.guest_target = guest_target;
+  exit.unit = unit_->id;
+  const uint32_t id = cache_.add_exit(exit);
+  Label stub = assembler_.newLabel();
+  if (condition) {
+    assembler_.long_().j(static_cast<x86::CondCode>(*condition), stub);
+  } else {
+    assembler_.long_().jmp(stub);
+  }
+  stubs_.push_back({stub, id, guest_target});
+  patch_offsets_.push_back(static_cast<uint32_t>(assembler_.offset()));
+  direct_exit_ids_.push_back(id);
+  unit_->exits.push_back(id);
+}
+
+void UnitEmitter::leave_now(ExitRecord exit, uint32_t reported_eip) {
+  exit.unit = unit_->id;
+  const uint32_t id = cache_.add_exit(exit);
+  unit_->exits.push_back(id);
+  assembler_.mov(ctx(ctx_offset::kEip, 4), Imm(reported_eip));
+  assembler_.mov(ctx(ctx_offset::kExitId, 4), Imm(id));
+  jump_to(cache_.stubs().exit_common);
+}
+
+// Flags are guest state, so the lookup parks them in AH/AL (lahf + seto,
+// with RAX saved in r9) while it hashes and compares, and puts them back
+// (add al, 0x7f recreates OF; sahf the rest) before leaving either way.
+void UnitEmitter::indirect_jump() {
+  auto& a = assembler_;
+  Label miss = a.newLabel();
+  a.mov(x86::r9, x86::rax);
+  a.lahf();
+  a.seto(x86::al);
+  a.mov(x86::r10d, x86::r8d);
+  a.and_(x86::r10d, Imm(IndirectLookupTable::kIndexMask));
+  a.shl(x86::r10d, 4);
+  a.add(x86::r10, ctx(ctx_offset::kLookupTable, 8));
+  a.cmp(x86::dword_ptr(x86::r10), x86::r8d);
+  a.jne(miss);
+  a.add(x86::al, 0x7F);
+  a.sahf();
+  a.mov(x86::rax, x86::r9);
+  a.jmp(x86::qword_ptr(x86::r10, 8));
+  a.bind(miss);
+  a.add(x86::al, 0x7F);
+  a.sahf();
+  a.mov(x86::rax, x86::r9);
+  jump_to(cache_.stubs().indirect_miss);
+}
+
+void UnitEmitter::load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op) {
+  if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    assembler_.mov(x86::r8d, guest_gpr(op.reg.value));
+  } else {
+    scratch_.clear();
+    encode_memory_access(d, {0x8B}, 8, false, scratch_);
+    embed(scratch_);
+  }
+}
+
+void UnitEmitter::push_value(Operand_ value, int size) {
+  auto& a = assembler_;
+  a.emit(x86::Inst::kIdMov, stack_slot(-size, size), value);
+  a.lea(x86::esp, x86::ptr(x86::esp, -size));
+}
+
+bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
+  auto& a = assembler_;
+  TranslationKind kind = entry.kind;
+  begin_instruction(d, kind);
+  bool ends = false;
+  const int width = d.insn.operand_width / 8;
+  switch (entry.emitter) {
+    case Emitter::kIdent:
+      scratch_.clear();
+      encode_ident(d, scratch_);
+      embed(scratch_);
+      break;
+    case Emitter::kJmpRelative:
+      direct_exit(std::nullopt, d.branch_target());
+      ends = true;
+      break;
+    case Emitter::kJcc:
+      direct_exit(static_cast<uint8_t>(d.insn.opcode & 0xF), d.branch_target());
+      direct_exit(std::nullopt, d.next_eip());
+      ends = true;
+      break;
+    case Emitter::kCounterBranch: {
+      // jecxz/loop only have rel8 forms: hop over the 5-byte not-taken exit.
+      const uint8_t op = d.mnemonic() == ZYDIS_MNEMONIC_JECXZ ? 0xE3 : d.insn.opcode;
+      const uint8_t bytes[] = {0x67, op, 0x05};
+      a.embed(bytes, sizeof bytes);
+      direct_exit(std::nullopt, d.next_eip());
+      direct_exit(std::nullopt, d.branch_target());
+      ends = true;
+      break;
+    }
+    case Emitter::kCallRelative:
+      push_value(Imm(d.next_eip()), 4);
+      direct_exit(std::nullopt, d.branch_target());
+      ends = true;
+      break;
+    case Emitter::kRet: {
+      const uint32_t release = d.insn.raw.imm[0].size != 0 ? d.insn.raw.imm[0].value.u & 0xFFFF : 0;
+      a.mov(x86::r8d, stack_slot(0, 4));
+      a.lea(x86::esp, x86::ptr(x86::esp, static_cast<int32_t>(4 + release)));
+      indirect_jump();
+      ends = true;
+      break;
+    }
+    case Emitter::kJmpIndirect:
+      load_operand_to_r8(d, d.operands[0]);
+      indirect_jump();
+      ends = true;
+      break;
+    case Emitter::kCallIndirect:
+      load_operand_to_r8(d, d.operands[0]);
+      push_value(Imm(d.next_eip()), 4);
+      indirect_jump();
+      ends = true;
+      break;
+    case Emitter::kPush:
+      ends = emit_push(d);
+      break;
+    case Emitter::kPop:
+      ends = emit_pop(d);
+      break;
+    case Emitter::kPushf:
+      ends = emit_pushf(d);
+      break;
+    case Emitter::kPopf:
+      ends = emit_popf(d);
+      break;
+    case Emitter::kEnter: {
+      if (width != 4) return emit_callout(d, CalloutId::kUnsupported);
+      push_value(x86::ebp, 4);
+      a.mov(x86::ebp, x86::esp);
+      a.lea(x86::esp, x86::ptr(x86::esp, -static_cast<int32_t>(d.insn.raw.imm[0].value.u)));
+      break;
+    }
+    case Emitter::kLeave:
+      if (width != 4) return emit_callout(d, CalloutId::kUnsupported);
+      a.mov(x86::r9d, guest(x86::ebp, 0, 4));
+      a.lea(x86::esp, x86::ptr(x86::ebp, 4));
+      a.mov(x86::ebp, x86::r9d);
+      break;
+    case Emitter::kCli:
+    case Emitter::kSti:
+      a.mov(ctx(ctx_offset::kVirtualIf, 1), Imm(entry.emitter == Emitter::kSti ? 1 : 0));
+      break;
+    case Emitter::kString:
+      ends = emit_string(d);
+      break;
+    case Emitter::kBreakpoint: {
+      ExitRecord exit;
+      exit.kind = ExitKind::kException;
+      exit.vector = 3;
+      exit.guest_target = d.next_eip();
+      leave_now(exit, d.next_eip());
+      ends = true;
+      break;
+    }
+    case Emitter::kUndefined: {
+      ExitRecord exit;
+      exit.kind = ExitKind::kException;
+      exit.vector = 6;
+      exit.guest_target = d.eip;
+      leave_now(exit, d.eip);
+      ends = true;
+      break;
+    }
+    case Emitter::kCallout:
+      unit_->instructions.pop_back();
+      --unit_->callout_count;
+      return emit_callout(d, entry.callout);
+  }
+  end_instruction(d.next_eip());
+  return ends;
+}
+
+bool UnitEmitter::emit_callout(const DecodedInstruction& d, CalloutId id) {
+  if (unit_->instructions.empty() || unit_->instructions.back().guest_eip != d.eip) {
+    begin_instruction(d, TranslationKind::kCallout);
+  } else {
+    // Re-routed from a compensated emitter: count it as a callout instead.
+    auto& m = unit_->instructions.back();
+    if (m.kind == TranslationKind::kCompensated) --unit_->compensated_count;
+    if (m.kind == TranslationKind::kIdent) --unit_->ident_count;
+    m.kind = TranslationKind::kCallout;
+    ++unit_->callout_count;
+  }
+  ExitRecord exit;
+  exit.kind = ExitKind::kCallout;
+  exit.callout = id;
+  exit.guest_target = d.eip;
+  leave_now(exit, d.eip);
+  end_instruction(d.next_eip());
+  return true;
+}
+
+bool UnitEmitter::emit_push(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  const auto& op = d.operands[0];
+  const int size = d.insn.operand_width / 8;
+  if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    if (gpr_index(op.reg.value) < 0) return emit_callout(d, CalloutId::kUnsupported);
+    push_value(guest_gpr(op.reg.value), size);
+  } else if (op.type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+    const uint32_t v = static_cast<uint32_t>(op.imm.value.s);
+    push_value(Imm(size == 2 ? (v & 0xFFFF) : v), size);
+  } else {
+    scratch_.clear();
+    encode_memory_access(d, {0x8B}, 8, size == 2, scratch_);
+    embed(scratch_);
+    push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
+  }
+  (void)a;
+  return false;
+}
+
+bool UnitEmitter::emit_pop(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  const auto& op = d.operands[0];
+  const int size = d.insn.operand_width / 8;
+  if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    const int index = gpr_index(op.reg.value);
+    if (index < 0) return emit_callout(d, CalloutId::kUnsupported);
+    a.mov(guest_gpr(op.reg.value), stack_slot(0, size));
+    // pop esp: the loaded value wins over the increment.
+    if (index != 4) a.lea(x86::esp, x86::ptr(x86::esp, size));
+    return false;
+  }
+  a.mov(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), stack_slot(0, size));
+  a.lea(x86::esp, x86::ptr(x86::esp, size));
+  // The destination address uses the incremented ESP, as on hardware; if the
+  // store faults, the pop has not happened.
+  const uint32_t store_begin = static_cast<uint32_t>(a.offset());
+  scratch_.clear();
+  encode_memory_access(d, {0x89}, 8, size == 2, scratch_);
+  embed(scratch_);
+  add_recovery(store_begin, {Recovery::Kind::kEspAdjust, -size});
+  return false;
+}
+
+// pushfq/popfq run on VcpuContext::scratch_stack: the only way to read or
+// write all of RFLAGS without touching the guest stack.
+bool UnitEmitter::emit_pushf(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  const int size = d.insn.operand_width / 8;
+  a.mov(x86::r9, x86::rsp);
+  a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
+  a.pushfq();
+  a.mov(x86::r10, x86::qword_ptr(x86::rsp));
+  a.and_(x86::r10d, Imm(kHostGuestFlags));
+  a.or_(x86::r10d, ctx(ctx_offset::kVirtualEflags, 4));
+  a.movzx(x86::r11d, ctx(ctx_offset::kVirtualIf, 1));
+  a.shl(x86::r11d, 9);
+  a.or_(x86::r10d, x86::r11d);
+  a.popfq();
+  a.mov(x86::rsp, x86::r9);
+  push_value(size == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d), size);
+  return false;
+}
+
+bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  const int size = d.insn.operand_width / 8;
+  if (size == 2) {
+    a.movzx(x86::r10d, stack_slot(0, 2));
+  } else {
+    a.mov(x86::r10d, stack_slot(0, 4));
+  }
+  a.lea(x86::esp, x86::ptr(x86::esp, size));
+  a.mov(x86::r9, x86::rsp);
+  a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
+  a.mov(x86::r11d, x86::r10d);
+  a.shr(x86::r11d, 9);
+  a.and_(x86::r11d, 1);
+  a.mov(ctx(ctx_offset::kVirtualIf, 1), x86::r11b);
+  a.mov(x86::r11d, x86::r10d);
+  a.and_(x86::r11d, Imm(~kPopfKeepsOut & (size == 2 ? 0xFFFFu : 0xFFFFFFFFu)));
+  if (size == 2) {
+    a.mov(x86::r8d, ctx(ctx_offset::kVirtualEflags, 4));
+    a.and_(x86::r8d, Imm(0xFFFF0000u));
+    a.or_(x86::r11d, x86::r8d);
+  }
+  a.or_(x86::r11d, Imm(2));
+  a.mov(ctx(ctx_offset::kVirtualEflags, 4), x86::r11d);
+  a.and_(x86::r10d, Imm(kHostGuestFlags));
+  a.push(x86::r10);
+  a.popfq();
+  a.mov(x86::rsp, x86::r9);
+  return false;
+}
+
+// String instructions run as host string instructions with 64-bit
+// addressing over window pointers: RSI/RDI are rebased onto the window
+// around the instruction (lea, so flags survive), RCX (upper half zero)
+// counts, host DF is guest DF. A fault mid-instruction leaves RSI/RDI/RCX
+// at the faulting element; the kStringWindowBased recipe rebases them back.
+bool UnitEmitter::emit_string(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  const ZydisMnemonic m = d.mnemonic();
+  const bool uses_source =
+      !(m == ZYDIS_MNEMONIC_STOSB || m == ZYDIS_MNEMONIC_STOSW || m == ZYDIS_MNEMONIC_STOSD ||
+        m == ZYDIS_MNEMONIC_SCASB || m == ZYDIS_MNEMONIC_SCASW || m == ZYDIS_MNEMONIC_SCASD);
+  const bool uses_destination =
+      !(m == ZYDIS_MNEMONIC_LODSB || m == ZYDIS_MNEMONIC_LODSW || m == ZYDIS_MNEMONIC_LODSD);
+  std::vector<uint8_t> op;
+  if (d.has_attribute(ZYDIS_ATTRIB_HAS_REP) || d.has_attribute(ZYDIS_ATTRIB_HAS_REPE)) {
+    op.push_back(0xF3);
+  } else if (d.has_attribute(ZYDIS_ATTRIB_HAS_REPNE)) {
+    op.push_back(0xF2);
+  }
+  if (d.insn.operand_width == 16) op.push_back(0x66);
+  op.push_back(d.insn.opcode);
+  a.mov(x86::r9, ctx(ctx_offset::kWindowBase, 8));
+  if (uses_source) a.lea(x86::rsi, x86::ptr(x86::rsi, x86::r9));
+  if (uses_destination) a.lea(x86::rdi, x86::ptr(x86::rdi, x86::r9));
+  const uint32_t begin = static_cast<uint32_t>(a.offset());
+  embed(op);
+  add_recovery(begin, {Recovery::Kind::kStringWindowBased, 0});
+  a.mov(x86::r9, ctx(ctx_offset::kNegativeWindowBase, 8));
+  if (uses_source) {
+    a.lea(x86::rsi, x86::ptr(x86::rsi, x86::r9));
+    a.mov(x86::esi, x86::esi);
+  }
+  if (uses_destination) {
+    a.lea(x86::rdi, x86::ptr(x86::rdi, x86::r9));
+    a.mov(x86::edi, x86::edi);
+  }
+  return false;
+}
+
+void UnitEmitter::emit_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code,
+                                 std::optional<uint32_t> fault_address) {
+  InstructionMap m;
+  m.guest_eip = eip;
+  m.kind = TranslationKind::kCompensated;
+  m.host_begin = unit_->instructions.empty() ? 0 : static_cast<uint32_t>(assembler_.offset());
+  unit_->instructions.push_back(m);
+  ExitRecord exit;
+  exit.kind = ExitKind::kException;
+  exit.vector = vector;
+  exit.guest_target = eip;
+  exit.error_code = error_code;
+  exit.fault_address = fault_address;
+  leave_now(exit, eip);
+  unit_->instructions.back().host_end = static_cast<uint32_t>(assembler_.offset());
+  if (unit_->guest_end == unit_->guest_start) unit_->guest_end = eip + 1;
+}
+
+void UnitEmitter::emit_fallthrough(uint32_t next_eip) {
+  direct_exit(std::nullopt, next_eip);
+}
+
+std::vector<uint8_t> UnitEmitter::finish() {
+  auto& a = assembler_;
+  for (const PendingStub& s : stubs_) {
+    a.bind(s.label);
+    a.mov(ctx(ctx_offset::kEip, 4), Imm(s.guest_target));
+    a.mov(ctx(ctx_offset::kExitId, 4), Imm(s.exit_id));
+    jump_to(cache_.stubs().exit_common);
+  }
+  code_.flatten();
+  code_.resolveUnresolvedLinks();
+  std::vector<uint8_t> bytes(code_.codeSize());
+  if (code_.relocateToBase(host_start_) != kErrorOk ||
+      code_.copyFlattenedData(bytes.data(), bytes.size()) != kErrorOk) {
+    throw std::runtime_error("asmjit could not finish a translation unit");
+  }
+  for (size_t i = 0; i < stubs_.size(); ++i) {
+    ExitRecord& exit = cache_.exit(direct_exit_ids_[i]);
+    exit.patch_site = host_start_ + patch_offsets_[i];
+    exit.stub = host_start_ + code_.labelOffsetFromBase(stubs_[i].label);
+  }
+  unit_->host_size = static_cast<uint32_t>(bytes.size());
+  return bytes;
+}
+
+}  // namespace bt86

@@ -1,0 +1,85 @@
+// The x86-specific half of translation: host code for one guest
+// instruction at a time, under the register conventions of the design brief
+// (guest EAX..EDI in host RAX..RDI, guest ESP in RSP, guest arithmetic flags
+// and DF in RFLAGS, r15 = VcpuContext, r8-r14 scratch of the monitor).
+//
+// Invariants the emitted code keeps: the upper halves of RAX..RDI and RSP
+// are zero between guest instructions; the host stack is never used (the
+// only pushes go to VcpuContext::scratch_stack); every guest memory access
+// carries 0x65 0x67 (GS = window base, 32-bit effective address); any host
+// instruction that can fault sits inside its guest instruction's host range
+// with a recovery recipe if guest state is half updated there.
+//
+// Exits are emitted out of line after the unit body, so the hot path falls
+// through or jumps straight to the next unit once linked.
+#pragma once
+
+#include <asmjit/x86.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "translator/guest_decoder.h"
+#include "translator/opcode_table.h"
+#include "translator/translation_cache.h"
+
+namespace bt86 {
+
+class UnitEmitter {
+ public:
+  // host_start: the exec address the code will live at.
+  UnitEmitter(TranslationCache& cache, uint64_t host_start, uint32_t guest_start,
+              uint64_t* execution_counter);
+
+  // Emits one instruction; returns true if the unit must end after it.
+  bool emit(const DecodedInstruction& d, const OpcodeEntry& entry);
+  // Ends the unit with an exception raised at eip (undecodable bytes, a
+  // fetch fault); the exception counts as the unit's last instruction.
+  void emit_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code,
+                      std::optional<uint32_t> fault_address);
+  // Ends the unit by continuing at next_eip (size limit, fetch boundary).
+  void emit_fallthrough(uint32_t next_eip);
+
+  size_t host_size() const { return assembler_.offset(); }
+  // Emits the exit stubs and returns the finished code and unit.
+  std::vector<uint8_t> finish();
+  std::unique_ptr<TranslationUnit> take_unit() { return std::move(unit_); }
+
+ private:
+  struct PendingStub {
+    asmjit::Label label;
+    uint32_t exit_id;
+    uint32_t guest_target;
+  };
+
+  void begin_instruction(const DecodedInstruction& d, TranslationKind kind);
+  void end_instruction(uint32_t next_guest);
+  void add_recovery(uint32_t begin, Recovery recovery);
+  void embed(const std::vector<uint8_t>& bytes);
+  void jump_to(uint64_t exec_address);
+  void direct_exit(std::optional<uint8_t> condition, uint32_t guest_target);
+  void leave_now(ExitRecord exit, uint32_t reported_eip);
+  void indirect_jump();  // Target guest EIP in r8d.
+  void load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op);
+  void push_value(asmjit::Operand_ value, int size);
+
+  bool emit_push(const DecodedInstruction& d);
+  bool emit_pop(const DecodedInstruction& d);
+  bool emit_pushf(const DecodedInstruction& d);
+  bool emit_popf(const DecodedInstruction& d);
+  bool emit_string(const DecodedInstruction& d);
+  bool emit_callout(const DecodedInstruction& d, CalloutId id);
+
+  TranslationCache& cache_;
+  uint64_t host_start_;
+  asmjit::CodeHolder code_;
+  asmjit::x86::Assembler assembler_;
+  std::unique_ptr<TranslationUnit> unit_;
+  std::vector<PendingStub> stubs_;
+  std::vector<uint32_t> patch_offsets_;  // Parallel to the direct exits in unit_->exits.
+  std::vector<uint32_t> direct_exit_ids_;
+  std::vector<uint8_t> scratch_;
+};
+
+}  // namespace bt86

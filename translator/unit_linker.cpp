@@ -1,0 +1,28 @@
+#include "translator/unit_linker.h"
+
+namespace bt86 {
+namespace {
+
+void point_exit_at(CodeMemory& memory, const ExitRecord& exit, uint64_t destination) {
+  memory.write_u32(exit.patch_site - 4, static_cast<uint32_t>(destination - exit.patch_site));
+}
+
+}  // namespace
+
+void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, TranslationUnit& target) {
+  point_exit_at(memory, exit, target.host_start);
+  exit.linked_to = target.host_start;
+  target.incoming_links.push_back(exit_id);
+}
+
+void unlink_incoming(CodeMemory& memory, std::vector<ExitRecord>& exits, TranslationUnit& target) {
+  for (uint32_t id : target.incoming_links) {
+    ExitRecord& exit = exits[id];
+    if (exit.linked_to != target.host_start) continue;
+    point_exit_at(memory, exit, exit.stub);
+    exit.linked_to = 0;
+  }
+  target.incoming_links.clear();
+}
+
+}  // namespace bt86

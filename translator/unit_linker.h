@@ -1,0 +1,22 @@
+// Linking and unlinking of direct exits: every patch of a jump inside the
+// translation cache happens here.
+//
+// A direct exit is a jmp/jcc rel32 whose displacement ends at patch_site.
+// Unlinked, it points at the exit's own stub (which leaves the cache with the
+// guest target); linked, at the target unit's entry. The target unit records
+// the exit in incoming_links so that invalidating it can restore the stubs.
+// Patching happens only while no translated code runs (single vCPU, from the
+// dispatcher), so plain stores through the writable view suffice.
+#pragma once
+
+#include <vector>
+
+#include "translator/code_memory.h"
+#include "translator/translation_unit.h"
+
+namespace bt86 {
+
+void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, TranslationUnit& target);
+void unlink_incoming(CodeMemory& memory, std::vector<ExitRecord>& exits, TranslationUnit& target);
+
+}  // namespace bt86

@@ -1,0 +1,79 @@
+// The vCPU context block: the one memory layout that translated code, the
+// cache stubs and the runtime agree on.
+//
+// Inside the translation cache r15 always points at this block. Guest
+// registers live in host registers while translated code runs; they are
+// written here only by the exit stubs (or by the host fault handler, which
+// rebuilds them from the signal context), and read back by the entry stub.
+// The block is page aligned and ends with a poll page: every unit entry
+// loads from it, so protecting that page forces running code out at the next
+// unit boundary without taxing hot paths with a flag test (flags are guest
+// state inside the cache, so a test-and-branch would have to save them).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace bt86 {
+
+// Exit identifiers the common exit paths store; any other value names an
+// ExitRecord of the translation cache.
+inline constexpr uint32_t kExitIndirectMiss = 0xFFFFFFFFu;
+inline constexpr uint32_t kExitHostFault = 0xFFFFFFFEu;
+
+inline constexpr uint64_t kHostArithFlags = 0x8D5;  // CF PF AF ZF SF OF
+inline constexpr uint64_t kHostDirectionFlag = 0x400;
+// The RFLAGS bits that are guest state while translated code runs.
+inline constexpr uint64_t kHostGuestFlags = kHostArithFlags | kHostDirectionFlag;
+
+struct alignas(4096) VcpuContext {
+  uint32_t gpr[8] = {};
+  uint32_t eip = 0;         // On exit: the guest address execution continues at.
+  uint32_t exit_id = 0;     // On exit: which exit was taken.
+  uint64_t rflags = 0x202;  // Host RFLAGS image; only kHostGuestFlags are guest state.
+  uint64_t host_rsp = 0;
+  uint64_t entry_target = 0;
+  uint64_t lookup_table = 0;  // IndirectLookupTable entries (see indirect_lookup.h).
+  uint64_t window_base = 0;
+  uint64_t negative_window_base = 0;
+  // Guest EFLAGS bits that do not live in host RFLAGS, IF excluded (IOPL, AC,
+  // ID, NT, ...): pushf merges them in, popf splits them out.
+  uint32_t virtual_eflags = 0;
+  uint8_t virtual_if = 0;  // Kept apart so cli/sti are one flag-neutral store.
+  uint8_t pad0[3] = {};
+  uint32_t host_mxcsr = 0x1F80;
+  uint16_t host_fcw = 0x37F;
+  uint16_t pad1 = 0;
+  alignas(16) uint8_t fpu[512] = {};  // Guest FXSAVE image while outside the cache.
+  // A tiny private stack for pushfq/popfq in compensated sequences: the
+  // host stack is never used inside the cache (RSP holds guest ESP).
+  alignas(16) uint64_t scratch_stack[8] = {};
+  alignas(4096) uint8_t poll_page[4096] = {};
+};
+
+static_assert(std::is_standard_layout_v<VcpuContext>);
+
+namespace ctx_offset {
+inline constexpr int32_t gpr(int i) {
+  return static_cast<int32_t>(offsetof(VcpuContext, gpr) + 4 * i);
+}
+inline constexpr int32_t kEip = offsetof(VcpuContext, eip);
+inline constexpr int32_t kExitId = offsetof(VcpuContext, exit_id);
+inline constexpr int32_t kRflags = offsetof(VcpuContext, rflags);
+inline constexpr int32_t kHostRsp = offsetof(VcpuContext, host_rsp);
+inline constexpr int32_t kEntryTarget = offsetof(VcpuContext, entry_target);
+inline constexpr int32_t kLookupTable = offsetof(VcpuContext, lookup_table);
+inline constexpr int32_t kWindowBase = offsetof(VcpuContext, window_base);
+inline constexpr int32_t kNegativeWindowBase = offsetof(VcpuContext, negative_window_base);
+inline constexpr int32_t kVirtualEflags = offsetof(VcpuContext, virtual_eflags);
+inline constexpr int32_t kVirtualIf = offsetof(VcpuContext, virtual_if);
+inline constexpr int32_t kHostMxcsr = offsetof(VcpuContext, host_mxcsr);
+inline constexpr int32_t kHostFcw = offsetof(VcpuContext, host_fcw);
+inline constexpr int32_t kFpu = offsetof(VcpuContext, fpu);
+inline constexpr int32_t kScratchStackTop =
+    offsetof(VcpuContext, scratch_stack) + sizeof(VcpuContext::scratch_stack);
+inline constexpr int32_t kPollPage = offsetof(VcpuContext, poll_page);
+}  // namespace ctx_offset
+
+}  // namespace bt86
