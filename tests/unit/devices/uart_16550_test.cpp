@@ -1,0 +1,189 @@
+#include "devices/uart_16550.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "tests/unit/devices/device_test_support.h"
+
+namespace bt86 {
+namespace {
+
+class RecordingOutput final : public SerialOutput {
+ public:
+  void write(std::span<const uint8_t> bytes) override {
+    written.insert(written.end(), bytes.begin(), bytes.end());
+  }
+  std::vector<uint8_t> written;
+};
+
+constexpr uint16_t kBase = Uart16550::kCom1Base;
+constexpr uint16_t kRbr = kBase + 0, kIer = kBase + 1, kIir = kBase + 2, kLcr = kBase + 3,
+                   kMcr = kBase + 4, kLsr = kBase + 5, kMsr = kBase + 6, kScr = kBase + 7;
+
+class Uart16550Test : public ::testing::Test {
+ protected:
+  Uart16550Test() { bus.attach(kBase, Uart16550::kPortCount, uart); }
+  bool irq() const { return irqs.levels[4]; }
+
+  DebugLog log;
+  Bus bus{"port", log};
+  test::PortIo io{bus};
+  test::RecordingIrqSink irqs;
+  RecordingOutput output;
+  Uart16550 uart{output, IrqLine(irqs, 4), log};
+};
+
+TEST_F(Uart16550Test, LinuxProbeScratchIerAndLoopback) {
+  // drivers/tty/serial/8250/8250_port.c autoconfig().
+  io.out(kScr, 0xA5);
+  EXPECT_EQ(io.in(kScr), 0xA5);
+  io.out(kIer, 0x00);
+  EXPECT_EQ(io.in(kIer)&0x0F, 0x00);
+  io.out(kIer, 0x0F);
+  EXPECT_EQ(io.in(kIer)&0x0F, 0x0F);
+  io.out(kIer, 0x00);
+  // Loopback with RTS and OUT2: MSR must read CTS and DCD only.
+  io.out(kMcr, 0x10 | 0x0A);
+  EXPECT_EQ(io.in(kMsr)&0xF0, 0x90);
+  io.out(kMcr, 0x00);
+  EXPECT_EQ(io.in(kMsr)&0xF0, 0xB0);  // A terminal is attached.
+}
+
+TEST_F(Uart16550Test, FifoDetectionThroughIirBits) {
+  EXPECT_EQ(io.in(kIir), 0x01);    // No FIFO, nothing pending.
+  io.out(kIir, 0x01);              // FCR: enable FIFOs.
+  EXPECT_EQ(io.in(kIir) >> 6, 3);  // A 16550A.
+  io.out(kIir, 0x00);
+  EXPECT_EQ(io.in(kIir) >> 6, 0);
+}
+
+TEST_F(Uart16550Test, DivisorLatchBehindDlab) {
+  io.out(kLcr, 0x80);
+  io.out(kRbr, 0x01);  // 115200 baud.
+  io.out(kIer, 0x00);
+  EXPECT_EQ(io.in(kRbr), 0x01);
+  EXPECT_EQ(io.in(kIer), 0x00);
+  EXPECT_EQ(uart.divisor(), 1);
+  io.out(kLcr, 0x03);  // 8N1, DLAB off.
+  io.out(kIer, 0x05);
+  EXPECT_EQ(io.in(kIer), 0x05);
+  EXPECT_EQ(uart.divisor(), 1);
+  EXPECT_TRUE(output.written.empty());
+}
+
+TEST_F(Uart16550Test, TransmitGoesToOutputAndLsrShowsEmpty) {
+  io.out(kRbr, 'h');
+  io.out(kRbr, 'i');
+  EXPECT_EQ(output.written, (std::vector<uint8_t>{'h', 'i'}));
+  EXPECT_EQ(io.in(kLsr)&0x60, 0x60);
+}
+
+TEST_F(Uart16550Test, ThreInterruptOnEnableAndAfterEachWrite) {
+  io.out(kMcr, 0x08);  // OUT2: the PC's IRQ enable.
+  io.out(kIer, 0x02);
+  EXPECT_TRUE(irq());
+  EXPECT_EQ(io.in(kIir), 0x02);
+  EXPECT_FALSE(irq());  // Reading IIR cleared THRE.
+  EXPECT_EQ(io.in(kIir), 0x01);
+  io.out(kRbr, 'x');
+  EXPECT_TRUE(irq());
+  EXPECT_EQ(irqs.rising_edges[4], 2);
+  // With THRE still pending, a second write makes a new edge.
+  io.out(kRbr, 'y');
+  EXPECT_EQ(irqs.rising_edges[4], 3);
+  io.out(kIer, 0x00);
+  EXPECT_FALSE(irq());
+}
+
+TEST_F(Uart16550Test, Out2GatesTheIrqLine) {
+  io.out(kIer, 0x02);
+  EXPECT_FALSE(irq());
+  EXPECT_EQ(io.in(kIir)&0x0F, 0x02);  // Pending inside the UART all the same.
+  io.out(kIer, 0x00);
+  io.out(kIer, 0x02);
+  io.out(kMcr, 0x08);
+  EXPECT_TRUE(irq());
+  io.out(kMcr, 0x00);
+  EXPECT_FALSE(irq());
+}
+
+TEST_F(Uart16550Test, ReceiveWithoutFifoHoldsOneByte) {
+  EXPECT_EQ(uart.rx_space(), 1u);
+  const uint8_t input[] = {'a', 'b'};
+  EXPECT_EQ(uart.receive(input), 1u);
+  EXPECT_EQ(io.in(kLsr)&0x01, 0x01);
+  EXPECT_EQ(io.in(kRbr), 'a');
+  EXPECT_EQ(io.in(kLsr)&0x01, 0x00);
+}
+
+TEST_F(Uart16550Test, ReceiveFifoDataReadyAndTriggerLevel) {
+  io.out(kIir, 0xC7);  // FIFOs on, both reset, trigger 14.
+  io.out(kMcr, 0x08);
+  io.out(kIer, 0x01);
+  EXPECT_FALSE(irq());
+  EXPECT_EQ(uart.rx_space(), 16u);
+  const std::vector<uint8_t> few = {1, 2, 3, 4};
+  EXPECT_EQ(uart.receive(few), 4u);
+  EXPECT_TRUE(irq());
+  EXPECT_EQ(io.in(kIir), 0xCC);  // Below the trigger level: character timeout.
+  const std::vector<uint8_t> more(10, 7);
+  EXPECT_EQ(uart.receive(more), 10u);
+  EXPECT_EQ(io.in(kIir), 0xC4);  // At the trigger level: received data available.
+  EXPECT_EQ(uart.rx_space(), 2u);
+  for (uint8_t expected : {1, 2, 3, 4}) EXPECT_EQ(io.in(kRbr), expected);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(io.in(kRbr), 7);
+  EXPECT_FALSE(irq());
+  EXPECT_EQ(io.in(kLsr)&0x01, 0x00);
+  EXPECT_EQ(io.in(kIir), 0xC1);
+}
+
+TEST_F(Uart16550Test, FcrResetClearsReceiveFifo) {
+  io.out(kIir, 0x01);
+  const std::vector<uint8_t> bytes = {1, 2, 3};
+  uart.receive(bytes);
+  io.out(kIir, 0x03);
+  EXPECT_EQ(io.in(kLsr)&0x01, 0x00);
+}
+
+TEST_F(Uart16550Test, LoopbackEchoesTransmitIntoReceiveAndDisconnectsIrq) {
+  io.out(kIir, 0x01);
+  io.out(kMcr, 0x18);  // Loopback + OUT2.
+  io.out(kIer, 0x01);
+  EXPECT_EQ(uart.rx_space(), 0u);  // Host input waits while in loopback.
+  io.out(kRbr, 0x5A);
+  EXPECT_TRUE(output.written.empty());
+  EXPECT_EQ(io.in(kLsr)&0x01, 0x01);
+  EXPECT_EQ(io.in(kIir)&0x0F, 0x0C);
+  EXPECT_FALSE(irq());
+  EXPECT_EQ(io.in(kRbr), 0x5A);
+}
+
+TEST_F(Uart16550Test, OverrunIsALineStatusInterruptClearedByLsrRead) {
+  io.out(kMcr, 0x08);
+  io.out(kIer, 0x05);
+  io.out(kMcr, 0x18);  // Loopback to overfill the one-byte holding register.
+  io.out(kRbr, 1);
+  io.out(kRbr, 2);
+  io.out(kMcr, 0x08);
+  EXPECT_TRUE(irq());
+  EXPECT_EQ(io.in(kIir), 0x06);
+  EXPECT_EQ(io.in(kLsr)&0x03, 0x03);
+  EXPECT_EQ(io.in(kIir), 0x04);  // Data still there.
+  EXPECT_EQ(io.in(kRbr), 1);
+  EXPECT_FALSE(irq());
+}
+
+TEST_F(Uart16550Test, ModemStatusInterruptOnLoopbackLineChanges) {
+  io.out(kMcr, 0x10);
+  io.in(kMsr);  // Clear the deltas of entering loopback.
+  io.out(kIer, 0x08);
+  EXPECT_EQ(io.in(kIir), 0x01);
+  io.out(kMcr, 0x12);  // RTS -> CTS.
+  EXPECT_EQ(io.in(kIir), 0x00);
+  EXPECT_EQ(io.in(kMsr), 0x11);  // CTS with DCTS.
+  EXPECT_EQ(io.in(kIir), 0x01);
+}
+
+}  // namespace
+}  // namespace bt86
