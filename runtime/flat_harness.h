@@ -81,6 +81,8 @@ class FlatHarness {
     uint32_t memory_size = 16u << 20;  // Multiple of 4 KiB.
     // Count executed instructions by kind (costs a counter update per unit).
     bool count_executed = false;
+    // Translation cache size; when full it is flushed (stats().cache_flushes).
+    uint32_t translation_cache_size = 32u << 20;
   };
 
   explicit FlatHarness(const Options& options);

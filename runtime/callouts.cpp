@@ -1,0 +1,303 @@
+#include "runtime/callouts.h"
+
+#include <array>
+
+#include "monitor/cpuid_model.h"
+
+namespace bt86 {
+namespace {
+
+using Action = CalloutResult::Action;
+
+CalloutResult next(CalloutEnvironment& env) {
+  env.state.eip = env.instruction.next_eip();
+  return {};
+}
+
+CalloutResult fault(uint8_t vector, std::optional<uint32_t> error_code = std::nullopt) {
+  CalloutResult r;
+  r.action = Action::kException;
+  r.exception.vector = vector;
+  r.exception.error_code = error_code;
+  return r;
+}
+
+CalloutResult trap(CalloutEnvironment& env, uint8_t vector) {
+  env.state.eip = env.instruction.next_eip();
+  return fault(vector);
+}
+
+CalloutResult memory_fault(const GuestException& e) {
+  CalloutResult r;
+  r.action = Action::kException;
+  r.exception = e;
+  return r;
+}
+
+int gpr_of(ZydisRegister r) {
+  if (r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) return r - ZYDIS_REGISTER_EAX;
+  if (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) return r - ZYDIS_REGISTER_AX;
+  return -1;
+}
+
+uint32_t effective_address(const CpuState& s, const ZydisDecodedOperand& op) {
+  uint32_t a = static_cast<uint32_t>(op.mem.disp.value);
+  if (int b = gpr_of(op.mem.base); b >= 0) a += s.gpr[b];
+  if (int i = gpr_of(op.mem.index); i >= 0) a += s.gpr[i] * op.mem.scale;
+  return a;
+}
+
+uint32_t parity_zero_sign(uint8_t v) {
+  uint32_t f = 0;
+  if (v == 0) f |= eflags::kZf;
+  if (v & 0x80) f |= eflags::kSf;
+  if (__builtin_parity(v) == 0) f |= eflags::kPf;
+  return f;
+}
+
+// Stack pushes of a whole group: written below ESP, then ESP moves, so a
+// fault leaves the registers untouched.
+bool push_all(CalloutEnvironment& env, const uint32_t* values, int count, int size) {
+  uint32_t esp = env.state.reg(Gpr::kEsp);
+  GuestException e;
+  for (int i = 0; i < count; ++i) {
+    esp -= size;
+    if (!env.memory.write(esp, &values[i], size, &e)) return false;
+  }
+  env.state.reg(Gpr::kEsp) = esp;
+  return true;
+}
+
+CalloutResult halt(CalloutEnvironment&) {
+  return {Action::kHalt, {}};
+}
+
+CalloutResult unsupported(CalloutEnvironment&) {
+  return fault(vector::kUd);
+}
+
+CalloutResult cpuid(CalloutEnvironment& env) {
+  static const CpuidModel model;
+  auto& s = env.state;
+  CpuidResult r = model.query(s.reg(Gpr::kEax), s.reg(Gpr::kEcx));
+  s.reg(Gpr::kEax) = r.eax;
+  s.reg(Gpr::kEbx) = r.ebx;
+  s.reg(Gpr::kEcx) = r.ecx;
+  s.reg(Gpr::kEdx) = r.edx;
+  return next(env);
+}
+
+CalloutResult pusha(CalloutEnvironment& env) {
+  const int size = env.instruction.insn.operand_width / 8;
+  uint32_t v[8];
+  for (int i = 0; i < 8; ++i) v[i] = env.state.gpr[i];
+  GuestException e;
+  uint32_t esp = env.state.reg(Gpr::kEsp);
+  for (int i = 0; i < 8; ++i) {
+    esp -= size;
+    if (!env.memory.write(esp, &v[i], size, &e)) return memory_fault(e);
+  }
+  env.state.reg(Gpr::kEsp) = esp;
+  return next(env);
+}
+
+CalloutResult popa(CalloutEnvironment& env) {
+  const int size = env.instruction.insn.operand_width / 8;
+  uint32_t esp = env.state.reg(Gpr::kEsp);
+  uint32_t v[8] = {};
+  GuestException e;
+  for (int i = 7; i >= 0; --i) {
+    if (!env.memory.read(esp, &v[i], size, &e)) return memory_fault(e);
+    esp += size;
+  }
+  for (int i = 0; i < 8; ++i) {
+    if (i == 4) continue;
+    uint32_t& r = env.state.gpr[i];
+    r = size == 2 ? ((r & 0xFFFF0000u) | (v[i] & 0xFFFF)) : v[i];
+  }
+  env.state.reg(Gpr::kEsp) = esp;
+  return next(env);
+}
+
+CalloutResult decimal_adjust(CalloutEnvironment& env) {
+  auto& s = env.state;
+  uint32_t& eax = s.reg(Gpr::kEax);
+  uint8_t al = eax & 0xFF;
+  uint8_t ah = (eax >> 8) & 0xFF;
+  const bool cf = s.eflags & eflags::kCf;
+  const bool af = s.eflags & eflags::kAf;
+  uint32_t flags = s.eflags & ~eflags::kArith;
+  switch (env.instruction.mnemonic()) {
+    case ZYDIS_MNEMONIC_DAA:
+    case ZYDIS_MNEMONIC_DAS: {
+      const bool add = env.instruction.mnemonic() == ZYDIS_MNEMONIC_DAA;
+      const uint8_t old_al = al;
+      bool new_cf = false;
+      if ((al & 0xF) > 9 || af) {
+        new_cf = cf || (add ? al > 0xF9 : al < 6);
+        al = static_cast<uint8_t>(add ? al + 6 : al - 6);
+        flags |= eflags::kAf;
+      }
+      if (old_al > 0x99 || cf) {
+        al = static_cast<uint8_t>(add ? al + 0x60 : al - 0x60);
+        new_cf = true;
+      }
+      if (new_cf) flags |= eflags::kCf;
+      flags |= parity_zero_sign(al);
+      eax = (eax & 0xFFFFFF00u) | al;
+      break;
+    }
+    case ZYDIS_MNEMONIC_AAA:
+    case ZYDIS_MNEMONIC_AAS: {
+      const bool add = env.instruction.mnemonic() == ZYDIS_MNEMONIC_AAA;
+      uint16_t ax = eax & 0xFFFF;
+      if ((al & 0xF) > 9 || af) {
+        ax = add ? static_cast<uint16_t>(ax + 0x106)
+                 : static_cast<uint16_t>(((ax - 6) & 0xFF) | (((ax >> 8) - 1) & 0xFF) << 8);
+        flags |= eflags::kAf | eflags::kCf;
+      }
+      ax &= 0xFF0F;
+      eax = (eax & 0xFFFF0000u) | ax;
+      break;
+    }
+    case ZYDIS_MNEMONIC_AAM: {
+      const uint8_t base = env.instruction.insn.raw.imm[0].value.u & 0xFF;
+      if (base == 0) return fault(vector::kDe);
+      ah = al / base;
+      al = al % base;
+      flags |= parity_zero_sign(al);
+      eax = (eax & 0xFFFF0000u) | (uint32_t{ah} << 8) | al;
+      break;
+    }
+    default: {  // AAD
+      const uint8_t base = env.instruction.insn.raw.imm[0].value.u & 0xFF;
+      al = static_cast<uint8_t>(al + ah * base);
+      flags |= parity_zero_sign(al);
+      eax = (eax & 0xFFFF0000u) | al;
+      break;
+    }
+  }
+  s.eflags = flags;
+  return next(env);
+}
+
+CalloutResult into(CalloutEnvironment& env) {
+  if (env.state.eflags & eflags::kOf) return trap(env, vector::kOf);
+  return next(env);
+}
+
+CalloutResult bound(CalloutEnvironment& env) {
+  const auto& d = env.instruction;
+  const int size = d.insn.operand_width / 8;
+  const uint32_t address = effective_address(env.state, d.operands[1]);
+  int32_t lower = 0, upper = 0;
+  GuestException e;
+  if (!env.memory.read(address, &lower, size, &e) ||
+      !env.memory.read(address + size, &upper, size, &e)) {
+    return memory_fault(e);
+  }
+  int32_t index = static_cast<int32_t>(env.state.gpr[gpr_of(d.operands[0].reg.value)]);
+  if (size == 2) {
+    lower = static_cast<int16_t>(lower);
+    upper = static_cast<int16_t>(upper);
+    index = static_cast<int16_t>(index);
+  }
+  if (index < lower || index > upper) return fault(vector::kBr);
+  return next(env);
+}
+
+CalloutResult salc(CalloutEnvironment& env) {
+  uint32_t& eax = env.state.reg(Gpr::kEax);
+  eax = (eax & 0xFFFFFF00u) | ((env.state.eflags & eflags::kCf) ? 0xFF : 0);
+  return next(env);
+}
+
+SegReg segment_of(ZydisRegister r) {
+  return static_cast<SegReg>(r - ZYDIS_REGISTER_ES);
+}
+
+// Recent CPUs write only the selector's 16 bits for a 32-bit push.
+CalloutResult push_segment(CalloutEnvironment& env) {
+  const auto& d = env.instruction;
+  const int size = d.insn.operand_width / 8;
+  const uint16_t selector = env.state.segment(segment_of(d.operands[0].reg.value)).selector;
+  const uint32_t esp = env.state.reg(Gpr::kEsp) - size;
+  GuestException e;
+  if (!env.memory.write(esp, &selector, 2, &e)) return memory_fault(e);
+  env.state.reg(Gpr::kEsp) = esp;
+  return next(env);
+}
+
+CalloutResult move_from_segment(CalloutEnvironment& env) {
+  const auto& d = env.instruction;
+  const uint16_t selector = env.state.segment(segment_of(d.operands[1].reg.value)).selector;
+  const auto& dst = d.operands[0];
+  if (dst.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    uint32_t& r = env.state.gpr[gpr_of(dst.reg.value)];
+    r = d.insn.operand_width == 32 ? selector : ((r & 0xFFFF0000u) | selector);
+  } else {
+    GuestException e;
+    if (!env.memory.write(effective_address(env.state, dst), &selector, 2, &e)) {
+      return memory_fault(e);
+    }
+  }
+  return next(env);
+}
+
+// Without an IDT the flat harness reports the software interrupt itself.
+CalloutResult software_interrupt(CalloutEnvironment& env) {
+  return trap(env, static_cast<uint8_t>(env.instruction.insn.raw.imm[0].value.u));
+}
+
+CalloutResult enter_nested(CalloutEnvironment& env) {
+  const auto& d = env.instruction;
+  if (d.insn.operand_width != 32) return fault(vector::kUd);
+  auto& s = env.state;
+  const uint32_t frame_size = d.insn.raw.imm[0].value.u & 0xFFFF;
+  const uint32_t level = d.insn.raw.imm[1].value.u & 0x1F;
+  std::array<uint32_t, 33> pushes{};
+  int n = 0;
+  pushes[n++] = s.reg(Gpr::kEbp);
+  const uint32_t frame = s.reg(Gpr::kEsp) - 4;
+  uint32_t ebp = s.reg(Gpr::kEbp);
+  GuestException e;
+  for (uint32_t i = 1; i < level; ++i) {
+    ebp -= 4;
+    if (!env.memory.read(ebp, &pushes[n++], 4, &e)) return memory_fault(e);
+  }
+  pushes[n++] = frame;
+  if (!push_all(env, pushes.data(), n, 4)) {
+    env.memory.write(s.reg(Gpr::kEsp) - 4, &pushes[0], 4, &e);
+    return memory_fault(e);
+  }
+  s.reg(Gpr::kEbp) = frame;
+  s.reg(Gpr::kEsp) -= frame_size;
+  return next(env);
+}
+
+constexpr CalloutSpec kCallouts[] = {
+    {CalloutId::kNone, "none", unsupported, false, false},
+    {CalloutId::kHalt, "hlt", halt, false, false},
+    {CalloutId::kCpuid, "cpuid", cpuid, false, false},
+    {CalloutId::kPusha, "pusha", pusha, true, false},
+    {CalloutId::kPopa, "popa", popa, false, false},
+    {CalloutId::kDecimalAdjust, "decimal-adjust", decimal_adjust, false, false},
+    {CalloutId::kInto, "into", into, false, false},
+    {CalloutId::kBound, "bound", bound, false, false},
+    {CalloutId::kSalc, "salc", salc, false, false},
+    {CalloutId::kPushSegment, "push-segment", push_segment, true, false},
+    {CalloutId::kMoveFromSegment, "mov-from-segment", move_from_segment, true, false},
+    {CalloutId::kSoftwareInterrupt, "int-n", software_interrupt, false, false},
+    {CalloutId::kEnterNested, "enter-nested", enter_nested, true, false},
+    {CalloutId::kUnsupported, "unsupported", unsupported, false, false},
+};
+static_assert(std::size(kCallouts) == static_cast<size_t>(CalloutId::kCount));
+
+}  // namespace
+
+const CalloutSpec& callout_spec(CalloutId id) {
+  const auto& spec = kCallouts[static_cast<size_t>(id)];
+  return spec;
+}
+
+}  // namespace bt86

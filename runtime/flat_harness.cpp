@@ -1,0 +1,416 @@
+// The flat harness's engine: guest memory and its window, the dispatch loop
+// between the translation cache and C++, and the host fault handler.
+//
+// Memory: one memfd of memory_size bytes, mapped once for the VMM and once
+// at the base of a 4 GiB + guard reservation (the window; host GS base =
+// window base while guest code runs). Everything in the window past
+// memory_size stays PROT_NONE, so any guest access there is a host SIGSEGV
+// that becomes a guest #PF.
+//
+// Dispatch: look up or translate the unit at EIP, enter it, and act on the
+// exit: link direct exits (chaining), fill the indirect lookup table on a
+// miss, run callouts, report exceptions. Host faults inside the cache are
+// turned into guest state by the signal handler (through
+// recover_guest_state), which redirects the signal context to the cache's
+// fault_exit stub so that enter() returns normally.
+#include "runtime/flat_harness.h"
+
+#include <asm/prctl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+#include "runtime/callouts.h"
+#include "runtime/host_signals.h"
+#include "translator/fault_recovery.h"
+#include "translator/translation_cache.h"
+#include "translator/translator.h"
+#include "translator/vcpu_context.h"
+
+namespace bt86 {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kWindowSpan = (uint64_t{1} << 32) + (64u << 10);  // 4 GiB + guard.
+constexpr uint32_t kGuestIf = eflags::kIf;
+
+[[noreturn]] void fail(const char* what) {
+  throw std::runtime_error(fmt::format("flat harness: {}: {}", what, strerror(errno)));
+}
+
+// What the signal handler found, for the dispatcher to report.
+struct HostFaultReport {
+  bool stop_requested = false;
+  GuestException exception;
+};
+
+}  // namespace
+
+class FlatHarness::Impl : public HostFaultHandler, public CodeSource, public GuestMemoryAccess {
+ public:
+  explicit Impl(const Options& options);
+  ~Impl() override;
+
+  std::span<uint8_t> memory() { return {vmm_view_, options_.memory_size}; }
+  void set_page_access(uint32_t address, uint32_t length, PageAccess access);
+  void invalidate(uint32_t address, uint32_t length);
+  FlatRunResult run(const CpuState& start);
+  void request_stop();
+  const ExecutionStats& stats() const;
+
+  bool handle_host_signal(HostSignal& signal) override;
+  size_t fetch(uint32_t eip, std::span<uint8_t> buffer, uint32_t* fault_error_code) override;
+  bool read(uint32_t address, void* data, uint32_t size, GuestException* fault) override;
+  bool write(uint32_t address, const void* data, uint32_t size, GuestException* fault) override;
+
+ private:
+  bool page_present(uint32_t address) const {
+    return address < options_.memory_size && access_[address / kPage] != PageAccess::kNone;
+  }
+  bool check_access(uint32_t address, uint32_t size, bool is_write, GuestException* fault) const;
+  void load_context(const CpuState& s);
+  void save_context(CpuState& s) const;
+  TranslationUnit& unit_for(uint32_t eip);
+  void set_poll_page(bool armed);
+
+  Options options_;
+  int memfd_ = -1;
+  uint8_t* vmm_view_ = nullptr;
+  uint8_t* window_ = nullptr;
+  std::vector<PageAccess> access_;
+  VcpuContext* context_ = nullptr;
+  TranslationCache cache_;
+  Translator translator_;
+  std::atomic<bool> stop_requested_{false};
+  HostFaultReport fault_;
+  mutable ExecutionStats stats_;
+  uint64_t chained_exits_ = 0;
+  uint64_t indirect_misses_ = 0;
+  uint64_t callouts_ = 0;
+};
+
+FlatHarness::Impl::Impl(const Options& options)
+    : options_(options),
+      cache_(options.translation_cache_size),
+      translator_(cache_, TranslatorOptions{.count_executed = options.count_executed}) {
+  if (options.memory_size == 0 || options.memory_size % kPage != 0) {
+    throw std::invalid_argument("flat harness: memory_size must be a non-zero multiple of 4 KiB");
+  }
+  memfd_ = memfd_create("bt86-guest-ram", MFD_CLOEXEC);
+  if (memfd_ < 0 || ftruncate(memfd_, options.memory_size) != 0) fail("guest memory");
+  void* view = mmap(nullptr, options.memory_size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
+  if (view == MAP_FAILED) fail("guest memory mapping");
+  vmm_view_ = static_cast<uint8_t*>(view);
+  void* window =
+      mmap(nullptr, kWindowSpan, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (window == MAP_FAILED) fail("window reservation");
+  window_ = static_cast<uint8_t*>(window);
+  if (mmap(window_, options.memory_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd_,
+           0) == MAP_FAILED) {
+    fail("window mapping");
+  }
+  access_.assign(options.memory_size / kPage, PageAccess::kReadWrite);
+  void* ctx = mmap(nullptr, sizeof(VcpuContext), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (ctx == MAP_FAILED) fail("vCPU context");
+  context_ = new (ctx) VcpuContext();
+  context_->window_base = reinterpret_cast<uint64_t>(window_);
+  context_->negative_window_base = 0 - context_->window_base;
+  context_->lookup_table = cache_.lookup().address();
+}
+
+FlatHarness::Impl::~Impl() {
+  munmap(context_, sizeof(VcpuContext));
+  munmap(window_, kWindowSpan);
+  munmap(vmm_view_, options_.memory_size);
+  close(memfd_);
+}
+
+void FlatHarness::Impl::set_page_access(uint32_t address, uint32_t length, PageAccess access) {
+  if (length == 0) return;
+  const uint64_t first = address / kPage;
+  const uint64_t end = (uint64_t{address} + length + kPage - 1) / kPage;
+  if (end * kPage > options_.memory_size) {
+    throw std::out_of_range("flat harness: set_page_access outside guest memory");
+  }
+  const int prot = access == PageAccess::kNone   ? PROT_NONE
+                   : access == PageAccess::kRead ? PROT_READ
+                                                 : PROT_READ | PROT_WRITE;
+  if (mprotect(window_ + first * kPage, (end - first) * kPage, prot) != 0) fail("mprotect");
+  for (uint64_t p = first; p < end; ++p) access_[p] = access;
+}
+
+void FlatHarness::Impl::invalidate(uint32_t address, uint32_t length) {
+  const uint64_t end = std::min<uint64_t>(uint64_t{address} + length, 0xFFFFFFFFu);
+  cache_.invalidate(address, static_cast<uint32_t>(end));
+}
+
+void FlatHarness::Impl::set_poll_page(bool armed) {
+  mprotect(context_->poll_page, kPage, armed ? PROT_NONE : PROT_READ | PROT_WRITE);
+}
+
+void FlatHarness::Impl::request_stop() {
+  stop_requested_.store(true);
+  set_poll_page(true);
+}
+
+bool FlatHarness::Impl::check_access(uint32_t address, uint32_t size, bool is_write,
+                                     GuestException* fault) const {
+  for (uint32_t i = 0; i < size; ++i) {
+    const uint32_t a = address + i;
+    const bool present = page_present(a);
+    const bool allowed = present && (!is_write || access_[a / kPage] == PageAccess::kReadWrite);
+    if (!allowed) {
+      *fault = {vector::kPf, (present ? 1u : 0u) | (is_write ? 2u : 0u), a};
+      return false;
+    }
+  }
+  return true;
+}
+
+bool FlatHarness::Impl::read(uint32_t address, void* data, uint32_t size, GuestException* fault) {
+  if (!check_access(address, size, false, fault)) return false;
+  for (uint32_t i = 0; i < size; ++i) static_cast<uint8_t*>(data)[i] = vmm_view_[address + i];
+  return true;
+}
+
+bool FlatHarness::Impl::write(uint32_t address, const void* data, uint32_t size,
+                              GuestException* fault) {
+  if (!check_access(address, size, true, fault)) return false;
+  for (uint32_t i = 0; i < size; ++i) vmm_view_[address + i] = static_cast<const uint8_t*>(data)[i];
+  return true;
+}
+
+size_t FlatHarness::Impl::fetch(uint32_t eip, std::span<uint8_t> buffer,
+                                uint32_t* fault_error_code) {
+  size_t n = 0;
+  for (; n < buffer.size(); ++n) {
+    const uint32_t a = eip + static_cast<uint32_t>(n);
+    if (!page_present(a)) break;
+    buffer[n] = vmm_view_[a];
+  }
+  *fault_error_code = 0;  // Not present; fetches never hit a protection fault here.
+  return n;
+}
+
+void FlatHarness::Impl::load_context(const CpuState& s) {
+  for (int i = 0; i < 8; ++i) context_->gpr[i] = s.gpr[i];
+  context_->eip = s.eip;
+  context_->rflags = (s.eflags & kHostGuestFlags) | 0x2;
+  context_->virtual_eflags =
+      (s.eflags & ~static_cast<uint32_t>(kHostGuestFlags) & ~kGuestIf) | eflags::kFixed1;
+  context_->virtual_if = (s.eflags & kGuestIf) ? 1 : 0;
+  std::memcpy(context_->fpu, s.fpu.fxsave.data(), sizeof context_->fpu);
+}
+
+void FlatHarness::Impl::save_context(CpuState& s) const {
+  for (int i = 0; i < 8; ++i) s.gpr[i] = context_->gpr[i];
+  s.eip = context_->eip;
+  s.eflags = static_cast<uint32_t>(context_->rflags & kHostGuestFlags) | context_->virtual_eflags |
+             (context_->virtual_if ? kGuestIf : 0);
+  std::memcpy(s.fpu.fxsave.data(), context_->fpu, sizeof context_->fpu);
+}
+
+TranslationUnit& FlatHarness::Impl::unit_for(uint32_t eip) {
+  if (TranslationUnit* u = cache_.find(eip)) return *u;
+  return translator_.translate(eip, *this);
+}
+
+bool FlatHarness::Impl::handle_host_signal(HostSignal& signal) {
+  greg_t* g = signal.context->uc_mcontext.gregs;
+  const uint64_t rip = static_cast<uint64_t>(g[REG_RIP]);
+  if (!cache_.memory().contains(rip)) return false;
+  const TranslationUnit* unit = cache_.unit_at_host(rip);
+  if (unit == nullptr) return false;
+  HostRegisterFile regs;
+  const int order[8] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI};
+  for (int i = 0; i < 8; ++i) regs.gpr[i] = static_cast<uint64_t>(g[order[i]]);
+  regs.rflags = static_cast<uint64_t>(g[REG_EFL]);
+  RecoveredGuestState guest;
+  if (!recover_guest_state(*unit, rip, regs, context_->window_base, &guest)) return false;
+
+  fault_ = {};
+  const uint64_t address = reinterpret_cast<uint64_t>(signal.info->si_addr);
+  const uint64_t window = reinterpret_cast<uint64_t>(window_);
+  const uint64_t poll = reinterpret_cast<uint64_t>(context_->poll_page);
+  switch (signal.signo) {
+    case SIGSEGV:
+      if (address - poll < kPage) {
+        fault_.stop_requested = true;
+      } else if (signal.info->si_code != SI_KERNEL && address - window < kWindowSpan) {
+        const uint32_t guest_address = static_cast<uint32_t>(address - window);
+        const uint32_t write = (g[REG_ERR] & 2) ? 2u : 0u;
+        fault_.exception = {vector::kPf, (page_present(guest_address) ? 1u : 0u) | write,
+                            guest_address};
+      } else {
+        fault_.exception = {vector::kGp, 0u, std::nullopt};
+      }
+      break;
+    case SIGFPE:
+      fault_.exception.vector = g[REG_TRAPNO] == 16   ? vector::kMf
+                                : g[REG_TRAPNO] == 19 ? vector::kXm
+                                                      : vector::kDe;
+      break;
+    case SIGILL:
+      fault_.exception.vector = vector::kUd;
+      break;
+    case SIGTRAP:
+      fault_.exception.vector = vector::kDb;
+      break;
+    default:
+      fault_.exception = {vector::kGp, 0u, std::nullopt};
+      break;
+  }
+  for (int i = 0; i < 8; ++i) context_->gpr[i] = guest.gpr[i];
+  context_->eip = guest.eip;
+  context_->rflags = guest.rflags;
+  context_->exit_id = kExitHostFault;
+  g[REG_RIP] = static_cast<greg_t>(cache_.stubs().fault_exit);
+  g[REG_R15] = static_cast<greg_t>(reinterpret_cast<uint64_t>(context_));
+  g[REG_EFL] &= ~static_cast<greg_t>(0x40500);  // TF, DF, AC: the VMM's C++ expects them clear.
+  return true;
+}
+
+FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
+  FlatRunResult result;
+  result.state = start;
+  load_context(start);
+  HostSignalThread signals;
+  signals.set_handler(this);
+  if (syscall(SYS_arch_prctl, ARCH_SET_GS, reinterpret_cast<uint64_t>(window_)) != 0) {
+    fail("setting the GS base");
+  }
+  const auto enter = cache_.stubs().enter_function();
+  const auto stop = [&] {
+    stop_requested_.store(false);
+    set_poll_page(false);
+    result.stop = FlatRunResult::Stop::kStopRequested;
+  };
+  while (true) {
+    if (stop_requested_.load()) {
+      stop();
+      break;
+    }
+    TranslationUnit& unit = unit_for(context_->eip);
+    enter(context_, unit.host_start);
+    const uint32_t exit_id = context_->exit_id;
+    if (exit_id == kExitHostFault) {
+      if (fault_.stop_requested) {
+        stop();
+        break;
+      }
+      result.stop = FlatRunResult::Stop::kException;
+      result.exception = fault_.exception;
+      break;
+    }
+    if (exit_id == kExitIndirectMiss) {
+      ++indirect_misses_;
+      const uint32_t target = context_->eip;
+      cache_.lookup().insert(target, unit_for(target).host_start);
+      continue;
+    }
+    const ExitRecord exit = cache_.exit(exit_id);
+    if (exit.kind == ExitKind::kDirect) {
+      const uint64_t flushes = cache_.flush_count();
+      TranslationUnit& target = unit_for(exit.guest_target);
+      if (cache_.flush_count() == flushes) {
+        cache_.link(exit_id, target);
+        ++chained_exits_;
+      }
+      continue;
+    }
+    save_context(result.state);
+    if (exit.kind == ExitKind::kException) {
+      result.state.eip = exit.guest_target;
+      result.stop = FlatRunResult::Stop::kException;
+      result.exception = GuestException{exit.vector, exit.error_code, exit.fault_address};
+      break;
+    }
+    ++callouts_;
+    DecodedInstruction d;
+    uint8_t bytes[15];
+    uint32_t ignored;
+    const size_t n = fetch(exit.guest_target, bytes, &ignored);
+    if (GuestDecoder().decode(exit.guest_target, {bytes, n}, &d) != DecodeStatus::kOk) {
+      result.stop = FlatRunResult::Stop::kException;
+      result.exception = GuestException{vector::kUd, std::nullopt, std::nullopt};
+      break;
+    }
+    CalloutEnvironment env{result.state, *this, d};
+    const CalloutResult r = callout_spec(exit.callout).function(env);
+    if (r.action == CalloutResult::Action::kHalt) {
+      result.stop = FlatRunResult::Stop::kHalt;
+      return result;
+    }
+    if (r.action == CalloutResult::Action::kException) {
+      result.stop = FlatRunResult::Stop::kException;
+      result.exception = r.exception;
+      return result;
+    }
+    load_context(result.state);
+  }
+  save_context(result.state);
+  return result;
+}
+
+const ExecutionStats& FlatHarness::Impl::stats() const {
+  const TranslatorStats& t = translator_.stats();
+  stats_.units_translated = t.units_translated;
+  stats_.guest_instructions_translated = t.guest_instructions_translated;
+  stats_.host_code_bytes = t.host_code_bytes;
+  const ExecutedTotals e = cache_.executed_totals();
+  stats_.executed_instructions = e.instructions;
+  stats_.executed_ident_instructions = e.ident;
+  stats_.executed_compensated_instructions = e.compensated;
+  stats_.executed_callout_instructions = e.callout;
+  stats_.chained_exits = chained_exits_;
+  stats_.indirect_lookups_missed = indirect_misses_;
+  stats_.callouts = callouts_;
+  stats_.cache_flushes = cache_.flush_count();
+  return stats_;
+}
+
+FlatHarness::FlatHarness(const Options& options) : impl_(std::make_unique<Impl>(options)) {}
+FlatHarness::~FlatHarness() = default;
+std::span<uint8_t> FlatHarness::memory() {
+  return impl_->memory();
+}
+void FlatHarness::set_page_access(uint32_t address, uint32_t length, PageAccess access) {
+  impl_->set_page_access(address, length, access);
+}
+void FlatHarness::invalidate(uint32_t address, uint32_t length) {
+  impl_->invalidate(address, length);
+}
+FlatRunResult FlatHarness::run(const CpuState& start) {
+  return impl_->run(start);
+}
+void FlatHarness::request_stop() {
+  impl_->request_stop();
+}
+const ExecutionStats& FlatHarness::stats() const {
+  return impl_->stats();
+}
+
+CpuState FlatHarness::initial_state(uint32_t eip, uint32_t esp) {
+  CpuState s;
+  s.eip = eip;
+  s.reg(Gpr::kEsp) = esp;
+  s.eflags = eflags::kFixed1;
+  s.segment(SegReg::kCs) = flat_segment(0x08, 0xB, 0);
+  for (SegReg r : {SegReg::kEs, SegReg::kSs, SegReg::kDs, SegReg::kFs, SegReg::kGs}) {
+    s.segment(r) = flat_segment(0x10, 0x3, 0);
+  }
+  s.cr0 = cr0::kPe | cr0::kEt;
+  s.fpu = FpuState::reset_state();
+  return s;
+}
+
+}  // namespace bt86

@@ -1,0 +1,42 @@
+// Test helper: assembles 32-bit guest code with asmjit at a guest address
+// and loads it into a FlatHarness.
+#pragma once
+
+#include <asmjit/x86.h>
+
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <vector>
+
+#include "runtime/flat_harness.h"
+
+namespace bt86::test {
+
+inline std::vector<uint8_t> assemble32(uint32_t base,
+                                       const std::function<void(asmjit::x86::Assembler&)>& body) {
+  asmjit::CodeHolder code;
+  code.init(asmjit::Environment(asmjit::Arch::kX86), base);
+  asmjit::x86::Assembler a(&code);
+  body(a);
+  code.flatten();
+  code.resolveUnresolvedLinks();
+  code.relocateToBase(base);
+  std::vector<uint8_t> bytes(code.codeSize());
+  if (code.copyFlattenedData(bytes.data(), bytes.size()) != asmjit::kErrorOk) {
+    throw std::runtime_error("assembly failed");
+  }
+  return bytes;
+}
+
+inline void load32(FlatHarness& h, uint32_t base,
+                   const std::function<void(asmjit::x86::Assembler&)>& body) {
+  auto bytes = assemble32(base, body);
+  std::memcpy(h.memory().data() + base, bytes.data(), bytes.size());
+}
+
+inline void load_bytes(FlatHarness& h, uint32_t base, std::initializer_list<uint8_t> bytes) {
+  std::memcpy(h.memory().data() + base, std::data(bytes), bytes.size());
+}
+
+}  // namespace bt86::test

@@ -1,0 +1,38 @@
+#include <gtest/gtest.h>
+
+#include "tests/unit/translator/guest_program.h"
+
+namespace bt86 {
+namespace {
+
+using namespace asmjit;
+using test::load32;
+
+constexpr uint32_t kCode = 0x1000;
+constexpr uint32_t kStack = 0x80000;
+
+TEST(FlatHarnessBasic, LoopWithChainingComputesSum) {
+  FlatHarness h({.memory_size = 1 << 20, .count_executed = true});
+  load32(h, kCode, [](x86::Assembler& a) {
+    Label loop = a.newLabel();
+    a.mov(x86::ecx, 1000);
+    a.xor_(x86::eax, x86::eax);
+    a.bind(loop);
+    a.add(x86::eax, x86::ecx);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.hlt();
+  });
+  FlatRunResult r = h.run(FlatHarness::initial_state(kCode, kStack));
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 500500u);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), 0u);
+  EXPECT_EQ(r.state.eip, kCode + 12);  // mov(5) xor(2) add(2) dec(1) jnz(2)
+  EXPECT_GE(h.stats().chained_exits, 1u);
+  EXPECT_LE(h.stats().units_translated, 5u);
+  EXPECT_GE(h.stats().executed_instructions, 3000u);
+  EXPECT_GE(h.stats().executed_ident_instructions, 2000u);
+}
+
+}  // namespace
+}  // namespace bt86
