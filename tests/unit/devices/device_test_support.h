@@ -16,12 +16,12 @@ namespace bt86::test {
 class PortIo {
  public:
   explicit PortIo(Bus& bus) : bus_(bus) {}
-  uint8_t in(uint16_t port) {
+  uint8_t inb(uint16_t port) {
     uint8_t v = 0;
     bus_.read(port, {&v, 1});
     return v;
   }
-  void out(uint16_t port, uint8_t v) { bus_.write(port, {&v, 1}); }
+  void outb(uint16_t port, uint8_t v) { bus_.write(port, {&v, 1}); }
   uint32_t inl(uint16_t port) {
     std::array<uint8_t, 4> b{};
     bus_.read(port, b);

@@ -15,22 +15,22 @@ class Pic8259Test : public ::testing::Test {
 
   // The sequence Linux's init_8259A() writes (arch/x86/kernel/i8259.c).
   void init_like_linux(bool auto_eoi = false) {
-    io.out(0x21, 0xFF);  // Mask everything first.
-    io.out(0xA1, 0xFF);
-    io.out(0x20, 0x11);                    // ICW1: edge, cascade, ICW4 needed.
-    io.out(0x21, 0x30);                    // ICW2: vectors 0x30-0x37.
-    io.out(0x21, 0x04);                    // ICW3: slave on IRQ2.
-    io.out(0x21, auto_eoi ? 0x03 : 0x01);  // ICW4: 8086 mode (+AEOI).
-    io.out(0xA0, 0x11);
-    io.out(0xA1, 0x38);  // Vectors 0x38-0x3F.
-    io.out(0xA1, 0x02);  // Slave identity 2.
-    io.out(0xA1, 0x01);
-    io.out(0x21, 0x00);  // Unmask all.
-    io.out(0xA1, 0x00);
+    io.outb(0x21, 0xFF);  // Mask everything first.
+    io.outb(0xA1, 0xFF);
+    io.outb(0x20, 0x11);                    // ICW1: edge, cascade, ICW4 needed.
+    io.outb(0x21, 0x30);                    // ICW2: vectors 0x30-0x37.
+    io.outb(0x21, 0x04);                    // ICW3: slave on IRQ2.
+    io.outb(0x21, auto_eoi ? 0x03 : 0x01);  // ICW4: 8086 mode (+AEOI).
+    io.outb(0xA0, 0x11);
+    io.outb(0xA1, 0x38);  // Vectors 0x38-0x3F.
+    io.outb(0xA1, 0x02);  // Slave identity 2.
+    io.outb(0xA1, 0x01);
+    io.outb(0x21, 0x00);  // Unmask all.
+    io.outb(0xA1, 0x00);
   }
 
-  void eoi_master() { io.out(0x20, 0x20); }
-  void eoi_slave() { io.out(0xA0, 0x20); }
+  void eoi_master() { io.outb(0x20, 0x20); }
+  void eoi_slave() { io.outb(0xA0, 0x20); }
 
   DebugLog log;
   Bus bus{"port", log};
@@ -43,9 +43,9 @@ TEST_F(Pic8259Test, LinuxInitSequenceSetsVectorBasesAndMask) {
   init_like_linux();
   EXPECT_EQ(pic.registers(false).vector_base, 0x30);
   EXPECT_EQ(pic.registers(true).vector_base, 0x38);
-  EXPECT_EQ(io.in(0x21), 0x00);
-  io.out(0x21, 0xFB);
-  EXPECT_EQ(io.in(0x21), 0xFB);
+  EXPECT_EQ(io.inb(0x21), 0x00);
+  io.outb(0x21, 0xFB);
+  EXPECT_EQ(io.inb(0x21), 0xFB);
   EXPECT_FALSE(pic.interrupt_pending());
 }
 
@@ -57,13 +57,13 @@ TEST_F(Pic8259Test, EdgeIrqIsDeliveredOnceAndEndsWithEoi) {
   EXPECT_EQ(intr_changes, std::vector<bool>{true});
   EXPECT_EQ(pic.acknowledge(), 0x30);
   EXPECT_FALSE(pic.interrupt_pending());
-  io.out(0x20, 0x0B);  // OCW3: read ISR.
-  EXPECT_EQ(io.in(0x20), 0x01);
-  io.out(0x20, 0x0A);  // OCW3: read IRR.
-  EXPECT_EQ(io.in(0x20), 0x00);
+  io.outb(0x20, 0x0B);  // OCW3: read ISR.
+  EXPECT_EQ(io.inb(0x20), 0x01);
+  io.outb(0x20, 0x0A);  // OCW3: read IRR.
+  EXPECT_EQ(io.inb(0x20), 0x00);
   eoi_master();
-  io.out(0x20, 0x0B);
-  EXPECT_EQ(io.in(0x20), 0x00);
+  io.outb(0x20, 0x0B);
+  EXPECT_EQ(io.inb(0x20), 0x00);
   EXPECT_FALSE(pic.interrupt_pending());
 }
 
@@ -81,12 +81,12 @@ TEST_F(Pic8259Test, EdgeNeedsANewRisingEdge) {
 
 TEST_F(Pic8259Test, MaskedRequestWaitsInIrrUntilUnmasked) {
   init_like_linux();
-  io.out(0x21, 0x10);  // Mask IRQ4.
+  io.outb(0x21, 0x10);  // Mask IRQ4.
   IrqLine(pic, 4).pulse();
   EXPECT_FALSE(pic.interrupt_pending());
-  io.out(0x20, 0x0A);
-  EXPECT_EQ(io.in(0x20), 0x10);
-  io.out(0x21, 0x00);
+  io.outb(0x20, 0x0A);
+  EXPECT_EQ(io.inb(0x20), 0x10);
+  io.outb(0x21, 0x00);
   EXPECT_TRUE(pic.interrupt_pending());
   EXPECT_EQ(pic.acknowledge(), 0x34);
 }
@@ -113,13 +113,13 @@ TEST_F(Pic8259Test, SpecificEoiAndRotation) {
   IrqLine(pic, 1).pulse();
   IrqLine(pic, 5).pulse();
   EXPECT_EQ(pic.acknowledge(), 0x31);
-  io.out(0x20, 0x61);  // Specific EOI for IRQ1.
+  io.outb(0x20, 0x61);  // Specific EOI for IRQ1.
   EXPECT_EQ(pic.acknowledge(), 0x35);
-  io.out(0x20, 0xE5);  // Rotate on specific EOI 5: IRQ5 lowest, IRQ6 highest.
+  io.outb(0x20, 0xE5);  // Rotate on specific EOI 5: IRQ5 lowest, IRQ6 highest.
   IrqLine(pic, 3).pulse();
   IrqLine(pic, 7).pulse();
   EXPECT_EQ(pic.acknowledge(), 0x37);
-  io.out(0x20, 0xC2);  // Set priority: IRQ2 lowest, IRQ3 highest.
+  io.outb(0x20, 0xC2);  // Set priority: IRQ2 lowest, IRQ3 highest.
   eoi_master();
   EXPECT_EQ(pic.acknowledge(), 0x33);
 }
@@ -143,20 +143,20 @@ TEST_F(Pic8259Test, SlaveIrqCascadesThroughIrq2) {
 
 TEST_F(Pic8259Test, MaskingTheCascadeBlocksTheSlave) {
   init_like_linux();
-  io.out(0x21, 0x04);
+  io.outb(0x21, 0x04);
   IrqLine(pic, 9).pulse();
   EXPECT_FALSE(pic.interrupt_pending());
-  io.out(0x21, 0x00);
+  io.outb(0x21, 0x00);
   EXPECT_EQ(pic.acknowledge(), 0x39);
 }
 
 TEST_F(Pic8259Test, LevelTriggeredViaElcrStaysPendingWhileHigh) {
   init_like_linux();
-  io.out(0x4D1, 0x02);  // IRQ9 level-triggered.
-  EXPECT_EQ(io.in(0x4D1), 0x02);
-  io.out(0x4D0, 0xFF);  // IRQ0-2 cannot be level on PIIX.
-  EXPECT_EQ(io.in(0x4D0), 0xF8);
-  io.out(0x4D0, 0x00);
+  io.outb(0x4D1, 0x02);  // IRQ9 level-triggered.
+  EXPECT_EQ(io.inb(0x4D1), 0x02);
+  io.outb(0x4D0, 0xFF);  // IRQ0-2 cannot be level on PIIX.
+  EXPECT_EQ(io.inb(0x4D0), 0xF8);
+  io.outb(0x4D0, 0x00);
   IrqLine line(pic, 9);
   line.set(true);
   EXPECT_EQ(pic.acknowledge(), 0x39);
@@ -173,7 +173,7 @@ TEST_F(Pic8259Test, LevelTriggeredViaElcrStaysPendingWhileHigh) {
 
 TEST_F(Pic8259Test, LevelRequestDroppedBeforeInta) {
   init_like_linux();
-  io.out(0x4D0, 0x20);  // IRQ5 level.
+  io.outb(0x4D0, 0x20);  // IRQ5 level.
   IrqLine line(pic, 5);
   line.set(true);
   EXPECT_TRUE(pic.interrupt_pending());
@@ -185,12 +185,12 @@ TEST_F(Pic8259Test, LevelRequestDroppedBeforeInta) {
 
 TEST_F(Pic8259Test, SpuriousIrq15LeavesSlaveIsrClear) {
   init_like_linux();
-  io.out(0x4D1, 0x02);  // IRQ9 level.
+  io.outb(0x4D1, 0x02);  // IRQ9 level.
   IrqLine line(pic, 9);
   line.set(true);
   // The slave's request vanishes after its INT reached the master: the
   // master's edge-triggered IRQ2 is still latched.
-  io.out(0xA1, 0x02);
+  io.outb(0xA1, 0x02);
   EXPECT_TRUE(pic.interrupt_pending());
   EXPECT_EQ(pic.acknowledge(), 0x3F);
   EXPECT_EQ(pic.registers(true).isr, 0x00);
@@ -210,23 +210,23 @@ TEST_F(Pic8259Test, PollModeReadsTheHighestRequestAndAcknowledgesIt) {
   init_like_linux();
   IrqLine(pic, 6).pulse();
   IrqLine(pic, 3).pulse();
-  io.out(0x20, 0x0C);  // OCW3: poll.
-  EXPECT_EQ(io.in(0x20), 0x83);
+  io.outb(0x20, 0x0C);  // OCW3: poll.
+  EXPECT_EQ(io.inb(0x20), 0x83);
   EXPECT_EQ(pic.registers(false).isr, 0x08);
   eoi_master();
-  io.out(0x20, 0x0C);
-  EXPECT_EQ(io.in(0x20), 0x86);
+  io.outb(0x20, 0x0C);
+  EXPECT_EQ(io.inb(0x20), 0x86);
   eoi_master();
-  io.out(0x20, 0x0C);
-  EXPECT_EQ(io.in(0x20), 0x00);
+  io.outb(0x20, 0x0C);
+  EXPECT_EQ(io.inb(0x20), 0x00);
 }
 
 TEST_F(Pic8259Test, SpecialMaskModeLetsLowerPrioritiesIn) {
   init_like_linux();
   IrqLine(pic, 2 + 1).pulse();
   EXPECT_EQ(pic.acknowledge(), 0x33);
-  io.out(0x21, 0x08);  // Mask the in-service IRQ3.
-  io.out(0x20, 0x68);  // OCW3: set special mask mode.
+  io.outb(0x21, 0x08);  // Mask the in-service IRQ3.
+  io.outb(0x20, 0x68);  // OCW3: set special mask mode.
   IrqLine(pic, 5).pulse();
   EXPECT_TRUE(pic.interrupt_pending());
   EXPECT_EQ(pic.acknowledge(), 0x35);
@@ -237,7 +237,7 @@ TEST_F(Pic8259Test, Icw1ClearsStateAndIgnoresNonexistentPins) {
   IrqLine(pic, 1).pulse();
   pic.set_irq(2, true);
   pic.set_irq(16, true);
-  io.out(0x20, 0x11);
+  io.outb(0x20, 0x11);
   EXPECT_FALSE(pic.interrupt_pending());
   EXPECT_EQ(pic.registers(false).irr, 0x00);
 }

@@ -21,13 +21,13 @@ class Pit8254Test : public ::testing::Test {
   }
 
   void program(uint8_t control, uint16_t count) {
-    io.out(0x43, control);
-    io.out(0x40 + (control >> 6), static_cast<uint8_t>(count));
-    io.out(0x40 + (control >> 6), static_cast<uint8_t>(count >> 8));
+    io.outb(0x43, control);
+    io.outb(0x40 + (control >> 6), static_cast<uint8_t>(count));
+    io.outb(0x40 + (control >> 6), static_cast<uint8_t>(count >> 8));
   }
   uint16_t read_count(unsigned channel) {
-    const uint8_t lsb = io.in(0x40 + channel);
-    return static_cast<uint16_t>(lsb | io.in(0x40 + channel) << 8);
+    const uint8_t lsb = io.inb(0x40 + channel);
+    return static_cast<uint16_t>(lsb | io.inb(0x40 + channel) << 8);
   }
   int irq0_edges() const { return irqs.rising_edges[0]; }
 
@@ -42,7 +42,7 @@ class Pit8254Test : public ::testing::Test {
 
 TEST_F(Pit8254Test, NoDeadlineUntilProgrammed) {
   EXPECT_FALSE(pit.next_deadline_ns().has_value());
-  io.out(0x43, 0x34);
+  io.outb(0x43, 0x34);
   EXPECT_FALSE(pit.next_deadline_ns().has_value());
 }
 
@@ -97,32 +97,32 @@ TEST_F(Pit8254Test, CountDecreasesWithTimeInMode2) {
 TEST_F(Pit8254Test, CounterLatchHoldsTheValueUntilRead) {
   program(0x34, 1000);
   clock.set(ns_at_tick(100));
-  io.out(0x43, 0x00);  // Latch channel 0.
+  io.outb(0x43, 0x00);  // Latch channel 0.
   clock.set(ns_at_tick(300));
-  io.out(0x43, 0x00);  // A second latch before reading is ignored.
+  io.outb(0x43, 0x00);  // A second latch before reading is ignored.
   EXPECT_EQ(read_count(0), 900);
   EXPECT_EQ(read_count(0), 700);  // Latch consumed: live again.
 }
 
 TEST_F(Pit8254Test, ReadBackStatusThenCount) {
-  io.out(0x43, 0x34);
-  io.out(0x43, 0xE2);                                 // Read-back status only, channel 0.
-  EXPECT_EQ(io.in(0x40), 0x40 | 0x30 | 0x04 | 0x80);  // Null count, LSB/MSB, mode 2, OUT high.
-  io.out(0x40, 0xE8);
-  io.out(0x40, 0x03);  // 1000.
+  io.outb(0x43, 0x34);
+  io.outb(0x43, 0xE2);                                 // Read-back status only, channel 0.
+  EXPECT_EQ(io.inb(0x40), 0x40 | 0x30 | 0x04 | 0x80);  // Null count, LSB/MSB, mode 2, OUT high.
+  io.outb(0x40, 0xE8);
+  io.outb(0x40, 0x03);  // 1000.
   clock.set(ns_at_tick(10));
-  io.out(0x43, 0xC2);  // Read-back count and status, channel 0.
-  EXPECT_EQ(io.in(0x40), 0x30 | 0x04 | 0x80);
+  io.outb(0x43, 0xC2);  // Read-back count and status, channel 0.
+  EXPECT_EQ(io.inb(0x40), 0x30 | 0x04 | 0x80);
   clock.set(ns_at_tick(500));
   EXPECT_EQ(read_count(0), 990);
 }
 
 TEST_F(Pit8254Test, LsbOnlyAccess) {
-  io.out(0x43, 0x14);  // Channel 0, LSB only, mode 2.
-  io.out(0x40, 200);
+  io.outb(0x43, 0x14);  // Channel 0, LSB only, mode 2.
+  io.outb(0x40, 200);
   clock.set(ns_at_tick(50));
-  EXPECT_EQ(io.in(0x40), 150);
-  EXPECT_EQ(io.in(0x40), 150);
+  EXPECT_EQ(io.inb(0x40), 150);
+  EXPECT_EQ(io.inb(0x40), 150);
 }
 
 TEST_F(Pit8254Test, Mode0IsAOneShot) {
@@ -143,44 +143,44 @@ TEST_F(Pit8254Test, Mode0IsAOneShot) {
 TEST_F(Pit8254Test, Channel2GateAndOut2ThroughPort61LikeLinuxTscCalibration) {
   // arch/x86/kernel/tsc.c pit_calibrate_tsc(): gate high, speaker off, then
   // mode 0 on channel 2 and wait for OUT2.
-  io.out(0x61, (io.in(0x61) & ~0x02) | 0x01);
+  io.outb(0x61, (io.inb(0x61) & ~0x02) | 0x01);
   program(0xB0, 1000);
-  EXPECT_EQ(io.in(0x61) & 0x20, 0);
+  EXPECT_EQ(io.inb(0x61) & 0x20, 0);
   clock.set(ns_at_tick(999));
-  EXPECT_EQ(io.in(0x61) & 0x20, 0);
+  EXPECT_EQ(io.inb(0x61) & 0x20, 0);
   clock.set(ns_at_tick(1000));
-  EXPECT_EQ(io.in(0x61) & 0x21, 0x21);
+  EXPECT_EQ(io.inb(0x61) & 0x21, 0x21);
   EXPECT_EQ(irq0_edges(), 0);  // Channel 2 has no IRQ.
 }
 
 TEST_F(Pit8254Test, Channel2GateLowStopsTheCount) {
-  io.out(0x61, 0x00);
+  io.outb(0x61, 0x00);
   program(0xB0, 1000);
   clock.set(ns_at_tick(500));
   EXPECT_EQ(read_count(2), 1000);
-  io.out(0x61, 0x01);
+  io.outb(0x61, 0x01);
   clock.set(ns_at_tick(800));
   EXPECT_EQ(read_count(2), 700);
-  io.out(0x61, 0x00);
+  io.outb(0x61, 0x00);
   clock.set(ns_at_tick(5000));
   EXPECT_EQ(read_count(2), 700);
   EXPECT_FALSE(pit.output(2));
 }
 
 TEST_F(Pit8254Test, Port61RefreshBitTogglesOnReads) {
-  const uint8_t a = io.in(0x61) & 0x10;
-  const uint8_t b = io.in(0x61) & 0x10;
-  const uint8_t c = io.in(0x61) & 0x10;
+  const uint8_t a = io.inb(0x61) & 0x10;
+  const uint8_t b = io.inb(0x61) & 0x10;
+  const uint8_t c = io.inb(0x61) & 0x10;
   EXPECT_NE(a, b);
   EXPECT_EQ(a, c);
-  io.out(0x61, 0x03);
+  io.outb(0x61, 0x03);
   EXPECT_TRUE(port_b.speaker_enabled());
-  EXPECT_EQ(io.in(0x61) & 0x03, 0x03);
+  EXPECT_EQ(io.inb(0x61) & 0x03, 0x03);
 }
 
 TEST_F(Pit8254Test, ReprogrammingChannel0CancelsThePendingIrq) {
   program(0x34, 1000);
-  io.out(0x43, 0x30);
+  io.outb(0x43, 0x30);
   EXPECT_FALSE(pit.next_deadline_ns().has_value());
   clock.set(ns_at_tick(5000));
   pit.advance_to(clock.now_ns());
