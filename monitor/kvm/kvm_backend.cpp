@@ -4,6 +4,7 @@
 #include <linux/kvm.h>
 
 #include <cstring>
+#include <system_error>
 
 #include "monitor/kvm/kvm_vcpu.h"
 
@@ -49,7 +50,11 @@ KvmBackend::KvmBackend(const char* device) {
 }
 
 std::unique_ptr<Vcpu> KvmBackend::create_vcpu(Machine& machine) {
-  return std::make_unique<KvmVcpu>(kvm_, machine, has_xsave_);
+  try {
+    return std::make_unique<KvmVcpu>(kvm_, machine, has_xsave_);
+  } catch (const std::system_error& e) {
+    throw BackendUnavailable(fmt::format("the kvm backend cannot create the VM: {}", e.what()));
+  }
 }
 
 }  // namespace bt86

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "monitor/kvm/kvm_ioctl_numbers.h"
+
 namespace bt86 {
 
 namespace {
@@ -54,7 +56,7 @@ void KvmRunKicker::attach_to_current_thread(const KvmFd& vcpu) {
   } mask{};
   mask.len = 8;
   std::memcpy(mask.sigset.data(), &during_run, 8);
-  vcpu.ioctl_or_throw(KVM_SET_SIGNAL_MASK, "KVM_SET_SIGNAL_MASK", &mask);
+  vcpu.ioctl_or_throw(kvm_ioctl::kSetSignalMask, "KVM_SET_SIGNAL_MASK", &mask);
 
   sigevent event{};
   event.sigev_notify = SIGEV_THREAD_ID;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "monitor/kvm/kvm_ioctl_numbers.h"
 #include "monitor/machine.h"
 
 namespace bt86 {
@@ -114,7 +115,7 @@ void KvmVcpu::set_cpuid() {
     e.edx = entries[i].result.edx;
     out[i] = e;
   }
-  vcpu_.ioctl_or_throw(KVM_SET_CPUID2, "KVM_SET_CPUID2", buffer.data());
+  vcpu_.ioctl_or_throw(kvm_ioctl::kSetCpuid2, "KVM_SET_CPUID2", buffer.data());
 }
 
 CpuState KvmVcpu::state() const {
@@ -124,10 +125,10 @@ CpuState KvmVcpu::state() const {
   vcpu_.ioctl_or_throw(KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS", &image.debugregs);
   vcpu_.ioctl_or_throw(KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS", &image.events);
   image.msrs = kvm_msr_request();
-  const int got = vcpu_.ioctl_or_throw(KVM_GET_MSRS, "KVM_GET_MSRS", &image.msrs);
+  const int got = vcpu_.ioctl_or_throw(kvm_ioctl::kGetMsrs, "KVM_GET_MSRS", &image.msrs);
   image.msrs.nmsrs = static_cast<uint32_t>(got);
   if (use_xsave_) {
-    vcpu_.ioctl_or_throw(KVM_GET_XSAVE, "KVM_GET_XSAVE", &image.xsave);
+    vcpu_.ioctl_or_throw(kvm_ioctl::kGetXsave, "KVM_GET_XSAVE", &image.xsave);
   }
   CpuState s = to_cpu_state(image);
   if (!use_xsave_) {
@@ -150,13 +151,13 @@ void KvmVcpu::set_state(const CpuState& state) {
   // the rest.
   vcpu_.ioctl_or_throw(KVM_SET_SREGS, "KVM_SET_SREGS", &sregs);
   vcpu_.ioctl_or_throw(KVM_SET_REGS, "KVM_SET_REGS", &image.regs);
-  const int set = vcpu_.ioctl_or_throw(KVM_SET_MSRS, "KVM_SET_MSRS", &image.msrs);
+  const int set = vcpu_.ioctl_or_throw(kvm_ioctl::kSetMsrs, "KVM_SET_MSRS", &image.msrs);
   if (set != static_cast<int>(KvmMsrBlock::kCount)) {
     throw std::runtime_error(fmt::format("KVM_SET_MSRS refused MSR {:#x}",
                                          image.msrs.entries[static_cast<size_t>(set)].index));
   }
   if (use_xsave_) {
-    vcpu_.ioctl_or_throw(KVM_SET_XSAVE, "KVM_SET_XSAVE", &image.xsave);
+    vcpu_.ioctl_or_throw(kvm_ioctl::kSetXsave, "KVM_SET_XSAVE", &image.xsave);
   } else {
     kvm_fpu fpu{};
     fill_kvm_fpu(state.fpu, fpu);
@@ -242,9 +243,15 @@ void KvmVcpu::arm_kick_timer() {
 }
 
 VcpuExit KvmVcpu::run() {
+  try {
+    return run_loop();
+  } catch (const std::exception& e) {
+    return {VcpuExit::Kind::kError, 0, e.what()};
+  }
+}
+
+VcpuExit KvmVcpu::run_loop() {
   kicker_.attach_to_current_thread(vcpu_);
-  // Before the first KVM_RUN the run area's if_flag and readiness are zero;
-  // a fresh vCPU is ready if its state says so.
   for (;;) {
     if (stop_requested_.exchange(false, std::memory_order_acq_rel)) {
       __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_RELEASE);

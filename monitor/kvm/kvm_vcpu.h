@@ -56,6 +56,7 @@ class KvmVcpu final : public Vcpu {
   const Counters& counters() const { return counters_; }
 
  private:
+  VcpuExit run_loop();
   void create_memory_slots();
   void set_cpuid();
   void handle_port_io();
