@@ -176,7 +176,7 @@ OpcodeEntry classify(const DecodedInstruction& d) {
     const auto& op = d.operands[i];
     if (op.type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
     if (is_system_register(op.reg.value)) return callout(m, C::kUnsupported);
-    if (is_segment_register(op.reg.value) && op.visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT) {
+    if (is_segment_register(op.reg.value) && op.visibility != ZYDIS_OPERAND_VISIBILITY_HIDDEN) {
       const bool reads_segment = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
       if (m == ZYDIS_MNEMONIC_PUSH) return callout(m, C::kPushSegment);
       if (m == ZYDIS_MNEMONIC_MOV && reads_segment) return callout(m, C::kMoveFromSegment);

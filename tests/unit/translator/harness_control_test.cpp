@@ -1,0 +1,240 @@
+// Control flow, stack and flags through the flat harness.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "tests/unit/translator/guest_program.h"
+
+namespace bt86 {
+namespace {
+
+using namespace asmjit;
+using test::load32;
+
+constexpr uint32_t kCode = 0x1000;
+constexpr uint32_t kStack = 0x80000;
+
+void raw(x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
+  a.embed(std::data(bytes), bytes.size());
+}
+
+FlatRunResult run_program(FlatHarness& h, const std::function<void(x86::Assembler&)>& body,
+                          const std::function<void(CpuState&)>& setup = {}) {
+  load32(h, kCode, body);
+  CpuState s = FlatHarness::initial_state(kCode, kStack);
+  if (setup) setup(s);
+  return h.run(s);
+}
+
+TEST(FlatHarnessControl, CallAndReturnThroughTheLookupTable) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    Label loop = a.newLabel(), fn = a.newLabel();
+    a.mov(x86::ecx, 200);
+    a.xor_(x86::eax, x86::eax);
+    a.bind(loop);
+    a.call(fn);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.hlt();
+    a.bind(fn);
+    a.add(x86::eax, 3);
+    a.ret();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 600u);
+  EXPECT_EQ(r.state.reg(Gpr::kEsp), kStack);
+  // Only the first return misses; every later one hits inside the cache.
+  EXPECT_LE(h.stats().indirect_lookups_missed, 2u);
+}
+
+TEST(FlatHarnessControl, IndirectLookupPreservesFlags) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    Label fn = a.newLabel(), loop = a.newLabel();
+    a.mov(x86::ecx, 3);
+    a.xor_(x86::ebx, x86::ebx);
+    a.bind(loop);
+    a.call(fn);
+    a.seto(x86::dl);     // OF set by fn must survive the return.
+    a.adc(x86::ebx, 0);  // So must CF.
+    a.movzx(x86::edx, x86::dl);
+    a.add(x86::ebx, x86::edx);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.hlt();
+    a.bind(fn);
+    a.mov(x86::eax, 0x7FFFFFFF);
+    a.add(x86::eax, 1);  // OF=1, CF=0
+    a.stc();
+    a.ret();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEbx), 6u);
+}
+
+TEST(FlatHarnessControl, IndirectJumpAndCallThroughMemory) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    Label fn = a.newLabel(), after = a.newLabel(), table = a.newLabel();
+    a.lea(x86::esi, x86::ptr(table));
+    a.call(x86::dword_ptr(x86::esi));
+    a.lea(x86::edx, x86::ptr(after));
+    a.jmp(x86::edx);
+    a.int3();
+    a.bind(after);
+    a.hlt();
+    a.bind(fn);
+    a.mov(x86::eax, 42);
+    a.ret();
+    a.align(AlignMode::kData, 4);
+    a.bind(table);
+    a.embedLabel(fn);
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 42u);
+}
+
+TEST(FlatHarnessControl, PushPopEnterLeave) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    a.mov(x86::ebp, 0x1234);
+    a.enter(16, 0);
+    a.mov(x86::dword_ptr(x86::ebp, -4), 7);
+    a.push(0x55);
+    a.push(x86::dword_ptr(x86::ebp, -4));
+    a.pop(x86::eax);  // 7
+    a.pop(x86::ebx);  // 0x55
+    a.push(x86::esp);
+    a.pop(x86::ecx);  // ESP before the push.
+    a.leave();
+    a.push(x86::eax);
+    a.pop(x86::dword_ptr(x86::esp, -8));  // Address uses the incremented ESP.
+    a.mov(x86::edx, x86::dword_ptr(x86::esp, -8));
+    raw(a, {0x66, 0x50});  // push ax
+    raw(a, {0x66, 0x5E});  // pop si
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 7u);
+  EXPECT_EQ(r.state.reg(Gpr::kEbx), 0x55u);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), kStack - 4 - 16);
+  EXPECT_EQ(r.state.reg(Gpr::kEbp), 0x1234u);
+  EXPECT_EQ(r.state.reg(Gpr::kEsp), kStack);
+  EXPECT_EQ(r.state.reg(Gpr::kEdx), 7u);
+  EXPECT_EQ(r.state.reg(Gpr::kEsi) & 0xFFFF, 7u);
+}
+
+TEST(FlatHarnessControl, PushWrapsEspAndFaultsPrecisely) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(
+      h, [](x86::Assembler& a) { a.push(x86::eax); },
+      [](CpuState& s) {
+        s.reg(Gpr::kEsp) = 2;
+        s.reg(Gpr::kEax) = 0xAABBCCDD;
+      });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+  ASSERT_TRUE(r.exception.has_value());
+  EXPECT_EQ(r.exception->vector, vector::kPf);
+  EXPECT_EQ(r.exception->fault_address, 0xFFFFFFFEu);
+  EXPECT_EQ(r.exception->error_code, 2u);
+  EXPECT_EQ(r.state.reg(Gpr::kEsp), 2u);
+  EXPECT_EQ(r.state.eip, kCode);
+}
+
+TEST(FlatHarnessControl, PushfPopfCliStiAndTheIdBit) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    a.sti();
+    a.stc();
+    a.pushfd();
+    a.pop(x86::eax);
+    a.mov(x86::ebx, x86::eax);
+    a.xor_(x86::eax, 1u << 21);
+    a.push(x86::eax);
+    a.popfd();
+    a.pushfd();
+    a.pop(x86::ecx);
+    a.cli();
+    a.pushfd();
+    a.pop(x86::edx);
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  const uint32_t eax = r.state.reg(Gpr::kEbx);
+  EXPECT_TRUE(eax & eflags::kIf);
+  EXPECT_TRUE(eax & eflags::kCf);
+  EXPECT_TRUE(eax & eflags::kFixed1);
+  EXPECT_TRUE(r.state.reg(Gpr::kEcx) & eflags::kId);
+  EXPECT_FALSE(r.state.reg(Gpr::kEdx) & eflags::kIf);
+  EXPECT_TRUE(r.state.eflags & eflags::kId);
+  EXPECT_FALSE(r.state.eflags & eflags::kIf);
+}
+
+TEST(FlatHarnessControl, LoopAndJecxz) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    Label l = a.newLabel(), zero = a.newLabel();
+    a.mov(x86::ecx, 10);
+    a.xor_(x86::eax, x86::eax);
+    a.bind(l);
+    a.inc(x86::eax);
+    a.loop(l);
+    a.jecxz(zero);
+    a.mov(x86::eax, 99);
+    a.bind(zero);
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 10u);
+}
+
+TEST(FlatHarnessControl, CalloutsEmulateInstructionsInvalidIn64BitMode) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    a.mov(x86::eax, 1);
+    a.mov(x86::ecx, 2);
+    a.pushad();
+    a.xor_(x86::eax, x86::eax);
+    a.xor_(x86::ecx, x86::ecx);
+    a.popad();
+    a.mov(x86::ebx, 0x0909);
+    a.xchg(x86::eax, x86::ebx);  // AX = 0x0909
+    raw(a, {0xD5, 0x0A});        // aad: AL = 99
+    a.xchg(x86::eax, x86::ebx);
+    raw(a, {0x0E});  // push cs
+    a.pop(x86::edx);
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt)
+      << int(r.exception->vector) << " at " << std::hex << r.state.eip;
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 1u);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), 2u);
+  EXPECT_EQ(r.state.reg(Gpr::kEbx), 99u);
+  EXPECT_EQ(r.state.reg(Gpr::kEdx) & 0xFFFF, 0x08u);
+  EXPECT_EQ(r.state.reg(Gpr::kEsp), kStack);
+  EXPECT_GE(h.stats().callouts, 4u);
+}
+
+TEST(FlatHarnessControl, RequestStopLeavesAnEndlessLoop) {
+  FlatHarness h({.memory_size = 1 << 20});
+  load32(h, kCode, [](x86::Assembler& a) {
+    Label l = a.newLabel();
+    a.bind(l);
+    a.inc(x86::eax);
+    a.jmp(l);
+  });
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    h.request_stop();
+  });
+  FlatRunResult r = h.run(FlatHarness::initial_state(kCode, kStack));
+  stopper.join();
+  EXPECT_EQ(r.stop, FlatRunResult::Stop::kStopRequested);
+  EXPECT_GT(r.state.reg(Gpr::kEax), 0u);
+  EXPECT_TRUE(r.state.eip == kCode || r.state.eip == kCode + 1);
+}
+
+}  // namespace
+}  // namespace bt86
