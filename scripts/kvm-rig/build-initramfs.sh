@@ -4,8 +4,8 @@
 #   /init                    scripts/kvm-rig/init (insmods, runs tests, powers off)
 #   /rig/modules/*.ko        kvm.ko, kvm-amd.ko and dependencies (fetch.sh)
 #   /bin/bt86, /bin/bt86-bench  with their shared libraries and dynamic loader
-#   /rig/guests/<name>       the test guest ELFs, /rig/expected/<name>.* what
-#                            each must print and its exit status
+#   /rig/guests/<name>.elf   the test guest ELFs, /rig/expected/<name>.out
+#                            the serial output each must print
 #   /rig/debian/             the Debian i386 fixture (vmlinuz-686, initramfs.cpio.gz)
 #   /bin/qemu-system-x86_64  (with --qemu) to compare with QEMU -accel kvm
 #   /rig/tests/<name>.sh     one script per test; exit status 0 = pass
@@ -22,7 +22,7 @@
 #   bench-kvm       bt86-bench's KVM benchmarks (needs --bench)
 #
 # usage: build-initramfs.sh --bt86 FILE --out FILE [--bench FILE]
-#          [--guests DIR --expected DIR] [--qemu]
+#          [--guests BUILD/tests/guests --guest-sources SRC/tests/guests] [--qemu]
 # The output is an uncompressed newc cpio: the rig kernel runs under TCG,
 # where unpacking gzip would cost more than reading the larger image.
 set -euo pipefail
@@ -30,13 +30,13 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${BT86_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bt86}"
 rig="$cache/kvm-rig"
-bt86="" bench="" guests="" expected="" out="" qemu=0
+bt86="" bench="" guests="" guest_sources="" out="" qemu=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bt86) bt86="$2"; shift 2 ;;
     --bench) bench="$2"; shift 2 ;;
     --guests) guests="$2"; shift 2 ;;
-    --expected) expected="$2"; shift 2 ;;
+    --guest-sources) guest_sources="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --qemu) qemu=1; shift ;;
     *)
@@ -91,31 +91,41 @@ grep -qw svm /proc/cpuinfo || { echo "no svm flag in /proc/cpuinfo"; exit 1; }
 echo "/dev/kvm present, svm in cpuinfo"
 T
 
-# Test guests: each ELF in --guests with an expected exit status in
-# --expected/<name>.status; output is compared when <name>.out exists.
-ntests=0
+# Test guests: every line of tests/guests/manifest.txt whose ELF is built
+# in --guests (the build tree's tests/guests); the golden serial output is
+# --guest-sources/expected/<name>.out and the exit status (v << 1) | 1 of
+# the debug-exit write: 1 for expect=pass, 3 for expect=fail.
 if [ -n "$guests" ]; then
-  for g in "$guests"/*; do
-    [ -f "$g" ] && [ "$(head -c 4 "$g" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
-    name="$(basename "$g")"
-    name="${name%.elf}"
-    [ -n "$expected" ] && [ -f "$expected/$name.status" ] || continue
-    cp "$g" "$root/rig/guests/$name"
-    cp "$expected/$name.status" "$root/rig/expected/"
-    [ -f "$expected/$name.out" ] && cp "$expected/$name.out" "$root/rig/expected/"
+  manifest="$guest_sources/manifest.txt"
+  if [ ! -f "$manifest" ]; then
+    echo "kvm-rig build: no $manifest (pass --guest-sources tests/guests)" >&2
+    exit 2
+  fi
+  while read -r name rest; do
+    case "$name" in "" | \#*) continue ;; esac
+    [ -f "$guests/$name.elf" ] || continue
+    want=1
+    case " $rest " in *" expect=fail "*) want=3 ;; esac
+    append=""
+    for field in $rest; do
+      case "$field" in append=*) append="${field#append=}" ;; esac
+    done
+    cp "$guests/$name.elf" "$root/rig/guests/$name.elf"
+    cp "$guest_sources/expected/$name.out" "$root/rig/expected/$name.out"
     cat >"$root/rig/tests/guest-$name.sh" <<T
-bt86 run --backend kvm --kernel /rig/guests/$name --timeout 120 >/tmp/$name.out 2>/tmp/$name.err
+bt86 run --backend kvm --kernel /rig/guests/$name.elf ${append:+--append $append} --timeout 120 \\
+  </dev/null >/tmp/$name.raw 2>/tmp/$name.err
 rc=\$?
+tr -d '\\r' </tmp/$name.raw >/tmp/$name.out
 cat /tmp/$name.out /tmp/$name.err
-want="\$(cat /rig/expected/$name.status)"
-if [ "\$rc" != "\$want" ]; then echo "exit status \$rc, expected \$want"; exit 1; fi
-if [ -f /rig/expected/$name.out ] && ! cmp -s /tmp/$name.out /rig/expected/$name.out; then
-  echo "output differs from the expected output"; exit 1
+if [ "\$rc" != "$want" ]; then echo "exit status \$rc, expected $want"; exit 1; fi
+if ! cmp -s /tmp/$name.out /rig/expected/$name.out; then
+  echo "serial output differs from the golden file:"; diff /rig/expected/$name.out /tmp/$name.out
+  exit 1
 fi
 echo "pass"
 T
-    ntests=$((ntests + 1))
-  done
+  done <"$manifest"
 fi
 
 # The Debian guest: boot time is taken at "bt86-init: up" (the fixture's
