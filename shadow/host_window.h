@@ -1,0 +1,58 @@
+// A host window: 4 GiB (+ guard) of reserved host address space in which
+// guest linear address L lives at base() + L.
+//
+// Translated code reaches guest memory as gs:[addr32 ...] with the GS base
+// at a window, so the 32-bit effective address wraps exactly as on the guest
+// and an access can never leave the reservation: the guard past 4 GiB covers
+// the few bytes a multi-byte access at 0xFFFFFFFF spills over. Unmapped
+// parts are PROT_NONE, so the first touch of a page raises a host fault that
+// the shadow MMU resolves (a "hidden page fault").
+//
+// Pages are memfd (guest RAM) pages mapped MAP_SHARED, so every window and
+// the VMM's own mapping see one copy. The window counts the host mappings it
+// creates, which is what the shadow MMU budgets against vm.max_map_count.
+//
+//   HostWindow w;
+//   w.map(0xC0000000, ram.fd(), /*offset=*/0, 16 << 20, HostProtection::kRead);
+//   w.base()[0xC0000000] == ram.host_base()[0]
+#pragma once
+
+#include <cstdint>
+
+namespace bt86 {
+
+enum class HostProtection { kNone, kRead, kReadWrite };
+
+class HostWindow {
+ public:
+  static constexpr uint64_t kSpan = 1ULL << 32;
+  static constexpr uint64_t kGuard = 64 * 1024;
+
+  // Throws std::runtime_error if the reservation cannot be made.
+  HostWindow();
+  ~HostWindow();
+  HostWindow(const HostWindow&) = delete;
+  HostWindow& operator=(const HostWindow&) = delete;
+
+  uint8_t* base() const { return base_; }
+  bool contains(const void* host_address) const;
+  uint32_t linear_of(const void* host_address) const;
+
+  // linear and length must be page aligned; [linear, linear + length) must
+  // lie below 4 GiB. Throws std::runtime_error on a failed system call.
+  void map(uint32_t linear, int fd, uint64_t offset, uint64_t length, HostProtection prot);
+  void protect(uint32_t linear, uint64_t length, HostProtection prot);
+  // Back to reserved-and-inaccessible.
+  void unmap(uint32_t linear, uint64_t length);
+  void unmap_all();
+
+  // Host mappings created and not yet removed (an upper bound: the kernel may
+  // merge neighbours, and a partial unmap or protect may split one).
+  uint64_t mapping_count() const { return mapping_count_; }
+
+ private:
+  uint8_t* base_ = nullptr;
+  uint64_t mapping_count_ = 0;
+};
+
+}  // namespace bt86

@@ -1,0 +1,332 @@
+#include "shadow/shadow_mmu.h"
+
+#include <algorithm>
+
+namespace bt86 {
+namespace {
+
+constexpr uint32_t kNoFrame = 0xFFFFFFFF;
+constexpr uint32_t kPageShift = 12;
+constexpr uint32_t kPagesPerRegion = 1024;
+
+int index_of(WindowKind w) {
+  return static_cast<int>(w);
+}
+
+template <typename T>
+void erase_value(std::vector<T>& v, const T& value) {
+  v.erase(std::remove(v.begin(), v.end(), value), v.end());
+}
+
+}  // namespace
+
+ShadowAddressSpace::ShadowAddressSpace(const ShadowSpaceKey& key) : key_(key) {
+  table_of_region_.fill(kNoFrame);
+}
+
+ShadowMmu::ShadowMmu(GuestMemory& memory, const Options& options)
+    : memory_(memory), options_(options), walker_(memory) {}
+
+ShadowMmu::~ShadowMmu() = default;
+
+PagingMode ShadowMmu::mode_of(const ShadowAddressSpace& space) const {
+  PagingMode m;
+  m.cr3 = space.key().cr3_frame << kPageShift;
+  m.pse = space.key().pse;
+  m.wp = space.key().wp;
+  return m;
+}
+
+ShadowAddressSpace& ShadowMmu::activate(const PagingMode& mode) {
+  const ShadowSpaceKey key{mode.cr3 >> kPageShift, mode.pse, mode.wp};
+  for (auto it = spaces_.begin(); it != spaces_.end(); ++it) {
+    if ((*it)->key() == key) {
+      spaces_.splice(spaces_.begin(), spaces_, it);
+      return *spaces_.front();
+    }
+  }
+  if (spaces_.size() >= options_.max_spaces) evict(*spaces_.back());
+  spaces_.push_front(std::unique_ptr<ShadowAddressSpace>(new ShadowAddressSpace(key)));
+  ++stats_.spaces_created;
+  return *spaces_.front();
+}
+
+HostProtection ShadowMmu::protection_for(const PageTranslation& t, uint32_t frame) const {
+  const bool traced = traced_.contains(frame);
+  return t.writable && t.dirty && !traced ? HostProtection::kReadWrite : HostProtection::kRead;
+}
+
+HiddenFaultResult ShadowMmu::resolve_fault(ShadowAddressSpace& space, WindowKind window,
+                                           uint32_t linear, bool write) {
+  ++stats_.hidden_faults;
+  const PagingMode mode = mode_of(space);
+  const PageAccessRequest request{write ? AccessType::kWrite : AccessType::kRead,
+                                  window == WindowKind::kUser};
+  // Probe first: a write to a traced frame must not set the dirty bit before
+  // the emulated store has been checked and performed.
+  const PageWalkResult probe = walker_.probe(mode, linear, request);
+  if (!probe.ok()) {
+    ++stats_.guest_page_faults;
+    return {HiddenFaultResult::Kind::kGuestPageFault, probe.error_code, 0, 0};
+  }
+  const PageTranslation& p = *probe.translation;
+  if (!memory_.contains(p.physical & ~0xFFFu, 4096)) {
+    return {HiddenFaultResult::Kind::kNotRam, 0, p.physical, 0};
+  }
+  const uint32_t frame = p.physical >> kPageShift;
+  if (write) {
+    auto traced = traced_.find(frame);
+    if (traced != traced_.end()) {
+      ++stats_.trace_writes;
+      walker_.translate(mode, linear, request);  // A and D, as the store will happen.
+      return {HiddenFaultResult::Kind::kTraceWrite, 0, p.physical, traced->second};
+    }
+  }
+  const PageTranslation t = *walker_.translate(mode, linear, request).translation;
+  note_tables(space, t);
+  const HostProtection prot = protection_for(t, frame);
+  const uint32_t linear_page = linear >> kPageShift;
+  auto& mapped = space.mapped_[index_of(window)];
+  if (auto it = mapped.find(linear_page); it != mapped.end()) {
+    if (it->second.frame == frame) {
+      // Present already: this fault upgrades read-only to read/write after
+      // the walk set the dirty bit.
+      space.window(window).protect(linear_page << kPageShift, 4096, prot);
+      it->second.prot = prot;
+      return {};
+    }
+    drop_page(space, window, linear_page);
+  }
+  const uint32_t pages = coalesce_forward(space, window, mode, t, prot);
+  map_run(space, window, linear_page, frame, pages, prot);
+  enforce_budget();
+  return {};
+}
+
+uint32_t ShadowMmu::coalesce_forward(ShadowAddressSpace& space, WindowKind window,
+                                     const PagingMode& mode, const PageTranslation& t,
+                                     HostProtection prot) const {
+  // Only pages the guest has accessed already (A=1, and D=1 for a writable
+  // mapping) are mapped ahead of time; others must fault so their bits get set.
+  const PageAccessRequest request{AccessType::kRead, window == WindowKind::kUser};
+  const auto& mapped = space.mapped_[index_of(window)];
+  const uint32_t first = t.physical >> kPageShift;
+  const uint32_t linear_page = (t.page_linear + (t.physical - t.page_physical)) >> kPageShift;
+  uint32_t pages = 1;
+  while (pages < options_.coalesce_pages) {
+    const uint32_t next_linear = (linear_page + pages) << kPageShift;
+    if (next_linear == 0 || mapped.contains(linear_page + pages)) break;
+    const PageWalkResult r = walker_.probe(mode, next_linear, request);
+    if (!r.ok()) break;
+    const PageTranslation& n = *r.translation;
+    const uint32_t frame = n.physical >> kPageShift;
+    if (frame != first + pages || !memory_.contains(n.physical, 4096)) break;
+    // The walk reads the final entry; A must already be set there.
+    const uint32_t entry_address = n.pte_address ? *n.pte_address : n.pde_address;
+    if (!(memory_.read_u32(entry_address) & pte::kAccessed)) break;
+    if (n.pte_address && !(memory_.read_u32(n.pde_address) & pte::kAccessed)) break;
+    if (protection_for(n, frame) != prot || n.user != t.user) break;
+    // A neighbour reached through another page table would not be covered
+    // by the table this fault traces.
+    if (n.pte_address &&
+        (!t.pte_address || (*n.pte_address >> kPageShift) != (*t.pte_address >> kPageShift))) {
+      break;
+    }
+    ++pages;
+  }
+  return pages;
+}
+
+void ShadowMmu::map_run(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page,
+                        uint32_t frame, uint32_t pages, HostProtection prot) {
+  space.window(window).map(linear_page << kPageShift, memory_.fd(),
+                           static_cast<uint64_t>(frame) << kPageShift,
+                           static_cast<uint64_t>(pages) << kPageShift, prot);
+  ++stats_.host_mappings_created;
+  auto& mapped = space.mapped_[index_of(window)];
+  for (uint32_t i = 0; i < pages; ++i) {
+    mapped[linear_page + i] = {frame + i, prot};
+    frame_uses_[frame + i].push_back({&space, window, linear_page + i});
+  }
+  stats_.pages_mapped += pages;
+}
+
+void ShadowMmu::note_tables(ShadowAddressSpace& space, const PageTranslation& t) {
+  const uint32_t directory = space.key().cr3_frame;
+  const TableUse dir_use{&space, true, 0};
+  auto& dir_uses = table_uses_[directory];
+  if (std::find(dir_uses.begin(), dir_uses.end(), dir_use) == dir_uses.end()) {
+    dir_uses.push_back(dir_use);
+    trace_frame(directory, TraceKind::kPageTable);
+  }
+  if (!t.pte_address) return;
+  const uint32_t region = t.page_linear >> 22;
+  const uint32_t table = *t.pte_address >> kPageShift;
+  if (space.table_of_region_[region] == table) return;
+  if (space.table_of_region_[region] != kNoFrame) {
+    forget_table_use(space.table_of_region_[region], {&space, false, region << 22});
+  }
+  space.table_of_region_[region] = table;
+  table_uses_[table].push_back({&space, false, region << 22});
+  trace_frame(table, TraceKind::kPageTable);
+}
+
+void ShadowMmu::forget_table_use(uint32_t frame, const TableUse& use) {
+  auto it = table_uses_.find(frame);
+  if (it == table_uses_.end()) return;
+  erase_value(it->second, use);
+  if (it->second.empty()) {
+    table_uses_.erase(it);
+    untrace_frame(frame, TraceKind::kPageTable);
+  }
+}
+
+void ShadowMmu::drop_page(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page) {
+  auto& mapped = space.mapped_[index_of(window)];
+  auto it = mapped.find(linear_page);
+  if (it == mapped.end()) return;
+  space.window(window).unmap(linear_page << kPageShift, 4096);
+  if (auto uses = frame_uses_.find(it->second.frame); uses != frame_uses_.end()) {
+    erase_value(uses->second, FrameUse{&space, window, linear_page});
+    if (uses->second.empty()) frame_uses_.erase(uses);
+  }
+  mapped.erase(it);
+  ++stats_.mappings_dropped;
+}
+
+void ShadowMmu::drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count) {
+  for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
+    auto& mapped = space.mapped_[index_of(w)];
+    std::vector<uint32_t> doomed;
+    for (auto it = mapped.lower_bound(first_page);
+         it != mapped.end() && it->first - first_page < page_count; ++it) {
+      doomed.push_back(it->first);
+    }
+    for (uint32_t page : doomed) drop_page(space, w, page);
+  }
+}
+
+void ShadowMmu::invalidate_page(ShadowAddressSpace& space, uint32_t linear) {
+  drop_range(space, linear >> kPageShift, 1);
+}
+
+TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {
+  TraceKinds touched = 0;
+  if (length == 0) return touched;
+  const uint32_t last = physical + length - 1;
+  for (uint32_t frame = physical >> kPageShift; frame <= last >> kPageShift; ++frame) {
+    auto traced = traced_.find(frame);
+    if (traced == traced_.end()) continue;
+    touched |= traced->second;
+    auto uses = table_uses_.find(frame);
+    if (uses == table_uses_.end()) continue;
+    const uint32_t frame_base = frame << kPageShift;
+    const uint32_t lo = std::max(physical, frame_base) - frame_base;
+    const uint32_t hi = std::min(last, frame_base + 4095) - frame_base;
+    const uint32_t first_entry = lo / 4;
+    const uint32_t entry_count = hi / 4 - first_entry + 1;
+    // Copy: dropping a directory region may forget table uses of this frame.
+    const std::vector<TableUse> uses_now = uses->second;
+    for (const TableUse& use : uses_now) {
+      if (use.directory) {
+        for (uint32_t region = first_entry; region < first_entry + entry_count; ++region) {
+          drop_range(*use.space, region * kPagesPerRegion, kPagesPerRegion);
+          const uint32_t table = use.space->table_of_region_[region];
+          if (table != kNoFrame) {
+            use.space->table_of_region_[region] = kNoFrame;
+            forget_table_use(table, {use.space, false, region << 22});
+          }
+        }
+      } else {
+        drop_range(*use.space, (use.region_base >> kPageShift) + first_entry, entry_count);
+      }
+    }
+  }
+  return touched;
+}
+
+void ShadowMmu::trace_frame(uint32_t frame, TraceKind kind) {
+  TraceKinds& kinds = traced_[frame];
+  const bool was_traced = kinds != 0;
+  kinds |= static_cast<TraceKinds>(kind);
+  if (was_traced) return;
+  auto uses = frame_uses_.find(frame);
+  if (uses == frame_uses_.end()) return;
+  for (const FrameUse& use : uses->second) {
+    auto& mapping = use.space->mapped_[index_of(use.window)][use.linear_page];
+    if (mapping.prot == HostProtection::kReadWrite) {
+      use.space->window(use.window)
+          .protect(use.linear_page << kPageShift, 4096, HostProtection::kRead);
+      mapping.prot = HostProtection::kRead;
+    }
+  }
+}
+
+void ShadowMmu::untrace_frame(uint32_t frame, TraceKind kind) {
+  auto it = traced_.find(frame);
+  if (it == traced_.end()) return;
+  it->second &= static_cast<TraceKinds>(~static_cast<uint8_t>(kind));
+  if (it->second != 0) return;
+  traced_.erase(it);
+  // Its mappings are read-only because of the trace; dropping them lets the
+  // next access map them with the permissions the guest grants.
+  auto uses = frame_uses_.find(frame);
+  if (uses == frame_uses_.end()) return;
+  const std::vector<FrameUse> uses_now = uses->second;
+  for (const FrameUse& use : uses_now) drop_page(*use.space, use.window, use.linear_page);
+}
+
+TraceKinds ShadowMmu::trace_kinds(uint32_t frame) const {
+  auto it = traced_.find(frame);
+  return it == traced_.end() ? 0 : it->second;
+}
+
+void ShadowMmu::clear(ShadowAddressSpace& space) {
+  for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
+    for (const auto& [page, mapping] : space.mapped_[index_of(w)]) {
+      if (auto uses = frame_uses_.find(mapping.frame); uses != frame_uses_.end()) {
+        erase_value(uses->second, FrameUse{&space, w, page});
+        if (uses->second.empty()) frame_uses_.erase(uses);
+      }
+    }
+    stats_.mappings_dropped += space.mapped_[index_of(w)].size();
+    space.mapped_[index_of(w)].clear();
+    space.window(w).unmap_all();
+  }
+  forget_table_use(space.key().cr3_frame, {&space, true, 0});
+  for (uint32_t region = 0; region < space.table_of_region_.size(); ++region) {
+    if (space.table_of_region_[region] != kNoFrame) {
+      forget_table_use(space.table_of_region_[region], {&space, false, region << 22});
+      space.table_of_region_[region] = kNoFrame;
+    }
+  }
+}
+
+void ShadowMmu::evict(ShadowAddressSpace& space) {
+  clear(space);
+  spaces_.remove_if([&](const auto& p) { return p.get() == &space; });
+  ++stats_.spaces_evicted;
+}
+
+void ShadowMmu::flush_all() {
+  while (!spaces_.empty()) evict(*spaces_.back());
+}
+
+uint64_t ShadowMmu::host_mapping_count() const {
+  uint64_t n = 0;
+  for (const auto& s : spaces_) {
+    n += s->window(WindowKind::kSupervisor).mapping_count() +
+         s->window(WindowKind::kUser).mapping_count();
+  }
+  return n;
+}
+
+void ShadowMmu::enforce_budget() {
+  // Evict the coldest spaces first, but never the one just used.
+  while (host_mapping_count() > options_.max_host_mappings && spaces_.size() > 1) {
+    evict(*spaces_.back());
+  }
+  if (host_mapping_count() > options_.max_host_mappings) clear(*spaces_.front());
+}
+
+}  // namespace bt86

@@ -1,0 +1,186 @@
+// The shadow MMU: guest page tables realised as host mappings.
+//
+// For each cached guest address space (keyed by CR3 and the paging-mode bits
+// that change translations) the MMU owns two HostWindows: the supervisor
+// window holds every page the guest's supervisor may touch, the user window
+// only U=1 pages, each with the permissions of that privilege. Windows are
+// filled lazily: the first touch of a page is a host fault that the runtime
+// hands to resolve_fault() (a hidden page fault), which walks the guest
+// tables, sets the guest's accessed/dirty bits, and maps the page — together
+// with its already-accessed, physically contiguous neighbours in one mmap.
+//
+// Invariants (docs/architecture.md repeats them):
+// 1. A window never grants more than the guest's tables do for its privilege:
+//    every mapping is derived from a successful walk, and every frame that
+//    served as a page directory or page table for a mapping is traced, so a
+//    guest store that changes an entry drops the mappings derived from it
+//    before the store is visible (note_guest_write).
+// 2. A page is mapped writable only if its dirty bit is set in the guest
+//    entry (so the first write faults and sets D) and its frame is not traced.
+// 3. The reverse map knows every (space, window, linear page) a frame is
+//    mapped at, so tracing or a guest write can reach all of them.
+// 4. Host mappings stay under a budget below vm.max_map_count: past it, or
+//    past max_spaces, whole spaces are evicted (least recently activated).
+//
+//   ShadowMmu mmu(ram, {});
+//   ShadowAddressSpace& as = mmu.activate(mode);        // GS base = as.window(...).base()
+//   auto r = mmu.resolve_fault(as, WindowKind::kSupervisor, linear, /*write=*/true);
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "monitor/guest_memory.h"
+#include "shadow/guest_page_walker.h"
+#include "shadow/host_window.h"
+#include "shadow/trace_kind.h"
+
+namespace bt86 {
+
+enum class WindowKind : uint8_t { kSupervisor = 0, kUser = 1 };
+
+struct ShadowSpaceKey {
+  uint32_t cr3_frame = 0;
+  bool pse = false;
+  bool wp = false;
+  friend bool operator==(const ShadowSpaceKey&, const ShadowSpaceKey&) = default;
+};
+
+class ShadowAddressSpace {
+ public:
+  const ShadowSpaceKey& key() const { return key_; }
+  HostWindow& window(WindowKind w) { return windows_[static_cast<int>(w)]; }
+  const HostWindow& window(WindowKind w) const { return windows_[static_cast<int>(w)]; }
+
+  struct Mapping {
+    uint32_t frame;  // Guest-physical page frame number.
+    HostProtection prot;
+  };
+  // Linear page number -> what the window maps there.
+  const std::map<uint32_t, Mapping>& mappings(WindowKind w) const {
+    return mapped_[static_cast<int>(w)];
+  }
+
+ private:
+  friend class ShadowMmu;
+  explicit ShadowAddressSpace(const ShadowSpaceKey& key);
+
+  ShadowSpaceKey key_;
+  std::array<HostWindow, 2> windows_;
+  std::array<std::map<uint32_t, Mapping>, 2> mapped_;
+  // Page-table frame serving each 4 MiB region (kNoFrame if none recorded).
+  std::array<uint32_t, 1024> table_of_region_;
+};
+
+struct HiddenFaultResult {
+  enum class Kind {
+    kMapped,          // Resume: the access will now succeed.
+    kGuestPageFault,  // Deliver #PF with error_code and CR2 = the linear address.
+    kTraceWrite,      // A write to a traced frame: emulate it, then note_guest_write().
+    kNotRam,          // The guest maps a physical address outside RAM (MMIO).
+  };
+  Kind kind = Kind::kMapped;
+  uint32_t error_code = 0;
+  uint32_t physical = 0;
+  TraceKinds trace_kinds = 0;
+};
+
+struct ShadowMmuStats {
+  uint64_t hidden_faults = 0;
+  uint64_t pages_mapped = 0;
+  uint64_t host_mappings_created = 0;
+  uint64_t guest_page_faults = 0;
+  uint64_t trace_writes = 0;
+  uint64_t mappings_dropped = 0;
+  uint64_t spaces_created = 0;
+  uint64_t spaces_evicted = 0;
+};
+
+class ShadowMmu {
+ public:
+  struct Options {
+    size_t max_spaces = 16;
+    // vm.max_map_count is 65530 by default; leave room for the rest of the VMM.
+    uint64_t max_host_mappings = 48000;
+    // How far a hidden fault looks for neighbours to map in the same mmap.
+    uint32_t coalesce_pages = 64;
+  };
+
+  ShadowMmu(GuestMemory& memory, const Options& options);
+  ~ShadowMmu();
+  ShadowMmu(const ShadowMmu&) = delete;
+  ShadowMmu& operator=(const ShadowMmu&) = delete;
+
+  // The cached space for this paging mode, created if needed. Switching
+  // between cached spaces costs nothing but this lookup. The reference stays
+  // valid until the next activate() or flush_all(); the budget may empty the
+  // active space but never destroys it.
+  ShadowAddressSpace& activate(const PagingMode& mode);
+
+  HiddenFaultResult resolve_fault(ShadowAddressSpace& space, WindowKind window, uint32_t linear,
+                                  bool write);
+
+  // invlpg: drop the page in every window of space.
+  void invalidate_page(ShadowAddressSpace& space, uint32_t linear);
+  void flush_all();
+
+  void trace_frame(uint32_t frame, TraceKind kind);
+  void untrace_frame(uint32_t frame, TraceKind kind);
+  TraceKinds trace_kinds(uint32_t frame) const;
+
+  // The guest (through an emulated store) or the VMM wrote [physical,
+  // physical + length): drop shadow state derived from the entries written.
+  // Returns the trace kinds of the frames touched, for the caller's own
+  // derived state (descriptors, translations).
+  TraceKinds note_guest_write(uint32_t physical, uint32_t length);
+
+  const ShadowMmuStats& stats() const { return stats_; }
+  size_t space_count() const { return spaces_.size(); }
+  uint64_t host_mapping_count() const;
+
+  GuestPageWalker& walker() { return walker_; }
+
+ private:
+  struct FrameUse {
+    ShadowAddressSpace* space;
+    WindowKind window;
+    uint32_t linear_page;
+    friend bool operator==(const FrameUse&, const FrameUse&) = default;
+  };
+  struct TableUse {
+    ShadowAddressSpace* space;
+    bool directory;        // The frame is the space's page directory.
+    uint32_t region_base;  // For a page table: linear base of its 4 MiB.
+    friend bool operator==(const TableUse&, const TableUse&) = default;
+  };
+
+  HostProtection protection_for(const PageTranslation& t, uint32_t frame) const;
+  void map_run(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page, uint32_t frame,
+               uint32_t pages, HostProtection prot);
+  uint32_t coalesce_forward(ShadowAddressSpace& space, WindowKind window, const PagingMode& mode,
+                            const PageTranslation& t, HostProtection prot) const;
+  void note_tables(ShadowAddressSpace& space, const PageTranslation& t);
+  void drop_page(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page);
+  void drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
+  void forget_table_use(uint32_t frame, const TableUse& use);
+  void clear(ShadowAddressSpace& space);
+  void evict(ShadowAddressSpace& space);
+  void enforce_budget();
+  PagingMode mode_of(const ShadowAddressSpace& space) const;
+
+  GuestMemory& memory_;
+  Options options_;
+  GuestPageWalker walker_;
+  std::list<std::unique_ptr<ShadowAddressSpace>> spaces_;  // Most recently activated first.
+  std::unordered_map<uint32_t, std::vector<FrameUse>> frame_uses_;
+  std::unordered_map<uint32_t, std::vector<TableUse>> table_uses_;
+  std::unordered_map<uint32_t, TraceKinds> traced_;
+  ShadowMmuStats stats_;
+};
+
+}  // namespace bt86

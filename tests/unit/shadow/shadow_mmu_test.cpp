@@ -1,0 +1,210 @@
+#include "shadow/shadow_mmu.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace bt86 {
+namespace {
+
+constexpr uint32_t kPd = 0x10000;
+constexpr uint32_t kPt = 0x11000;
+constexpr uint32_t P = pte::kPresent, W = pte::kWritable, U = pte::kUser, A = pte::kAccessed,
+                   D = pte::kDirty;
+using Kind = HiddenFaultResult::Kind;
+
+// What the host kernel really has at addr: "r--", "rw-", "---", or "" if unmapped.
+std::string host_protection(const void* addr) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  while (std::getline(maps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    char perms[5] = {};
+    if (std::sscanf(line.c_str(), "%lx-%lx %4s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
+      return std::string(perms, 3);
+    }
+  }
+  return "";
+}
+
+class ShadowMmuTest : public ::testing::Test {
+ protected:
+  ShadowMmuTest() : memory_(16u << 20), mmu_(memory_, {}) {
+    mode_.cr3 = kPd;
+    mode_.pse = true;
+    memory_.write_u32(kPd + 4, kPt | P | W | U);  // 0x00400000-0x007FFFFF
+  }
+  void map(uint32_t linear, uint32_t physical, uint32_t flags) {
+    memory_.write_u32(pte_address(linear), (physical & 0xFFFFF000) | flags);
+  }
+  static uint32_t pte_address(uint32_t linear) { return kPt + ((linear >> 12) & 0x3FF) * 4; }
+  uint8_t* at(ShadowAddressSpace& s, WindowKind w, uint32_t linear) {
+    return s.window(w).base() + linear;
+  }
+
+  GuestMemory memory_;
+  ShadowMmu mmu_;
+  PagingMode mode_;
+};
+
+TEST_F(ShadowMmuTest, ReadFaultMapsReadOnlyUntilTheFirstWriteSetsDirty) {
+  map(0x00401000, 0x00200000, P | W);
+  memory_.write_u32(0x00200010, 0xfeedf00d);
+  auto& s = mmu_.activate(mode_);
+  auto r = mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00401010, false);
+  ASSERT_EQ(r.kind, Kind::kMapped);
+  uint32_t v;
+  std::memcpy(&v, at(s, WindowKind::kSupervisor, 0x00401010), 4);
+  EXPECT_EQ(v, 0xfeedf00du);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00401000)), "r--");
+  EXPECT_TRUE(memory_.read_u32(pte_address(0x00401000)) & A);
+  EXPECT_FALSE(memory_.read_u32(pte_address(0x00401000)) & D);
+
+  r = mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00401010, true);
+  ASSERT_EQ(r.kind, Kind::kMapped);
+  EXPECT_TRUE(memory_.read_u32(pte_address(0x00401000)) & D);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00401000)), "rw-");
+  *reinterpret_cast<volatile uint32_t*>(at(s, WindowKind::kSupervisor, 0x00401010)) = 7;
+  EXPECT_EQ(memory_.read_u32(0x00200010), 7u) << "windows share the memfd with the VMM";
+}
+
+TEST_F(ShadowMmuTest, GuestFaultsCarryTheHardwareErrorCode) {
+  map(0x00402000, 0x00200000, P | W);  // Supervisor only.
+  auto& s = mmu_.activate(mode_);
+  auto r = mmu_.resolve_fault(s, WindowKind::kUser, 0x00402000, true);
+  EXPECT_EQ(r.kind, Kind::kGuestPageFault);
+  EXPECT_EQ(r.error_code, pf_error::kPresent | pf_error::kWrite | pf_error::kUser);
+  r = mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00403000, false);
+  EXPECT_EQ(r.kind, Kind::kGuestPageFault);
+  EXPECT_EQ(r.error_code, 0u);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kUser, 0x00402000)), "---");
+}
+
+TEST_F(ShadowMmuTest, PageTablesAreTracedAndWritesToThemDropDerivedMappings) {
+  map(0x00404000, 0x00200000, P | W | U | A | D);
+  map(0x00405000, kPt, P | W);  // The page table maps itself at 0x00405000.
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kUser, 0x00404000, true).kind, Kind::kMapped);
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable));
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPd >> 12), TraceKind::kPageTable));
+
+  // A write through the self-map is a trace write, never a silent store.
+  auto r = mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00405000 + 4 * 4, true);
+  ASSERT_EQ(r.kind, Kind::kTraceWrite);
+  EXPECT_EQ(r.physical, kPt + 16);
+  EXPECT_TRUE(has_kind(r.trace_kinds, TraceKind::kPageTable));
+
+  // The runtime emulates the store (remapping 0x00404000), then reports it.
+  map(0x00404000, 0x00300000, P | W | U | A | D);
+  mmu_.note_guest_write(kPt + 4 * 4, 4);
+  EXPECT_FALSE(s.mappings(WindowKind::kUser).contains(0x00404));
+  EXPECT_EQ(host_protection(at(s, WindowKind::kUser, 0x00404000)), "---");
+  memory_.write_u32(0x00300000, 0x1234);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kUser, 0x00404000, false).kind, Kind::kMapped);
+  uint32_t v;
+  std::memcpy(&v, at(s, WindowKind::kUser, 0x00404000), 4);
+  EXPECT_EQ(v, 0x1234u);
+}
+
+TEST_F(ShadowMmuTest, DirectoryWritesDropTheWholeRegionAndReleaseItsTable) {
+  map(0x00406000, 0x00200000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00406000, true).kind, Kind::kMapped);
+  memory_.write_u32(kPd + 4, 0);
+  mmu_.note_guest_write(kPd + 4, 4);
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).empty());
+  EXPECT_FALSE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable))
+      << "a table no space uses any more is no longer traced";
+  EXPECT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00406000, false).kind,
+            Kind::kGuestPageFault);
+}
+
+TEST_F(ShadowMmuTest, TracedFramesAreWriteProtectedEverywhereTheyAreMapped) {
+  map(0x00407000, 0x00500000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00407000, true).kind, Kind::kMapped);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "rw-");
+  mmu_.trace_frame(0x00500, TraceKind::kCode);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "r--");
+  auto r = mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00407000, true);
+  EXPECT_EQ(r.kind, Kind::kTraceWrite);
+  EXPECT_TRUE(has_kind(r.trace_kinds, TraceKind::kCode));
+  mmu_.untrace_frame(0x00500, TraceKind::kCode);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00407000, true).kind, Kind::kMapped);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "rw-");
+}
+
+TEST_F(ShadowMmuTest, AccessedContiguousNeighboursShareOneHostMapping) {
+  for (uint32_t i = 0; i < 8; ++i) map(0x00410000 + i * 4096, 0x00600000 + i * 4096, P | W | A);
+  map(0x00418000, 0x00608000, P | W);  // Contiguous but never accessed: must fault itself.
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00410000, false).kind, Kind::kMapped);
+  EXPECT_EQ(mmu_.stats().host_mappings_created, 1u);
+  EXPECT_EQ(mmu_.stats().pages_mapped, 8u);
+  EXPECT_FALSE(s.mappings(WindowKind::kSupervisor).contains(0x00418));
+  EXPECT_FALSE(memory_.read_u32(pte_address(0x00418000)) & A);
+}
+
+TEST_F(ShadowMmuTest, LargePagesMapAtOnce) {
+  memory_.write_u32(kPd + 3 * 4, 0x00800000 | P | W | pte::kPageSize);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00c00000, true).kind, Kind::kMapped);
+  EXPECT_EQ(mmu_.stats().host_mappings_created, 1u);
+  EXPECT_EQ(mmu_.stats().pages_mapped, 64u) << "coalescing is bounded by coalesce_pages";
+  memory_.write_u32(0x00800000 + 0x3000, 99);
+  uint32_t v;
+  std::memcpy(&v, at(s, WindowKind::kSupervisor, 0x00c03000), 4);
+  EXPECT_EQ(v, 99u);
+}
+
+TEST_F(ShadowMmuTest, SpacesAreCachedPerCr3AndEvictedLeastRecentlyUsedFirst) {
+  ShadowMmu mmu(memory_, {.max_spaces = 2});
+  PagingMode a = mode_, b = mode_, c = mode_;
+  b.cr3 = 0x20000;
+  c.cr3 = 0x30000;
+  ShadowAddressSpace* sa = &mmu.activate(a);
+  mmu.activate(b);
+  EXPECT_EQ(&mmu.activate(a), sa) << "switching back costs no rebuild";
+  mmu.activate(c);  // Evicts b, the least recently activated.
+  EXPECT_EQ(mmu.space_count(), 2u);
+  EXPECT_EQ(mmu.stats().spaces_evicted, 1u);
+  EXPECT_EQ(&mmu.activate(a), sa);
+  PagingMode wp = mode_;
+  wp.wp = true;
+  EXPECT_NE(&mmu.activate(wp), sa) << "CR0.WP changes supervisor permissions: another space";
+}
+
+TEST_F(ShadowMmuTest, TheMappingBudgetEmptiesSpacesInsteadOfFailing) {
+  ShadowMmu mmu(memory_, {.max_host_mappings = 4, .coalesce_pages = 1});
+  for (uint32_t i = 0; i < 16; ++i) map(0x00420000 + i * 4096, 0x00700000 + i * 4096, P | W);
+  auto& s = mmu.activate(mode_);
+  for (uint32_t i = 0; i < 16; ++i) {
+    ASSERT_EQ(mmu.resolve_fault(s, WindowKind::kSupervisor, 0x00420000 + i * 4096, false).kind,
+              Kind::kMapped);
+    EXPECT_LE(mmu.host_mapping_count(), 4u);
+  }
+}
+
+TEST_F(ShadowMmuTest, InvlpgDropsThePage) {
+  map(0x00430000, 0x00200000, P | W | A);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00430000, false).kind, Kind::kMapped);
+  mmu_.invalidate_page(s, 0x00430abc);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00430000)), "---");
+}
+
+TEST_F(ShadowMmuTest, PhysicalAddressesOutsideRamAreReportedNotMapped) {
+  map(0x00440000, 0xF0000000, P | W);
+  auto& s = mmu_.activate(mode_);
+  auto r = mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00440008, false);
+  EXPECT_EQ(r.kind, Kind::kNotRam);
+  EXPECT_EQ(r.physical, 0xF0000008u);
+}
+
+}  // namespace
+}  // namespace bt86
