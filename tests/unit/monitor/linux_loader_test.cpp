@@ -221,26 +221,32 @@ TEST_F(LinuxLoaderTest, LoaderSelectionPicksLinuxForHdrS) {
   EXPECT_THROW(load_kernel(memory, map, garbage), ImageError);
 }
 
-// The Debian 686 kernel fetched by scripts/fetch-fixtures.sh, if present.
-TEST(LinuxLoaderRealKernel, LoadsTheDebianKernel) {
+// The Debian 686 kernel and initramfs fetched by scripts/fetch-fixtures.sh
+// into ${BT86_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bt86}, if present.
+std::filesystem::path fixture_cache() {
+  if (const char* cache = std::getenv("BT86_CACHE")) return cache;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME")) return std::filesystem::path(xdg) / "bt86";
   const char* home = std::getenv("HOME");
-  const std::filesystem::path dir = std::filesystem::path(home ? home : "/root") / ".cache/bt86";
-  std::optional<std::filesystem::path> kernel;
-  if (std::filesystem::is_directory(dir)) {
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-      if (entry.path().filename().string().starts_with("vmlinuz")) kernel = entry.path();
-    }
+  return std::filesystem::path(home ? home : "/root") / ".cache/bt86";
+}
+
+TEST(LinuxLoaderRealKernel, LoadsTheDebianKernelAndInitramfs) {
+  const std::filesystem::path kernel = fixture_cache() / "vmlinuz-686";
+  const std::filesystem::path initramfs = fixture_cache() / "initramfs.cpio.gz";
+  if (!std::filesystem::exists(kernel) || !std::filesystem::exists(initramfs)) {
+    GTEST_SKIP() << kernel << " or " << initramfs << " is missing (run scripts/fetch-fixtures.sh)";
   }
-  if (!kernel) GTEST_SKIP() << "no vmlinuz* under " << dir << " (run scripts/fetch-fixtures.sh)";
   const MemoryMap map(256ull << 20);
   GuestMemory memory(256ull << 20);
-  BootImages images{read_image_file(kernel->string()), std::nullopt, "console=ttyS0"};
-  images.initrd = ImageFile{"initrd", std::vector<uint8_t>(1 << 20, 0)};
+  BootImages images{read_image_file(kernel.string()), read_image_file(initramfs.string()),
+                    "console=ttyS0"};
   const LoadedKernel k = load_kernel(memory, map, images);
   EXPECT_EQ(k.format, KernelFormat::kLinuxBzImage);
   EXPECT_EQ(k.entry.eip, 0x100000u);
   EXPECT_GE(memory.read_u16(kBootParamsAddr + kVersion), 0x020Au);
-  EXPECT_NE(memory.read_u32(kBootParamsAddr + kRamdiskImage), 0u);
+  const uint32_t initrd = memory.read_u32(kBootParamsAddr + kRamdiskImage);
+  EXPECT_EQ(memory.read_u32(kBootParamsAddr + kRamdiskSize), images.initrd->bytes.size());
+  EXPECT_EQ(memory.read_u8(initrd), images.initrd->bytes[0]);
 }
 
 }  // namespace
