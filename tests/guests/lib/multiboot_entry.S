@@ -29,6 +29,7 @@ _start:
   cli
   cld
   mov $boot_stack_top, %esp
+  sub $8, %esp /* the i386 ABI wants ESP 16-byte aligned at each call */
   push %ebx /* multiboot info */
   push %eax /* multiboot magic */
   call runtime_start
