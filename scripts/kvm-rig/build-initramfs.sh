@@ -161,8 +161,13 @@ T
       /usr/share/qemu/linuxboot.bin /usr/share/qemu/kvmvapic.bin; do
       cp -L "$f" "$root/rig/qemu-firmware/"
     done
+    # kvm-apic.vapic=false: the TPR-patching option ROM makes QEMU read and
+    # write back the vCPU registers while the guest runs; KVM reports TR as
+    # busy, and the outer TCG (QEMU 7.2) then aborts with "invalid tss type"
+    # on the guest's next interrupt from CPL 3, killing the whole rig.
     write_debian_test debian-qemu-kvm \
       qemu-system-x86_64 -accel kvm -L /rig/qemu-firmware -m 256 -smp 1 -nographic -no-reboot \
+      -global kvm-apic.vapic=false \
       -vga none -nic none -kernel /rig/debian/vmlinuz-686 -initrd /rig/debian/initramfs.cpio.gz \
       -append "'$append'" "</dev/null"
   fi

@@ -52,14 +52,14 @@ set +e
 timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -m 4G -smp 1 \
   -nographic -no-reboot -monitor none -serial stdio -nic none -vga none \
   -kernel "$rig/vmlinuz-amd64" -initrd "$initramfs" \
-  -append "console=ttyS0 panic=-1 quiet rig.tests=$list" </dev/null 2>&1 | tr -d '\r' | tee "$log"
+  -append "console=ttyS0 panic=-1 quiet rig.tests=$list" </dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 echo "kvm-rig: qemu exited with status $rc after $(($(date +%s) - start)) s"
 
 status=0
 [ "$rc" -eq 124 ] && status=124
-if ! grep -q '^RIG-KVM present' "$log"; then
+if ! grep -q 'RIG-KVM present' "$log"; then
   echo "kvm-rig: the rig has no /dev/kvm (see RIG-ERROR lines above)"
 fi
 for t in "${tests[@]}"; do
