@@ -86,6 +86,11 @@ bool trap_catch(void (*trigger)(void), const void* resume_eip, struct caught_tra
 /* Descriptor-table control the guests need. */
 void idt_set_gate(uint8_t vector, uint8_t dpl);
 uint32_t tss_esp0(void);
+/* GDT entries 6 and 7 (selectors 0x30, 0x38) are free for guests; they
+ * start zero (loading them faults). access/flags as in the descriptor:
+ * e.g. 0x92 read/write data, 0x90 read-only data; flags 0x4 = 32-bit,
+ * byte granularity. Reload a segment register to use a change. */
+void gdt_set_segment(uint32_t index, uint32_t base, uint32_t limit, uint8_t access, uint8_t flags);
 
 /* 8259A pair remapped to base, base+8, all lines masked; then unmask. */
 void pic_init(uint8_t base);

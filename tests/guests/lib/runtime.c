@@ -29,7 +29,7 @@ void runtime_start(uint32_t magic, const struct multiboot_info* mbi);
 void trap_dispatch(struct int_frame* frame);
 void serial_init(void);
 
-static uint64_t gdt[6];
+static uint64_t gdt[8];  // entries 6 and 7 are the guests' (gdt_set_segment)
 static uint64_t idt[256];
 static struct tss32 tss;
 static uint8_t ring0_stack[8192] __attribute__((aligned(16)));
@@ -85,6 +85,14 @@ void idt_set_gate(uint8_t vector, uint8_t dpl) {
 
 uint32_t tss_esp0(void) {
   return tss.esp0;
+}
+
+void gdt_set_segment(uint32_t index, uint32_t base, uint32_t limit, uint8_t access, uint8_t flags) {
+  if (index < 6 || index >= sizeof(gdt) / sizeof(gdt[0])) {
+    kprintf("FAIL runtime: GDT entry %u is not a guest entry\n", index);
+    guest_exit(1);
+  }
+  gdt[index] = segment_descriptor(base, limit, access, flags);
 }
 
 void runtime_start(uint32_t magic, const struct multiboot_info* mbi) {
