@@ -57,12 +57,12 @@ uint32_t parity_zero_sign(uint8_t v) {
 
 // Stack pushes of a whole group: written below ESP, then ESP moves, so a
 // fault leaves the registers untouched.
-bool push_all(CalloutEnvironment& env, const uint32_t* values, int count, int size) {
+bool push_all(CalloutEnvironment& env, const uint32_t* values, int count, int size,
+              GuestException* fault) {
   uint32_t esp = env.state.reg(Gpr::kEsp);
-  GuestException e;
   for (int i = 0; i < count; ++i) {
     esp -= size;
-    if (!env.memory.write(esp, &values[i], size, &e)) return false;
+    if (!env.memory.write(esp, &values[i], size, fault)) return false;
   }
   env.state.reg(Gpr::kEsp) = esp;
   return true;
@@ -92,12 +92,7 @@ CalloutResult pusha(CalloutEnvironment& env) {
   uint32_t v[8];
   for (int i = 0; i < 8; ++i) v[i] = env.state.gpr[i];
   GuestException e;
-  uint32_t esp = env.state.reg(Gpr::kEsp);
-  for (int i = 0; i < 8; ++i) {
-    esp -= size;
-    if (!env.memory.write(esp, &v[i], size, &e)) return memory_fault(e);
-  }
-  env.state.reg(Gpr::kEsp) = esp;
+  if (!push_all(env, v, 8, size, &e)) return memory_fault(e);
   return next(env);
 }
 
@@ -266,10 +261,7 @@ CalloutResult enter_nested(CalloutEnvironment& env) {
     if (!env.memory.read(ebp, &pushes[n++], 4, &e)) return memory_fault(e);
   }
   pushes[n++] = frame;
-  if (!push_all(env, pushes.data(), n, 4)) {
-    env.memory.write(s.reg(Gpr::kEsp) - 4, &pushes[0], 4, &e);
-    return memory_fault(e);
-  }
+  if (!push_all(env, pushes.data(), n, 4, &e)) return memory_fault(e);
   s.reg(Gpr::kEbp) = frame;
   s.reg(Gpr::kEsp) -= frame_size;
   return next(env);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "tests/unit/translator/guest_program.h"
@@ -234,6 +235,58 @@ TEST(FlatHarnessControl, RequestStopLeavesAnEndlessLoop) {
   EXPECT_EQ(r.stop, FlatRunResult::Stop::kStopRequested);
   EXPECT_GT(r.state.reg(Gpr::kEax), 0u);
   EXPECT_TRUE(r.state.eip == kCode || r.state.eip == kCode + 1);
+}
+
+}  // namespace
+}  // namespace bt86
+
+namespace bt86 {
+namespace {
+
+TEST(FlatHarnessCallouts, TrapsAndFaultsFromCallouts) {
+  struct Case {
+    std::vector<uint8_t> code;
+    uint8_t vector;
+    uint32_t eip;
+  };
+  const Case cases[] = {
+      {{0xCD, 0x21}, 0x21, kCode + 2},                                       // int 0x21: after
+      {{0xB8, 0xFF, 0xFF, 0xFF, 0x7F, 0x40, 0xCE}, vector::kOf, kCode + 7},  // inc; into
+      {{0xB8, 5, 0, 0, 0, 0x62, 0x05, 0x00, 0x20, 0, 0}, vector::kBr, kCode + 5},  // bound
+      {{0xD4, 0x00}, vector::kDe, kCode},                                          // aam 0
+      {{0x0F, 0x22, 0xD8}, vector::kUd, kCode},  // mov cr3, eax: not in the flat harness
+  };
+  for (const Case& c : cases) {
+    FlatHarness h({.memory_size = 1 << 20});
+    std::memcpy(h.memory().data() + kCode, c.code.data(), c.code.size());
+    const uint32_t bounds[2] = {0, 4};
+    std::memcpy(h.memory().data() + 0x2000, bounds, sizeof bounds);
+    FlatRunResult r = h.run(FlatHarness::initial_state(kCode, kStack));
+    ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+    EXPECT_EQ(r.exception->vector, c.vector);
+    EXPECT_EQ(r.state.eip, c.eip);
+  }
+}
+
+TEST(FlatHarnessCallouts, NestedEnterBuildsTheDisplay) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    a.mov(x86::ebp, kStack - 0x100);
+    a.mov(x86::dword_ptr(kStack - 0x104), 0xAAAA);
+    a.enter(8, 2);
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  const uint8_t* m = h.memory().data();
+  uint32_t saved_ebp, display0, frame;
+  std::memcpy(&saved_ebp, m + kStack - 4, 4);
+  std::memcpy(&display0, m + kStack - 8, 4);
+  std::memcpy(&frame, m + kStack - 12, 4);
+  EXPECT_EQ(saved_ebp, kStack - 0x100);
+  EXPECT_EQ(display0, 0xAAAAu);
+  EXPECT_EQ(frame, kStack - 4);
+  EXPECT_EQ(r.state.reg(Gpr::kEbp), kStack - 4);
+  EXPECT_EQ(r.state.reg(Gpr::kEsp), kStack - 12 - 8);
 }
 
 }  // namespace
