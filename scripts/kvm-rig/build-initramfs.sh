@@ -15,6 +15,8 @@
 #   kvm-refuses     nothing: bt86 accepts the rig's hardware /dev/kvm (exit != 6)
 #   guest-<name>    bt86 run --backend kvm on one test guest; output and exit
 #                   status must equal the guest's expected ones
+#   triple-fault    (with --triple-fault FILE) the kernel tests/kvm/triple_fault.asm
+#                   makes bt86 --backend kvm exit 8 naming the triple fault
 #   debian-bt86     the Debian guest under bt86 --backend kvm runs
 #                   `uname -a; cat /proc/cpuinfo; echo BT86-OK` and powers off;
 #                   prints RIG-METRIC boot_s <seconds to "bt86-init: up">
@@ -22,7 +24,8 @@
 #   bench-kvm       bt86-bench's KVM benchmarks (needs --bench)
 #
 # usage: build-initramfs.sh --bt86 FILE --out FILE [--bench FILE]
-#          [--guests BUILD/tests/guests --guest-sources SRC/tests/guests] [--qemu]
+#          [--guests BUILD/tests/guests --guest-sources SRC/tests/guests]
+#          [--triple-fault FILE] [--qemu]
 # The output is an uncompressed newc cpio: the rig kernel runs under TCG,
 # where unpacking gzip would cost more than reading the larger image.
 set -euo pipefail
@@ -30,18 +33,19 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${BT86_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bt86}"
 rig="$cache/kvm-rig"
-bt86="" bench="" guests="" guest_sources="" out="" qemu=0
+bt86="" bench="" triple_fault="" guests="" guest_sources="" out="" qemu=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bt86) bt86="$2"; shift 2 ;;
     --bench) bench="$2"; shift 2 ;;
+    --triple-fault) triple_fault="$2"; shift 2 ;;
     --guests) guests="$2"; shift 2 ;;
     --guest-sources) guest_sources="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --qemu) qemu=1; shift ;;
     *)
       echo "kvm-rig build: unknown argument '$1'" >&2
-      sed -n '21,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+      sed -n '26,28p' "$0" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -90,6 +94,17 @@ test -c /dev/kvm || { echo "no /dev/kvm"; exit 1; }
 grep -qw svm /proc/cpuinfo || { echo "no svm flag in /proc/cpuinfo"; exit 1; }
 echo "/dev/kvm present, svm in cpuinfo"
 T
+
+if [ -n "$triple_fault" ]; then
+  cp "$triple_fault" "$root/rig/triple_fault.bin"
+  cat >"$root/rig/tests/triple-fault.sh" <<'T'
+bt86 run --backend kvm --kernel /rig/triple_fault.bin --timeout 30 </dev/null >/tmp/tf.out 2>&1
+rc=$?
+cat /tmp/tf.out
+[ "$rc" -eq 8 ] || { echo "exit status $rc, expected 8"; exit 1; }
+grep -q "triple fault" /tmp/tf.out || { echo "no triple fault message"; exit 1; }
+T
+fi
 
 # Test guests: every line of tests/guests/manifest.txt whose ELF is built
 # in --guests (the build tree's tests/guests); the golden serial output is

@@ -14,7 +14,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --repo) repo="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
-    --bt86 | --guests | --guest-sources | --bench) build_args+=("$1" "$2"); shift 2 ;;
+    --bt86 | --guests | --guest-sources | --bench | --triple-fault) build_args+=("$1" "$2"); shift 2 ;;
     --needs-fixture) needs_fixture=1; shift ;;
     --timeout) timeout="$2"; shift 2 ;;
     *) tests+=("$1"); shift ;;
