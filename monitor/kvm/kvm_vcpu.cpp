@@ -166,6 +166,7 @@ void KvmVcpu::set_state(const CpuState& state) {
   vcpu_.ioctl_or_throw(KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", &image.debugregs);
   vcpu_.ioctl_or_throw(KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", &image.events);
   halted_ = state.events.halted;
+  halted_with_if_ = (state.eflags & eflags::kIf) != 0;
 }
 
 void KvmVcpu::request_stop() {
@@ -198,13 +199,11 @@ VcpuExit KvmVcpu::exit_for_machine_stop() {
 bool KvmVcpu::wait_while_halted(VcpuExit& exit) {
   while (halted_) {
     if (machine_.stop_request() || stop_requested_.load(std::memory_order_acquire)) return true;
-    if (machine_.interrupt_pending()) {
-      if (run_->if_flag) {
-        halted_ = false;
-        return true;
-      }
+    if (machine_.interrupt_pending() && halted_with_if_) {
+      halted_ = false;
+      return true;
     }
-    if (!run_->if_flag && !machine_.interrupt_pending()) {
+    if (!halted_with_if_) {
       // hlt with IF clear: only an NMI could wake it, and bt86 raises none.
       exit = {
           VcpuExit::Kind::kPowerOff, 0,
@@ -290,6 +289,7 @@ VcpuExit KvmVcpu::run_loop() {
       case KVM_EXIT_HLT:
         ++counters_.halts;
         halted_ = true;
+        halted_with_if_ = run_->if_flag != 0;
         break;
       case KVM_EXIT_IRQ_WINDOW_OPEN:
       case KVM_EXIT_INTR:

@@ -78,6 +78,9 @@ class KvmVcpu final : public Vcpu {
   KvmRunKicker kicker_;
   std::atomic<bool> stop_requested_{false};
   bool halted_ = false;
+  // EFLAGS.IF when the vCPU halted: KVM's run area only reports IF after an
+  // exit, and a halted state can also come from set_state().
+  bool halted_with_if_ = false;
   Counters counters_;
 };
 
