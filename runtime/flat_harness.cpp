@@ -209,6 +209,11 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
       (s.eflags & ~static_cast<uint32_t>(kHostGuestFlags) & ~kGuestIf) | eflags::kFixed1;
   context_->virtual_if = (s.eflags & kGuestIf) ? 1 : 0;
   std::memcpy(context_->fpu, s.fpu.fxsave.data(), sizeof context_->fpu);
+  // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
+  uint32_t mxcsr;
+  std::memcpy(&mxcsr, context_->fpu + 24, 4);
+  mxcsr &= 0xFFFF;
+  std::memcpy(context_->fpu + 24, &mxcsr, 4);
 }
 
 void FlatHarness::Impl::save_context(CpuState& s) const {

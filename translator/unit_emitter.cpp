@@ -310,7 +310,6 @@ bool UnitEmitter::emit_callout(const DecodedInstruction& d, CalloutId id) {
 }
 
 bool UnitEmitter::emit_push(const DecodedInstruction& d) {
-  auto& a = assembler_;
   const auto& op = d.operands[0];
   const int size = d.insn.operand_width / 8;
   if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
@@ -325,7 +324,6 @@ bool UnitEmitter::emit_push(const DecodedInstruction& d) {
     embed(scratch_);
     push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
   }
-  (void)a;
   return false;
 }
 
