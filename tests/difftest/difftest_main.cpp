@@ -304,8 +304,9 @@ int difftest_main(int argc, char** argv) {
       std::vector<std::string> diffs = tester.check(seq, c, native, translated, enc);
       ++sequences;
       if (verbose) {
-        fmt::print("sequence {} ({} records): {}\n", i, seq.records.size(),
-                   diffs.empty() ? "ok" : "MISMATCH");
+        fmt::print("sequence {} ({} records): {} (native {}, translated {})\n", i,
+                   seq.records.size(), diffs.empty() ? "ok" : "MISMATCH", stop_name(native.result),
+                   stop_name(translated.result));
         print_disassembly(enc.bytes);
       }
       if (diffs.empty()) continue;
