@@ -91,12 +91,15 @@ kernel_pkg="$dep-unsigned"
 if ! apt-cache show "$kernel_pkg:i386" >/dev/null 2>&1; then kernel_pkg="$dep"; fi
 
 work="$(mktemp -d)"
-chmod 755 "$work" # apt-get download drops to the _apt user
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$cache"
 
 echo "fetch-fixtures: downloading $kernel_pkg:i386 and busybox-static:i386"
-if ! (cd "$work" && apt-get download "$kernel_pkg:i386" busybox-static:i386 >/dev/null); then
+# As root, apt would drop to the _apt user, which cannot write the private
+# temp dir; downloading as root is what the warning it prints means anyway.
+apt_opts=()
+if [ "$(id -u)" -eq 0 ]; then apt_opts=(-o APT::Sandbox::User=root); fi
+if ! (cd "$work" && apt-get "${apt_opts[@]}" download "$kernel_pkg:i386" busybox-static:i386 >/dev/null); then
   echo "fetch-fixtures: apt-get download failed for $kernel_pkg:i386 busybox-static:i386" >&2
   exit 1
 fi
