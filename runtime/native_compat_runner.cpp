@@ -196,9 +196,10 @@ namespace bt86 {
 
 NativeCompatRunner::NativeCompatRunner(HostSignalThread& signals, const Options& options)
     : signals_(signals), memory_size_(options.memory_size), timeout_ms_(options.timeout_ms) {
-  if (memory_size_ == 0 || memory_size_ % kPage != 0 || memory_size_ > (2u << 30)) {
-    throw std::invalid_argument(fmt::format(
-        "native runner: memory size {:#x} is not a multiple of 4 KiB in (0, 2 GiB]", memory_size_));
+  if (memory_size_ <= kPage || memory_size_ % kPage != 0 || memory_size_ > (2u << 30)) {
+    throw std::invalid_argument(
+        fmt::format("native runner: memory size {:#x} is not a multiple of 4 KiB in (4 KiB, 2 GiB]",
+                    memory_size_));
   }
   if (!host_has_fsgsbase()) {
     throw std::runtime_error("native runner: the host does not allow FSGSBASE in user space");
@@ -214,8 +215,10 @@ NativeCompatRunner::NativeCompatRunner(HostSignalThread& signals, const Options&
     void* vmm = mmap(nullptr, memory_size_, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
     if (vmm == MAP_FAILED) fail("mmap of the VMM view");
     vmm_view_ = static_cast<uint8_t*>(vmm);
-    if (mmap(reinterpret_cast<void*>(kGuestBase), memory_size_, prot_for(PageAccess::kReadWrite),
-             MAP_SHARED | MAP_FIXED | MAP_POPULATE, memfd_, 0) == MAP_FAILED) {
+    // Guest page 0 stays unmapped: host page 0 is below vm.mmap_min_addr.
+    if (mmap(reinterpret_cast<void*>(kGuestBase + kPage), memory_size_ - kPage,
+             prot_for(PageAccess::kReadWrite), MAP_SHARED | MAP_FIXED | MAP_POPULATE, memfd_,
+             kPage) == MAP_FAILED) {
       fail("mmap of the guest view");
     }
     auto* stub = static_cast<uint8_t*>(mmap(reinterpret_cast<void*>(kStubBase), 2 * kPage,
@@ -266,12 +269,14 @@ void NativeCompatRunner::release() {
 }
 
 void NativeCompatRunner::set_page_access(uint32_t address, uint32_t length, PageAccess access) {
-  if (address % kPage != 0 || length % kPage != 0 || uint64_t{address} + length > memory_size_) {
+  if (address % kPage != 0 || length % kPage != 0 || address < kPage ||
+      uint64_t{address} + length > memory_size_) {
     throw std::invalid_argument(fmt::format(
-        "native runner: page access range {:#x}+{:#x} is not whole pages inside the image", address,
-        length));
+        "native runner: page access range {:#x}+{:#x} is not whole pages inside the image "
+        "above page 0",
+        address, length));
   }
-  auto* guest = reinterpret_cast<uint8_t*>(kGuestBase) + address;
+  auto* guest = reinterpret_cast<uint8_t*>(kGuestBase + address);
   if (mprotect(guest, length, prot_for(access)) != 0) fail("mprotect");
   // Keep the page-table entries present so that a write to a read-only page
   // reports P=1 as the hardware (and the harness) would.
@@ -340,7 +345,8 @@ bool NativeCompatRunner::handle_host_signal(HostSignal& signal) {
   const int regs[kNumGprs] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX,
                               REG_RSP, REG_RBP, REG_RSI, REG_RDI};
   for (int i = 0; i < kNumGprs; ++i) s.gpr[i] = static_cast<uint32_t>(g[regs[i]]);
-  // RIP is the offset within CS (not a linear address) in compatibility mode.
+  // RIP is the offset within CS (not a linear address) in compatibility mode;
+  // the guest CS base is 0, so it is the guest EIP.
   s.eip = static_cast<uint32_t>(g[REG_RIP]);
   s.eflags = static_cast<uint32_t>(g[REG_EFL]) & ~eflags::kRf;
   if (signal.context->uc_mcontext.fpregs != nullptr) {
