@@ -17,10 +17,7 @@ namespace {
 
 constexpr size_t kAltStackSize = 256 * 1024;
 constexpr uint64_t kBlockMagic = 0x6274383673696773ULL;  // "bt86sigs"
-// SIGALRM is the one asynchronous signal: the watchdog timer of native
-// compatibility-mode runs (runtime/native_compat_runner.h), which must also
-// leave guest code through a handler that restores FS first.
-constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGALRM};
+constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
 
 // Lives at the lowest address of each thread's alternate stack; the stack
 // grows down from the top, far away from it.
@@ -37,7 +34,9 @@ uint64_t read_fs_base() {
   return v;
 }
 
-void write_fs_base(uint64_t v) { asm volatile("wrfsbase %0" ::"r"(v) : "memory"); }
+void write_fs_base(uint64_t v) {
+  asm volatile("wrfsbase %0" ::"r"(v) : "memory");
+}
 
 ThreadBlock* current_block() {
   stack_t ss;
@@ -91,12 +90,21 @@ void install_process_handlers() {
         throw std::runtime_error("sigaction failed: " + std::string(strerror(errno)));
       }
     }
+    if (sigaction(watchdog_signal(), &sa, nullptr) != 0) {
+      throw std::runtime_error("sigaction failed: " + std::string(strerror(errno)));
+    }
   });
 }
 
 }  // namespace
 
-bool host_has_fsgsbase() { return (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0; }
+int watchdog_signal() {
+  return SIGRTMIN + 2;
+}
+
+bool host_has_fsgsbase() {
+  return (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
+}
 
 HostSignalThread::HostSignalThread() {
   stack_ = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

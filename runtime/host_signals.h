@@ -15,9 +15,9 @@
 //   signals.set_handler(&my_handler);  // my_handler.handle_host_signal(...)
 #pragma once
 
+#include <ucontext.h>
 #include <csignal>
 #include <cstdint>
-#include <ucontext.h>
 
 namespace bt86 {
 
@@ -58,6 +58,12 @@ class HostSignalThread {
   void* stack_ = nullptr;
   stack_t previous_{};
 };
+
+// The one asynchronous signal routed through the handler: the watchdog timer
+// of native compatibility-mode runs (runtime/native_compat_runner.h), which
+// must leave guest code through a handler that restores FS first. A
+// realtime signal, so that SIGALRM stays free for others (libFuzzer).
+int watchdog_signal();
 
 // True if the CPU and kernel let user space use rd/wrfsbase (FSGSBASE).
 bool host_has_fsgsbase();

@@ -38,7 +38,6 @@ namespace {
 constexpr uint64_t kFourGiB = 1ull << 32;
 constexpr uint64_t kReserveStart = 0x1000;  // vm.mmap_min_addr
 constexpr uint32_t kPage = 4096;
-constexpr int kTimeoutSignal = SIGALRM;
 
 // LDT slots and their selectors (TI=1, RPL=3).
 constexpr int kGuestCodeSlot = 0;
@@ -241,7 +240,7 @@ NativeCompatRunner::NativeCompatRunner(HostSignalThread& signals, const Options&
 
     sigevent ev{};
     ev.sigev_notify = SIGEV_THREAD_ID;
-    ev.sigev_signo = kTimeoutSignal;
+    ev.sigev_signo = watchdog_signal();
     ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
     if (timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) fail("timer_create");
     have_timer_ = true;
@@ -338,7 +337,7 @@ bool NativeCompatRunner::handle_host_signal(HostSignal& signal) {
   if (current_ == nullptr || (cs != kGuestCs && cs != kStubCs)) {
     // A timer tick that raced with the end of a run is harmless; anything
     // else outside guest code is a VMM fault that must not be swallowed.
-    return signal.signo == kTimeoutSignal;
+    return signal.signo == watchdog_signal();
   }
   FlatRunResult& r = *current_;
   CpuState& s = r.state;
@@ -357,7 +356,7 @@ bool NativeCompatRunner::handle_host_signal(HostSignal& signal) {
   const auto vector = static_cast<uint8_t>(g[REG_TRAPNO]);
   const auto error = static_cast<uint32_t>(g[REG_ERR]);
   const bool at_hlt = s.eip < memory_size_ && vmm_view_[s.eip] == 0xF4;
-  if (signal.signo == kTimeoutSignal) {
+  if (signal.signo == watchdog_signal()) {
     r.stop = FlatRunResult::Stop::kStopRequested;
   } else if (signal.signo == SIGSEGV && vector == vector::kGp && error == 0 && at_hlt) {
     r.stop = FlatRunResult::Stop::kHalt;
