@@ -296,10 +296,7 @@ VcpuExit KvmVcpu::run_loop() {
         kicker_.consume_pending();
         break;
       case KVM_EXIT_SHUTDOWN:
-        return {VcpuExit::Kind::kTripleFault, 0,
-                fmt::format("the guest triple-faulted (shutdown: an exception while delivering a "
-                            "double fault) at {}",
-                            describe_guest_position())};
+        return {VcpuExit::Kind::kTripleFault, 0, shutdown_message()};
       case KVM_EXIT_INTERNAL_ERROR:
         return {VcpuExit::Kind::kError, 0, internal_error_message()};
       case KVM_EXIT_FAIL_ENTRY:
@@ -361,11 +358,31 @@ std::string KvmVcpu::describe_guest_position() const {
   while (n > 0 && !memory.contains(t.physical_address, n)) --n;
   // Stay within the page: the next one may map elsewhere.
   n = std::min<size_t>(n, 0x1000 - (linear & 0xFFF));
+  if (n == 0) {
+    return text + fmt::format(", instruction bytes unreadable (physical {:#x} is not RAM)",
+                              t.physical_address);
+  }
   std::vector<uint8_t> bytes(n);
   memory.read(t.physical_address, bytes);
   text += fmt::format(", instruction bytes at physical {:#x}:", t.physical_address);
   for (uint8_t b : bytes) text += fmt::format(" {:02x}", b);
   return text;
+}
+
+// AMD SVM leaves the VMCB undefined after a shutdown intercept, so KVM
+// resets the vCPU before reporting it: the registers then show the reset
+// vector in real mode, not where the guest was. Say so rather than print a
+// position the guest never ran at.
+std::string KvmVcpu::shutdown_message() const {
+  std::string text =
+      "the guest triple-faulted (shutdown: an exception while delivering a double fault)";
+  kvm_sregs sregs{};
+  if (ioctl(vcpu_.get(), KVM_GET_SREGS, &sregs) == 0 && (sregs.cr0 & cr0::kPe) == 0) {
+    return text +
+           "; KVM reset the vCPU on shutdown (AMD SVM), so the faulting guest position is "
+           "not available";
+  }
+  return text + " at " + describe_guest_position();
 }
 
 std::string KvmVcpu::internal_error_message() const {

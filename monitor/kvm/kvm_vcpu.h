@@ -68,6 +68,7 @@ class KvmVcpu final : public Vcpu {
   VcpuExit exit_for_machine_stop();
   std::string describe_guest_position() const;
   std::string internal_error_message() const;
+  std::string shutdown_message() const;
 
   Machine& machine_;
   bool use_xsave_;
