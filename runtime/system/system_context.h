@@ -24,11 +24,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "monitor/cpu_state.h"
 #include "runtime/flat_harness.h"
 #include "shadow/guest_linear_memory.h"
 #include "shadow/guest_page_walker.h"
+#include "shadow/trace_kind.h"
 
 namespace bt86 {
 
@@ -46,10 +48,19 @@ class SystemContext {
   virtual Machine& machine() = 0;
 
   // Notifications, called after CpuState has been updated.
-  virtual void paging_changed() = 0;                 // CR0.PG/WP, CR3, CR4.PSE/PGE written.
+  virtual void paging_changed() = 0;                  // CR0.PG/WP, CR3, CR4.PSE/PGE written.
   virtual void invalidate_page(uint32_t linear) = 0;  // invlpg.
-  virtual void descriptor_tables_changed() = 0;      // GDTR, IDTR, LDTR or TR loaded.
+  virtual void descriptor_tables_changed() = 0;       // GDTR, IDTR, LDTR or TR loaded.
   virtual void segments_changed() = 0;  // A segment register (hidden part) or CPL changed.
+  // The emulation stored to guest frames that carry derived state (kinds is
+  // never 0 here): the engine refreshes shadow descriptors (kDescriptorTable)
+  // or drops translations (kCode) of [linear, linear + length).
+  virtual void traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) = 0;
+
+  // The guest's time-stamp counter: the engine owns its time base (rdtsc in
+  // the cache reads the same counter); wrmsr to IA32_TIME_STAMP_COUNTER sets it.
+  virtual uint64_t read_tsc() = 0;
+  virtual void write_tsc(uint64_t value) = 0;
 };
 
 struct SystemOutcome {
@@ -59,11 +70,23 @@ struct SystemOutcome {
   std::string message;       // kShutdown.
 
   static SystemOutcome ok() { return {}; }
+  bool continues() const { return kind == Kind::kContinue; }
   static SystemOutcome fault(uint8_t vector, std::optional<uint32_t> error_code = std::nullopt) {
     SystemOutcome o;
     o.kind = Kind::kException;
     o.exception.vector = vector;
     o.exception.error_code = error_code;
+    return o;
+  }
+  static SystemOutcome halt() {
+    SystemOutcome o;
+    o.kind = Kind::kHalt;
+    return o;
+  }
+  static SystemOutcome shutdown(std::string message) {
+    SystemOutcome o;
+    o.kind = Kind::kShutdown;
+    o.message = std::move(message);
     return o;
   }
 };
