@@ -281,6 +281,7 @@ constexpr CalloutSpec kCallouts[] = {
     {CalloutId::kMoveFromSegment, "mov-from-segment", move_from_segment, true, false},
     {CalloutId::kSoftwareInterrupt, "int-n", software_interrupt, false, false},
     {CalloutId::kEnterNested, "enter-nested", enter_nested, true, false},
+    {CalloutId::kSystem, "system", unsupported, false, false},
     {CalloutId::kUnsupported, "unsupported", unsupported, false, false},
 };
 static_assert(std::size(kCallouts) == static_cast<size_t>(CalloutId::kCount));

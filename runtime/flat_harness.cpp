@@ -124,6 +124,7 @@ FlatHarness::Impl::Impl(const Options& options)
   context_ = new (ctx) VcpuContext();
   context_->window_base = reinterpret_cast<uint64_t>(window_);
   context_->negative_window_base = 0 - context_->window_base;
+  context_->fs_window_base = context_->window_base;
   context_->lookup_table = cache_.lookup().address();
 }
 

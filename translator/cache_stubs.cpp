@@ -17,7 +17,10 @@ x86::Mem ctx_field(int32_t offset, uint32_t size = 0) {
 const x86::Gpd kGuestRegs[8] = {x86::eax, x86::ecx, x86::edx, x86::ebx,
                                 x86::esp, x86::ebp, x86::esi, x86::edi};
 
+// RAX is free here: the guest registers are already saved.
 void restore_vmm_and_return(x86::Assembler& a) {
+  a.mov(x86::rax, ctx_field(ctx_offset::kVmmFsBase, 8));
+  a.wrfsbase(x86::rax);
   a.cld();
   a.fxsave(ctx_field(ctx_offset::kFpu));
   a.fninit();
@@ -52,6 +55,12 @@ CacheStubs emit_cache_stubs(CodeMemory& memory) {
   a.mov(x86::r15, x86::rdi);
   a.mov(ctx_field(ctx_offset::kHostRsp), x86::rsp);
   a.mov(ctx_field(ctx_offset::kEntryTarget), x86::rsi);
+  a.rdfsbase(x86::rax);
+  a.mov(ctx_field(ctx_offset::kVmmFsBase), x86::rax);
+  a.mov(x86::rax, ctx_field(ctx_offset::kFsWindowBase, 8));
+  a.wrfsbase(x86::rax);
+  a.mov(x86::rax, ctx_field(ctx_offset::kWindowBase, 8));
+  a.wrgsbase(x86::rax);
   a.stmxcsr(ctx_field(ctx_offset::kHostMxcsr, 4));
   a.fnstcw(ctx_field(ctx_offset::kHostFcw, 2));
   a.fxrstor(ctx_field(ctx_offset::kFpu));

@@ -2,10 +2,13 @@
 // out of translated code.
 //
 // enter(ctx, target) is called from C++ (SysV ABI): it saves the callee-saved
-// registers on the VMM stack, records that stack in ctx->host_rsp, installs
+// registers on the VMM stack, records that stack in ctx->host_rsp, saves the
+// VMM's FS base and installs the window bases as FS/GS bases (FSGSBASE
+// instructions: the host must have them, see host_has_fsgsbase()), installs
 // guest FPU state, flags and registers, and jumps to target with r15 = ctx.
 // exit_common stores the guest registers and flags into ctx (eip and exit_id
-// were stored by the exit that jumped here), switches back to the VMM stack,
+// were stored by the exit that jumped here), restores the VMM's FS base,
+// switches back to the VMM stack,
 // saves the guest FPU state, restores the VMM's MXCSR/FCW and returns from
 // enter(). fault_exit is the same return path for the host fault handler,
 // which has already written every guest field itself. indirect_miss leaves

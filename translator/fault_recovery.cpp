@@ -28,6 +28,9 @@ bool recover_guest_state(const TranslationUnit& unit, uint64_t host_rip,
       case Recovery::Kind::kEspAdjust:
         out->gpr[4] += static_cast<uint32_t>(r.recovery.esp_adjust);
         break;
+      case Recovery::Kind::kCompleted:
+        out->eip = m->guest_eip + m->guest_length;
+        break;
       case Recovery::Kind::kStringWindowBased:
         out->gpr[6] = static_cast<uint32_t>(regs.gpr[6] - window_base);
         out->gpr[7] = static_cast<uint32_t>(regs.gpr[7] - window_base);

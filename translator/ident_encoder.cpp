@@ -3,7 +3,6 @@
 namespace bt86 {
 namespace {
 
-constexpr uint8_t kGsPrefix = 0x65;
 constexpr uint8_t kAddressSizePrefix = 0x67;
 
 bool is_segment_or_address_prefix(uint8_t b) {
@@ -37,12 +36,12 @@ void append_address(const DecodedInstruction& d, int reg_field, std::vector<uint
 
 }  // namespace
 
-void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out) {
+void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out, uint8_t segment_prefix) {
   const auto& insn = d.insn;
   const auto& raw = insn.raw;
   const bool memory = d.has_memory_operand();
   if (memory) {
-    if (insn.mnemonic != ZYDIS_MNEMONIC_LEA) out.push_back(kGsPrefix);
+    if (insn.mnemonic != ZYDIS_MNEMONIC_LEA) out.push_back(segment_prefix);
     out.push_back(kAddressSizePrefix);
   }
   append_legacy_prefixes(d, out);
@@ -91,8 +90,9 @@ void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out) {
 }
 
 void encode_memory_access(const DecodedInstruction& d, std::initializer_list<uint8_t> opcode,
-                          uint8_t host_reg, bool operand_16, std::vector<uint8_t>& out) {
-  out.push_back(kGsPrefix);
+                          uint8_t host_reg, bool operand_16, std::vector<uint8_t>& out,
+                          uint8_t segment_prefix) {
+  out.push_back(segment_prefix);
   out.push_back(kAddressSizePrefix);
   if (operand_16) out.push_back(0x66);
   if (host_reg >= 8) out.push_back(0x44);

@@ -23,11 +23,16 @@
 
 namespace bt86 {
 
-void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out);
+inline constexpr uint8_t kHostGsPrefix = 0x65;
+inline constexpr uint8_t kHostFsPrefix = 0x64;
+
+void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out,
+                  uint8_t segment_prefix = kHostGsPrefix);
 
 // Appends "opcode reg, [guest memory operand of d]" with the 0x65/0x67
 // prefixes; host_reg is 0..15 (8..15 adds REX.R), operand_16 adds 0x66.
 void encode_memory_access(const DecodedInstruction& d, std::initializer_list<uint8_t> opcode,
-                          uint8_t host_reg, bool operand_16, std::vector<uint8_t>& out);
+                          uint8_t host_reg, bool operand_16, std::vector<uint8_t>& out,
+                          uint8_t segment_prefix = kHostGsPrefix);
 
 }  // namespace bt86

@@ -11,10 +11,9 @@ void IndirectLookupTable::insert(uint32_t guest_eip, uint64_t host) {
   entries_[guest_eip & kIndexMask] = {guest_eip, 0, host};
 }
 
-void IndirectLookupTable::remove_host_range(uint64_t begin, uint64_t end) {
-  for (auto& e : entries_) {
-    if (e.host >= begin && e.host < end) e = {0, 0, miss_target_};
-  }
+void IndirectLookupTable::remove(uint32_t guest_eip, uint64_t host) {
+  IndirectLookupEntry& e = entries_[guest_eip & kIndexMask];
+  if (e.guest_eip == guest_eip && e.host == host) e = {0, 0, miss_target_};
 }
 
 void IndirectLookupTable::clear() {

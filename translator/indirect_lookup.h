@@ -30,8 +30,8 @@ class IndirectLookupTable {
   explicit IndirectLookupTable(uint64_t miss_target);
   uint64_t address() const { return reinterpret_cast<uint64_t>(entries_.data()); }
   void insert(uint32_t guest_eip, uint64_t host);
-  // Drops every entry whose target lies in [begin, end) of the exec space.
-  void remove_host_range(uint64_t begin, uint64_t end);
+  // Drops the entry for guest_eip if it points at host (O(1)).
+  void remove(uint32_t guest_eip, uint64_t host);
   void clear();
 
  private:

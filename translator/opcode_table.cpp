@@ -72,44 +72,44 @@ constexpr OpcodeEntry kTable[] = {
     {ZYDIS_MNEMONIC_BOUND, K::kCallout, E::kCallout, C::kBound},
     {ZYDIS_MNEMONIC_SALC, K::kCallout, E::kCallout, C::kSalc},
     {ZYDIS_MNEMONIC_INT, K::kCallout, E::kCallout, C::kSoftwareInterrupt},
-    {ZYDIS_MNEMONIC_INT1, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_IRETD, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_IRET, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LES, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LDS, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LSS, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LFS, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LGS, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_ARPL, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LAR, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LSL, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_VERR, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_VERW, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_SGDT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_SIDT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_SLDT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_STR, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_SMSW, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LGDT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LIDT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LLDT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LTR, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_LMSW, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_CLTS, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_INVLPG, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_WBINVD, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_INVD, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_RDMSR, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_WRMSR, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_RDPMC, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_IN, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_OUT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_SYSENTER, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_SYSEXIT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_SYSCALL, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_MONITOR, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_MWAIT, K::kCallout, E::kCallout, C::kUnsupported},
-    {ZYDIS_MNEMONIC_RSM, K::kCallout, E::kCallout, C::kUnsupported},
+    {ZYDIS_MNEMONIC_INT1, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_IRETD, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_IRET, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LES, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LDS, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LSS, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LFS, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LGS, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_ARPL, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LAR, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LSL, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_VERR, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_VERW, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_SGDT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_SIDT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_SLDT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_STR, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_SMSW, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LGDT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LIDT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LLDT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LTR, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_LMSW, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_CLTS, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_INVLPG, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_WBINVD, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_INVD, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_RDMSR, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_WRMSR, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_RDPMC, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_IN, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_OUT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_SYSENTER, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_SYSEXIT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_SYSCALL, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_MONITOR, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_MWAIT, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_RSM, K::kCallout, E::kCallout, C::kSystem},
 };
 
 bool is_segment_register(ZydisRegister r) {
@@ -158,7 +158,7 @@ const char* translation_kind_name(TranslationKind kind) {
 OpcodeEntry classify(const DecodedInstruction& d) {
   const ZydisMnemonic m = d.mnemonic();
   const auto& insn = d.insn;
-  if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) return callout(m, C::kUnsupported);
+  if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) return callout(m, C::kSystem);
   if (insn.encoding == ZYDIS_INSTRUCTION_ENCODING_EVEX ||
       insn.encoding == ZYDIS_INSTRUCTION_ENCODING_MVEX ||
       insn.encoding == ZYDIS_INSTRUCTION_ENCODING_XOP ||
@@ -175,12 +175,12 @@ OpcodeEntry classify(const DecodedInstruction& d) {
   for (int i = 0; i < insn.operand_count; ++i) {
     const auto& op = d.operands[i];
     if (op.type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
-    if (is_system_register(op.reg.value)) return callout(m, C::kUnsupported);
+    if (is_system_register(op.reg.value)) return callout(m, C::kSystem);
     if (is_segment_register(op.reg.value) && op.visibility != ZYDIS_OPERAND_VISIBILITY_HIDDEN) {
       const bool reads_segment = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
       if (m == ZYDIS_MNEMONIC_PUSH) return callout(m, C::kPushSegment);
       if (m == ZYDIS_MNEMONIC_MOV && reads_segment) return callout(m, C::kMoveFromSegment);
-      return callout(m, C::kUnsupported);  // Segment loads.
+      return callout(m, C::kSystem);  // Segment loads.
     }
   }
   if (insn.meta.category == ZYDIS_CATEGORY_STRINGOP) {
@@ -206,7 +206,7 @@ OpcodeEntry classify(const DecodedInstruction& d) {
   }
   if (insn.meta.branch_type != ZYDIS_BRANCH_TYPE_NONE ||
       d.has_attribute(ZYDIS_ATTRIB_IS_PRIVILEGED)) {
-    return callout(m, C::kUnsupported);
+    return callout(m, C::kSystem);
   }
   switch (insn.meta.category) {
     case ZYDIS_CATEGORY_SYSTEM:
@@ -223,7 +223,7 @@ OpcodeEntry classify(const DecodedInstruction& d) {
     case ZYDIS_CATEGORY_PT:
     case ZYDIS_CATEGORY_UINTR:
     case ZYDIS_CATEGORY_TSX_LDTRK:
-      return callout(m, C::kUnsupported);
+      return callout(m, C::kSystem);
     default:
       break;
   }

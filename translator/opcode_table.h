@@ -57,7 +57,11 @@ enum class CalloutId : uint8_t {
   kMoveFromSegment,
   kSoftwareInterrupt,  // int n
   kEnterNested,
-  kUnsupported,  // Privileged or system instruction the flat harness lacks: #UD.
+  // A sensitive instruction of the system architecture (privileged, segment
+  // loads, far transfers, iret, port I/O, ...): emulated by runtime/system/
+  // where a SystemContext exists (the BT backend); #UD in the flat harness.
+  kSystem,
+  kUnsupported,  // No translation exists (16-bit addressing, EVEX, ...): #UD.
   kCount,
 };
 

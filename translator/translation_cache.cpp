@@ -1,5 +1,6 @@
 #include "translator/translation_cache.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "translator/unit_linker.h"
@@ -20,12 +21,15 @@ void add_unit_totals(const TranslationUnit& u, ExecutedTotals& t) {
 }  // namespace
 
 TranslationCache::TranslationCache(size_t code_bytes)
-    : memory_(code_bytes), stubs_(emit_cache_stubs(memory_)), lookup_(stubs_.indirect_miss) {
+    : memory_(code_bytes),
+      stubs_(emit_cache_stubs(memory_)),
+      lookups_{IndirectLookupTable(stubs_.indirect_miss),
+               IndirectLookupTable(stubs_.indirect_miss)} {
   cursor_ = stubs_.end;
 }
 
-TranslationUnit* TranslationCache::find(uint32_t guest_eip) {
-  auto it = by_guest_.find(guest_eip);
+TranslationUnit* TranslationCache::find(const UnitKey& key) {
+  auto it = by_guest_.find(key);
   return it == by_guest_.end() ? nullptr : it->second;
 }
 
@@ -56,7 +60,7 @@ TranslationUnit& TranslationCache::commit(std::unique_ptr<TranslationUnit> unit,
   cursor_ = (cursor_ + code.size() + kUnitAlignment - 1) & ~(kUnitAlignment - 1);
   TranslationUnit& u = *unit;
   units_.push_back(std::move(unit));
-  by_guest_[u.guest_start] = &u;
+  by_guest_[u.key] = &u;
   by_host_[u.host_start] = &u;
   return u;
 }
@@ -65,11 +69,77 @@ void TranslationCache::link(uint32_t exit_id, TranslationUnit& target) {
   link_exit(memory_, exit_id, exits_[exit_id], target);
 }
 
-void TranslationCache::retire(TranslationUnit& unit) {
-  unit.live = false;
+void TranslationCache::index_code(TranslationUnit& unit) {
+  for (const CodeRange& r : unit.code) {
+    by_frame_[r.physical >> 12].push_back(&unit);
+    by_linear_page_[r.linear_page].push_back(&unit);
+  }
+}
+
+std::vector<TranslationUnit*> TranslationCache::units_from_physical(uint32_t physical_begin,
+                                                                    uint32_t physical_end) const {
+  std::vector<TranslationUnit*> found;
+  if (physical_end <= physical_begin) return found;
+  for (uint32_t frame = physical_begin >> 12; frame <= (physical_end - 1) >> 12; ++frame) {
+    auto it = by_frame_.find(frame);
+    if (it == by_frame_.end()) continue;
+    for (TranslationUnit* u : it->second) {
+      if (!u->live) continue;
+      for (const CodeRange& r : u->code) {
+        if (r.physical < physical_end && physical_begin < r.physical + r.length) {
+          if (std::find(found.begin(), found.end(), u) == found.end()) found.push_back(u);
+        }
+      }
+    }
+  }
+  return found;
+}
+
+bool TranslationCache::frame_has_code(uint32_t frame) const {
+  auto it = by_frame_.find(frame);
+  if (it == by_frame_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [](const TranslationUnit* u) { return u->live; });
+}
+
+std::vector<TranslationUnit*> TranslationCache::units_on_linear_page(uint32_t linear_page) const {
+  std::vector<TranslationUnit*> found;
+  auto it = by_linear_page_.find(linear_page);
+  if (it == by_linear_page_.end()) return found;
+  for (TranslationUnit* u : it->second) {
+    if (u->live) found.push_back(u);
+  }
+  return found;
+}
+
+void TranslationCache::detach(TranslationUnit& unit) {
   unlink_incoming(memory_, exits_, unit);
-  lookup_.remove_host_range(unit.host_start, unit.host_start + unit.host_size);
-  by_guest_.erase(unit.guest_start);
+  // Entries point at unit entries and are filed under the unit's EIP.
+  for (auto& table : lookups_) table.remove(unit.guest_start, unit.host_start);
+}
+
+void TranslationCache::unlink_all() {
+  for (auto& u : units_) {
+    if (u->live) unlink_incoming(memory_, exits_, *u);
+  }
+  for (auto& table : lookups_) table.clear();
+}
+
+void TranslationCache::retire(TranslationUnit& unit) {
+  if (!unit.live) return;
+  unit.live = false;
+  detach(unit);
+  for (const CodeRange& r : unit.code) {
+    for (auto* index : {&by_frame_, &by_linear_page_}) {
+      const uint32_t k = index == &by_frame_ ? r.physical >> 12 : r.linear_page;
+      auto it = index->find(k);
+      if (it == index->end()) continue;
+      std::erase(it->second, &unit);
+      if (it->second.empty()) index->erase(it);
+    }
+  }
+  auto g = by_guest_.find(unit.key);
+  if (g != by_guest_.end() && g->second == &unit) by_guest_.erase(g);
   by_host_.erase(unit.host_start);
 }
 
@@ -84,9 +154,11 @@ void TranslationCache::flush() {
   units_.clear();
   exits_.clear();
   by_guest_.clear();
+  by_frame_.clear();
+  by_linear_page_.clear();
   by_host_.clear();
   counters_.clear();
-  lookup_.clear();
+  for (auto& table : lookups_) table.clear();
   cursor_ = stubs_.end;
   ++flush_count_;
 }

@@ -9,8 +9,17 @@
 // overlaps a guest range; their space is reclaimed at the next flush.
 // Retired units keep their execution counters until the flush folds them
 // into retired_totals().
+//
+// Units are found by UnitKey (EIP, code frame, mode). There are two indirect
+// lookup tables, one per privilege (supervisor, user), so an indirect branch
+// at CPL 3 can never reach a unit translated for CPL 0. The runtime indexes
+// the code ranges of each unit (index_code) so that a write to guest-physical
+// memory retires exactly the units translated from it, and detach() cuts a
+// unit off from links and lookups without retiring it (its translation stays
+// right, only the ways in that skip validation must go).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -39,9 +48,11 @@ class TranslationCache {
 
   CodeMemory& memory() { return memory_; }
   const CacheStubs& stubs() const { return stubs_; }
-  IndirectLookupTable& lookup() { return lookup_; }
+  IndirectLookupTable& lookup(int table = 0) { return lookups_[table]; }
+  static constexpr int kLookupTables = 2;
 
-  TranslationUnit* find(uint32_t guest_eip);
+  TranslationUnit* find(uint32_t guest_eip) { return find(UnitKey{guest_eip, guest_eip >> 12, 0}); }
+  TranslationUnit* find(const UnitKey& key);
   // The live unit whose host code contains exec_address; async-signal-safe
   // as long as the cache is not being modified.
   const TranslationUnit* unit_at_host(uint64_t exec_address) const;
@@ -59,22 +70,37 @@ class TranslationCache {
   TranslationUnit& commit(std::unique_ptr<TranslationUnit> unit, std::span<const uint8_t> code);
   void link(uint32_t exit_id, TranslationUnit& target);
 
+  // Records unit.code in the physical index (after the runtime filled it).
+  void index_code(TranslationUnit& unit);
+  // Live units translated from any byte of [physical_begin, physical_end).
+  std::vector<TranslationUnit*> units_from_physical(uint32_t physical_begin,
+                                                    uint32_t physical_end) const;
+  // Whether any live unit was translated from this frame.
+  bool frame_has_code(uint32_t frame) const;
+  // Live units whose code lies in this linear page.
+  std::vector<TranslationUnit*> units_on_linear_page(uint32_t linear_page) const;
+
   void invalidate(uint32_t guest_begin, uint32_t guest_end);
+  void retire(TranslationUnit& unit);
+  // Unlinks every exit into unit and drops its lookup entries.
+  void detach(TranslationUnit& unit);
+  // Unlinks every direct link and empties the lookup tables.
+  void unlink_all();
   void flush();
 
   uint64_t flush_count() const { return flush_count_; }
   ExecutedTotals executed_totals() const;
 
  private:
-  void retire(TranslationUnit& unit);
-
   CodeMemory memory_;
   CacheStubs stubs_;
-  IndirectLookupTable lookup_;
+  std::array<IndirectLookupTable, kLookupTables> lookups_;
   uint64_t cursor_ = 0;
   std::vector<std::unique_ptr<TranslationUnit>> units_;
   std::vector<ExitRecord> exits_;
-  std::unordered_map<uint32_t, TranslationUnit*> by_guest_;
+  std::unordered_map<UnitKey, TranslationUnit*, UnitKeyHash> by_guest_;
+  std::unordered_map<uint32_t, std::vector<TranslationUnit*>> by_frame_;
+  std::unordered_map<uint32_t, std::vector<TranslationUnit*>> by_linear_page_;
   std::map<uint64_t, TranslationUnit*> by_host_;
   std::deque<uint64_t> counters_;
   ExecutedTotals flushed_totals_;

@@ -26,6 +26,7 @@ struct Recovery {
     kNone,
     kEspAdjust,          // ESP += esp_adjust (a stack op half done).
     kStringWindowBased,  // RSI/RDI hold window pointers: subtract the window base.
+    kCompleted,          // The instruction is done: EIP is the next one's.
   };
   Kind kind = Kind::kNone;
   int32_t esp_adjust = 0;
@@ -65,8 +66,34 @@ struct ExitRecord {
   uint32_t unit = 0;                      // Owning unit's id.
 };
 
+// What a unit's code depends on besides the guest bytes: translations are
+// keyed by the guest EIP, the guest-physical frame it was fetched from (the
+// same linear address may hold other code in another address space) and the
+// translation mode (TranslationMode::key(): CPL, IF sensitivity, segment
+// plan, single-instruction units).
+struct UnitKey {
+  uint32_t eip = 0;
+  uint32_t frame = 0;
+  uint32_t mode = 0;
+  friend bool operator==(const UnitKey&, const UnitKey&) = default;
+};
+
+struct UnitKeyHash {
+  size_t operator()(const UnitKey& k) const {
+    return (uint64_t{k.eip} * 0x9E3779B97F4A7C15ULL) ^ (uint64_t{k.frame} << 20) ^ k.mode;
+  }
+};
+
+// A guest-physical byte range a unit was translated from.
+struct CodeRange {
+  uint32_t linear_page = 0;  // Linear page number.
+  uint32_t physical = 0;     // First byte.
+  uint32_t length = 0;
+};
+
 struct TranslationUnit {
   uint32_t id = 0;
+  UnitKey key;
   uint32_t guest_start = 0;
   uint32_t guest_end = 0;   // Exclusive.
   uint64_t host_start = 0;  // Exec address of the entry.
@@ -79,6 +106,12 @@ struct TranslationUnit {
   uint32_t compensated_count = 0;
   uint32_t callout_count = 0;
   uint64_t* execution_counter = nullptr;  // Bumped at entry when counting is on.
+  // Where the code came from (one range, or two when it crosses a page) and
+  // whether every page is global (paging off, or G=1 with CR4.PGE): global
+  // units stay valid across address-space switches, others only in the
+  // space they were fetched in. Set by the runtime after translation.
+  std::vector<CodeRange> code;
+  bool global = true;
 
   const InstructionMap* instruction_at_host(uint64_t host_address) const;
 };

@@ -16,16 +16,21 @@ constexpr uint8_t kInvalidOpcodeVector = 6;
 Translator::Translator(TranslationCache& cache, const TranslatorOptions& options)
     : cache_(cache), options_(options) {}
 
-TranslationUnit& Translator::translate(uint32_t eip, CodeSource& source) {
-  if (TranslationUnit* u = try_translate(eip, source)) return *u;
+TranslationUnit& Translator::translate(const UnitKey& key, const TranslationMode& mode,
+                                       CodeSource& source) {
+  if (TranslationUnit* u = try_translate(key, mode, source)) return *u;
   cache_.flush();
-  if (TranslationUnit* u = try_translate(eip, source)) return *u;
+  if (TranslationUnit* u = try_translate(key, mode, source)) return *u;
   throw std::runtime_error("translation cache too small for one unit");
 }
 
-TranslationUnit* Translator::try_translate(uint32_t start, CodeSource& source) {
+TranslationUnit* Translator::try_translate(const UnitKey& key, const TranslationMode& mode,
+                                           CodeSource& source) {
+  const uint32_t start = key.eip;
+  const uint32_t max_instructions =
+      mode.single_instruction ? 1 : options_.max_instructions_per_unit;
   uint64_t* counter = options_.count_executed ? cache_.new_execution_counter() : nullptr;
-  UnitEmitter emitter(cache_, cache_.cursor(), start, counter);
+  UnitEmitter emitter(cache_, cache_.cursor(), key, mode, counter);
   uint32_t eip = start;
   uint32_t count = 0;
   while (true) {
@@ -52,8 +57,7 @@ TranslationUnit* Translator::try_translate(uint32_t start, CodeSource& source) {
     ++count;
     if (emitter.emit(d, classify(d))) break;
     eip = d.next_eip();
-    if (count >= options_.max_instructions_per_unit ||
-        emitter.host_size() >= options_.max_host_bytes_per_unit) {
+    if (count >= max_instructions || emitter.host_size() >= options_.max_host_bytes_per_unit) {
       emitter.emit_fallthrough(eip);
       break;
     }

@@ -12,6 +12,7 @@
 
 #include "translator/guest_decoder.h"
 #include "translator/translation_cache.h"
+#include "translator/translation_mode.h"
 
 namespace bt86 {
 
@@ -40,11 +41,15 @@ class Translator {
  public:
   Translator(TranslationCache& cache, const TranslatorOptions& options);
   // Translates the unit starting at eip; flushes the cache if it is full.
-  TranslationUnit& translate(uint32_t eip, CodeSource& source);
+  TranslationUnit& translate(uint32_t eip, CodeSource& source) {
+    return translate(UnitKey{eip, eip >> 12, 0}, TranslationMode{}, source);
+  }
+  TranslationUnit& translate(const UnitKey& key, const TranslationMode& mode, CodeSource& source);
   const TranslatorStats& stats() const { return stats_; }
 
  private:
-  TranslationUnit* try_translate(uint32_t eip, CodeSource& source);
+  TranslationUnit* try_translate(const UnitKey& key, const TranslationMode& mode,
+                                 CodeSource& source);
 
   TranslationCache& cache_;
   TranslatorOptions options_;

@@ -37,17 +37,23 @@ int gpr_index(ZydisRegister r) {
 
 x86::Gp guest_gpr(ZydisRegister r) {
   int i = gpr_index(r);
-  return (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) ? x86::Gp(x86::gpw(i)) : x86::Gp(x86::gpd(i));
+  return (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) ? x86::Gp(x86::gpw(i))
+                                                            : x86::Gp(x86::gpd(i));
 }
 
 }  // namespace
 
-UnitEmitter::UnitEmitter(TranslationCache& cache, uint64_t host_start, uint32_t guest_start,
-                         uint64_t* execution_counter)
-    : cache_(cache), host_start_(host_start), unit_(std::make_unique<TranslationUnit>()) {
+UnitEmitter::UnitEmitter(TranslationCache& cache, uint64_t host_start, const UnitKey& key,
+                         const TranslationMode& mode, uint64_t* execution_counter)
+    : cache_(cache),
+      mode_(mode),
+      host_start_(host_start),
+      unit_(std::make_unique<TranslationUnit>()) {
   code_.init(Environment(Arch::kX64), host_start);
   code_.attach(&assembler_);
+  const uint32_t guest_start = key.eip;
   unit_->id = cache.next_unit_id();
+  unit_->key = key;
   unit_->guest_start = guest_start;
   unit_->guest_end = guest_start;
   unit_->host_start = host_start;
@@ -159,12 +165,36 @@ void UnitEmitter::indirect_jump() {
   jump_to(cache_.stubs().indirect_miss);
 }
 
+uint8_t UnitEmitter::segment_prefix(const DecodedInstruction& d) const {
+  const ZydisDecodedOperand* op = d.memory_operand();
+  return op != nullptr && op->mem.segment == mode_.fs_segment ? kHostFsPrefix : kHostGsPrefix;
+}
+
+// The load that makes sti/popf leave the cache when the runtime has an
+// interrupt waiting for IF (the page is protected then); the instruction is
+// complete by the time it runs.
+void UnitEmitter::load_interrupt_window() {
+  const uint32_t begin = static_cast<uint32_t>(assembler_.offset());
+  assembler_.mov(x86::r9d, ctx(ctx_offset::kInterruptWindowPage, 4));
+  add_recovery(begin, {Recovery::Kind::kCompleted, 0});
+}
+
+void UnitEmitter::raise_exception(uint32_t eip, uint8_t vector,
+                                  std::optional<uint32_t> error_code) {
+  ExitRecord exit;
+  exit.kind = ExitKind::kException;
+  exit.vector = vector;
+  exit.error_code = error_code;
+  exit.guest_target = eip;
+  leave_now(exit, eip);
+}
+
 void UnitEmitter::load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op) {
   if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     assembler_.mov(x86::r8d, guest_gpr(op.reg.value));
   } else {
     scratch_.clear();
-    encode_memory_access(d, {0x8B}, 8, false, scratch_);
+    encode_memory_access(d, {0x8B}, 8, false, scratch_, segment_prefix(d));
     embed(scratch_);
   }
 }
@@ -184,7 +214,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
   switch (entry.emitter) {
     case Emitter::kIdent:
       scratch_.clear();
-      encode_ident(d, scratch_);
+      encode_ident(d, scratch_, segment_prefix(d));
       embed(scratch_);
       break;
     case Emitter::kJmpRelative:
@@ -257,7 +287,13 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       break;
     case Emitter::kCli:
     case Emitter::kSti:
+      if (mode_.if_sensitive) {
+        raise_exception(d.eip, 13, 0);
+        ends = true;
+        break;
+      }
       a.mov(ctx(ctx_offset::kVirtualIf, 1), Imm(entry.emitter == Emitter::kSti ? 1 : 0));
+      if (entry.emitter == Emitter::kSti) load_interrupt_window();
       break;
     case Emitter::kString:
       ends = emit_string(d);
@@ -271,15 +307,10 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       ends = true;
       break;
     }
-    case Emitter::kUndefined: {
-      ExitRecord exit;
-      exit.kind = ExitKind::kException;
-      exit.vector = 6;
-      exit.guest_target = d.eip;
-      leave_now(exit, d.eip);
+    case Emitter::kUndefined:
+      raise_exception(d.eip, 6, std::nullopt);
       ends = true;
       break;
-    }
     case Emitter::kCallout:
       unit_->instructions.pop_back();
       --unit_->callout_count;
@@ -320,7 +351,7 @@ bool UnitEmitter::emit_push(const DecodedInstruction& d) {
     push_value(Imm(size == 2 ? (v & 0xFFFF) : v), size);
   } else {
     scratch_.clear();
-    encode_memory_access(d, {0x8B}, 8, size == 2, scratch_);
+    encode_memory_access(d, {0x8B}, 8, size == 2, scratch_, segment_prefix(d));
     embed(scratch_);
     push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
   }
@@ -345,7 +376,7 @@ bool UnitEmitter::emit_pop(const DecodedInstruction& d) {
   // store faults, the pop has not happened.
   const uint32_t store_begin = static_cast<uint32_t>(a.offset());
   scratch_.clear();
-  encode_memory_access(d, {0x89}, 8, size == 2, scratch_);
+  encode_memory_access(d, {0x89}, 8, size == 2, scratch_, segment_prefix(d));
   embed(scratch_);
   add_recovery(store_begin, {Recovery::Kind::kEspAdjust, -size});
   return false;
@@ -374,6 +405,10 @@ bool UnitEmitter::emit_pushf(const DecodedInstruction& d) {
 bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   auto& a = assembler_;
   const int size = d.insn.operand_width / 8;
+  // Bits of the old virtual EFLAGS that popf cannot change: the upper half
+  // for a 16-bit popf, IOPL above CPL 0 (IF is handled apart).
+  uint32_t keep_old = size == 2 ? 0xFFFF0000u : 0u;
+  if (mode_.cpl > 0) keep_old |= 0x3000u;
   if (size == 2) {
     a.movzx(x86::r10d, stack_slot(0, 2));
   } else {
@@ -382,15 +417,17 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   a.lea(x86::esp, x86::ptr(x86::esp, size));
   a.mov(x86::r9, x86::rsp);
   a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
+  if (!mode_.if_sensitive) {
+    a.mov(x86::r11d, x86::r10d);
+    a.shr(x86::r11d, 9);
+    a.and_(x86::r11d, 1);
+    a.mov(ctx(ctx_offset::kVirtualIf, 1), x86::r11b);
+  }
   a.mov(x86::r11d, x86::r10d);
-  a.shr(x86::r11d, 9);
-  a.and_(x86::r11d, 1);
-  a.mov(ctx(ctx_offset::kVirtualIf, 1), x86::r11b);
-  a.mov(x86::r11d, x86::r10d);
-  a.and_(x86::r11d, Imm(~kPopfKeepsOut & (size == 2 ? 0xFFFFu : 0xFFFFFFFFu)));
-  if (size == 2) {
+  a.and_(x86::r11d, Imm(~(kPopfKeepsOut | keep_old) & (size == 2 ? 0xFFFFu : 0xFFFFFFFFu)));
+  if (keep_old != 0) {
     a.mov(x86::r8d, ctx(ctx_offset::kVirtualEflags, 4));
-    a.and_(x86::r8d, Imm(0xFFFF0000u));
+    a.and_(x86::r8d, Imm(keep_old));
     a.or_(x86::r11d, x86::r8d);
   }
   a.or_(x86::r11d, Imm(2));
@@ -399,6 +436,7 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   a.push(x86::r10);
   a.popfq();
   a.mov(x86::rsp, x86::r9);
+  if (!mode_.if_sensitive) load_interrupt_window();
   return false;
 }
 

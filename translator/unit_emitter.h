@@ -23,14 +23,15 @@
 #include "translator/guest_decoder.h"
 #include "translator/opcode_table.h"
 #include "translator/translation_cache.h"
+#include "translator/translation_mode.h"
 
 namespace bt86 {
 
 class UnitEmitter {
  public:
   // host_start: the exec address the code will live at.
-  UnitEmitter(TranslationCache& cache, uint64_t host_start, uint32_t guest_start,
-              uint64_t* execution_counter);
+  UnitEmitter(TranslationCache& cache, uint64_t host_start, const UnitKey& key,
+              const TranslationMode& mode, uint64_t* execution_counter);
 
   // Emits one instruction; returns true if the unit must end after it.
   bool emit(const DecodedInstruction& d, const OpcodeEntry& entry);
@@ -63,6 +64,9 @@ class UnitEmitter {
   void indirect_jump();  // Target guest EIP in r8d.
   void load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op);
   void push_value(asmjit::Operand_ value, int size);
+  uint8_t segment_prefix(const DecodedInstruction& d) const;
+  void load_interrupt_window();
+  void raise_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code);
 
   bool emit_push(const DecodedInstruction& d);
   bool emit_pop(const DecodedInstruction& d);
@@ -72,6 +76,7 @@ class UnitEmitter {
   bool emit_callout(const DecodedInstruction& d, CalloutId id);
 
   TranslationCache& cache_;
+  TranslationMode mode_;
   uint64_t host_start_;
   asmjit::CodeHolder code_;
   asmjit::x86::Assembler assembler_;

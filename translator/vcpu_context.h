@@ -9,6 +9,16 @@
 // loads from it, so protecting that page forces running code out at the next
 // unit boundary without taxing hot paths with a flag test (flags are guest
 // state inside the cache, so a test-and-branch would have to save them).
+// The interrupt-window page works the same way for sti and popf: they load
+// from it after setting the virtual IF, and the runtime protects it while an
+// interrupt is pending and the guest has IF clear, so the instruction that
+// opens the window leaves the cache to take the interrupt.
+//
+// While translated code runs, the host GS base is window_base (the current
+// address-space window) and the host FS base is fs_window_base (window base
+// plus the base of the guest segment that translated code reaches through
+// the FS prefix); the entry stub installs both and every exit restores the
+// VMM's own FS base (glibc's thread pointer) from vmm_fs_base.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +47,8 @@ struct alignas(4096) VcpuContext {
   uint64_t lookup_table = 0;  // IndirectLookupTable entries (see indirect_lookup.h).
   uint64_t window_base = 0;
   uint64_t negative_window_base = 0;
+  uint64_t fs_window_base = 0;
+  uint64_t vmm_fs_base = 0;
   // Guest EFLAGS bits that do not live in host RFLAGS, IF excluded (IOPL, AC,
   // ID, NT, ...): pushf merges them in, popf splits them out.
   uint32_t virtual_eflags = 0;
@@ -50,6 +62,7 @@ struct alignas(4096) VcpuContext {
   // host stack is never used inside the cache (RSP holds guest ESP).
   alignas(16) uint64_t scratch_stack[8] = {};
   alignas(4096) uint8_t poll_page[4096] = {};
+  alignas(4096) uint8_t interrupt_window_page[4096] = {};
 };
 
 static_assert(std::is_standard_layout_v<VcpuContext>);
@@ -66,6 +79,8 @@ inline constexpr int32_t kEntryTarget = offsetof(VcpuContext, entry_target);
 inline constexpr int32_t kLookupTable = offsetof(VcpuContext, lookup_table);
 inline constexpr int32_t kWindowBase = offsetof(VcpuContext, window_base);
 inline constexpr int32_t kNegativeWindowBase = offsetof(VcpuContext, negative_window_base);
+inline constexpr int32_t kFsWindowBase = offsetof(VcpuContext, fs_window_base);
+inline constexpr int32_t kVmmFsBase = offsetof(VcpuContext, vmm_fs_base);
 inline constexpr int32_t kVirtualEflags = offsetof(VcpuContext, virtual_eflags);
 inline constexpr int32_t kVirtualIf = offsetof(VcpuContext, virtual_if);
 inline constexpr int32_t kHostMxcsr = offsetof(VcpuContext, host_mxcsr);
@@ -74,6 +89,7 @@ inline constexpr int32_t kFpu = offsetof(VcpuContext, fpu);
 inline constexpr int32_t kScratchStackTop =
     offsetof(VcpuContext, scratch_stack) + sizeof(VcpuContext::scratch_stack);
 inline constexpr int32_t kPollPage = offsetof(VcpuContext, poll_page);
+inline constexpr int32_t kInterruptWindowPage = offsetof(VcpuContext, interrupt_window_page);
 }  // namespace ctx_offset
 
 }  // namespace bt86

@@ -154,25 +154,25 @@ TEST(OpcodeTable, OperandFormsRefineTheTable) {
   using E = Emitter;
   using C = CalloutId;
   const FormCase cases[] = {
-      {{0x0F, 0x22, 0xD8}, K::kCallout, E::kCallout, C::kUnsupported},        // mov cr3, eax
-      {{0x0F, 0x20, 0xC0}, K::kCallout, E::kCallout, C::kUnsupported},        // mov eax, cr0
+      {{0x0F, 0x22, 0xD8}, K::kCallout, E::kCallout, C::kSystem},             // mov cr3, eax
+      {{0x0F, 0x20, 0xC0}, K::kCallout, E::kCallout, C::kSystem},             // mov eax, cr0
       {{0x01, 0xD8}, K::kIdent, E::kIdent},                                   // add eax, ebx
       {{0xC3}, K::kCompensated, E::kRet},                                     // ret
       {{0x8C, 0xD8}, K::kCallout, E::kCallout, C::kMoveFromSegment},          // mov eax, ds
-      {{0x8E, 0xD8}, K::kCallout, E::kCallout, C::kUnsupported},              // mov ds, ax
+      {{0x8E, 0xD8}, K::kCallout, E::kCallout, C::kSystem},                   // mov ds, ax
       {{0x0E}, K::kCallout, E::kCallout, C::kPushSegment},                    // push cs
-      {{0x1F}, K::kCallout, E::kCallout, C::kUnsupported},                    // pop ds
+      {{0x1F}, K::kCallout, E::kCallout, C::kSystem},                         // pop ds
       {{0xA5}, K::kCompensated, E::kString},                                  // movsd
       {{0xF3, 0xAB}, K::kCompensated, E::kString},                            // rep stosd
       {{0xF2, 0x0F, 0x10, 0xC1}, K::kIdent, E::kIdent},                       // movsd xmm0, xmm1
       {{0xD9, 0x00}, K::kIdent, E::kIdent},                                   // fld dword [eax]
       {{0x0F, 0x58, 0x00}, K::kIdent, E::kIdent},                             // addps xmm0, [eax]
       {{0x67, 0x8B, 0x00}, K::kCallout, E::kCallout, C::kUnsupported},        // 16-bit addressing
-      {{0xEA, 0, 0, 0, 0, 8, 0}, K::kCallout, E::kCallout, C::kUnsupported},  // jmp far
+      {{0xEA, 0, 0, 0, 0, 8, 0}, K::kCallout, E::kCallout, C::kSystem},       // jmp far
       {{0xFF, 0x10}, K::kCompensated, E::kCallIndirect},                      // call [eax]
       {{0xFF, 0xE0}, K::kCompensated, E::kJmpIndirect},                       // jmp eax
       {{0xC8, 0x10, 0x00, 0x02}, K::kCallout, E::kCallout, C::kEnterNested},  // enter 16, 2
-      {{0x6C}, K::kCallout, E::kCallout, C::kUnsupported},                    // insb
+      {{0x6C}, K::kCallout, E::kCallout, C::kSystem},                         // insb
       {{0x0F, 0x01, 0xD0}, K::kIdent, E::kIdent},                             // xgetbv
   };
   for (const FormCase& c : cases) {
