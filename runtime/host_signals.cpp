@@ -28,17 +28,22 @@ struct ThreadBlock {
   HostFaultHandler* handler;
 };
 
-uint64_t read_fs_base() {
+// Code that runs before the VMM's FS base is back must not touch FS: no
+// sanitizer instrumentation (its shadow and fake-stack lookups read TLS) and
+// no stack protector (its canary lives at fs:0x28).
+#define BT86_BEFORE_FS_RESTORE [[gnu::no_sanitize("address", "undefined"), gnu::no_stack_protector]]
+
+BT86_BEFORE_FS_RESTORE uint64_t read_fs_base() {
   uint64_t v;
   asm volatile("rdfsbase %0" : "=r"(v));
   return v;
 }
 
-void write_fs_base(uint64_t v) {
+BT86_BEFORE_FS_RESTORE void write_fs_base(uint64_t v) {
   asm volatile("wrfsbase %0" ::"r"(v) : "memory");
 }
 
-ThreadBlock* current_block() {
+BT86_BEFORE_FS_RESTORE ThreadBlock* current_block() {
   stack_t ss;
   if (sigaltstack(nullptr, &ss) != 0 || !(ss.ss_flags & SS_ONSTACK)) return nullptr;
   auto* block = static_cast<ThreadBlock*>(ss.ss_sp);
@@ -54,7 +59,7 @@ void fall_back_to_default(int signo) {
   // action (a core dump at the real culprit); asynchronous ones need a raise.
 }
 
-void on_host_signal(int signo, siginfo_t* info, void* raw_context) {
+BT86_BEFORE_FS_RESTORE void on_host_signal(int signo, siginfo_t* info, void* raw_context) {
   ThreadBlock* block = current_block();
   if (block == nullptr || block->handler == nullptr) {
     fall_back_to_default(signo);
