@@ -8,13 +8,12 @@
 #include "monitor/backend.h"
 #include "monitor/kvm/kvm_backend.h"
 #include "monitor/kvm_host_check.h"
+#include "runtime/bt/bt_backend.h"
 
 namespace bt86 {
 
 std::unique_ptr<Backend> make_backend(std::string_view name, const BackendOptions& options) {
-  if (name == "bt") {
-    throw BackendUnavailable("the bt backend is not available yet in this build");
-  }
+  if (name == "bt") return std::make_unique<BtBackend>(BtOptions{});
   if (name == "kvm") {
     const KvmHostReport host = check_kvm_host();
     if (!host.usable()) {

@@ -28,6 +28,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "runtime/cache_fault_exit.h"
 #include "runtime/callouts.h"
 #include "runtime/host_signals.h"
 #include "translator/fault_recovery.h"
@@ -232,16 +233,8 @@ TranslationUnit& FlatHarness::Impl::unit_for(uint32_t eip) {
 
 bool FlatHarness::Impl::handle_host_signal(HostSignal& signal) {
   greg_t* g = signal.context->uc_mcontext.gregs;
-  const uint64_t rip = static_cast<uint64_t>(g[REG_RIP]);
-  if (!cache_.memory().contains(rip)) return false;
-  const TranslationUnit* unit = cache_.unit_at_host(rip);
-  if (unit == nullptr) return false;
-  HostRegisterFile regs;
-  const int order[8] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI};
-  for (int i = 0; i < 8; ++i) regs.gpr[i] = static_cast<uint64_t>(g[order[i]]);
-  regs.rflags = static_cast<uint64_t>(g[REG_EFL]);
   RecoveredGuestState guest;
-  if (!recover_guest_state(*unit, rip, regs, context_->window_base, &guest)) return false;
+  if (!recover_signal_state(cache_, signal, context_->window_base, &guest)) return false;
 
   fault_ = {};
   const uint64_t address = reinterpret_cast<uint64_t>(signal.info->si_addr);
@@ -275,13 +268,7 @@ bool FlatHarness::Impl::handle_host_signal(HostSignal& signal) {
       fault_.exception = {vector::kGp, 0u, std::nullopt};
       break;
   }
-  for (int i = 0; i < 8; ++i) context_->gpr[i] = guest.gpr[i];
-  context_->eip = guest.eip;
-  context_->rflags = guest.rflags;
-  context_->exit_id = kExitHostFault;
-  g[REG_RIP] = static_cast<greg_t>(cache_.stubs().fault_exit);
-  g[REG_R15] = static_cast<greg_t>(reinterpret_cast<uint64_t>(context_));
-  g[REG_EFL] &= ~static_cast<greg_t>(0x40500);  // TF, DF, AC: the VMM's C++ expects them clear.
+  leave_through_fault_exit(cache_, *context_, signal, guest);
   return true;
 }
 

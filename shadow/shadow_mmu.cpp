@@ -38,7 +38,14 @@ PagingMode ShadowMmu::mode_of(const ShadowAddressSpace& space) const {
 }
 
 ShadowAddressSpace& ShadowMmu::activate(const PagingMode& mode) {
-  const ShadowSpaceKey key{mode.cr3 >> kPageShift, mode.pse, mode.wp};
+  return activate_key({mode.cr3 >> kPageShift, mode.pse, mode.wp, false});
+}
+
+ShadowAddressSpace& ShadowMmu::activate_identity() {
+  return activate_key({0, false, false, true});
+}
+
+ShadowAddressSpace& ShadowMmu::activate_key(const ShadowSpaceKey& key) {
   for (auto it = spaces_.begin(); it != spaces_.end(); ++it) {
     if ((*it)->key() == key) {
       spaces_.splice(spaces_.begin(), spaces_, it);
@@ -59,6 +66,7 @@ HostProtection ShadowMmu::protection_for(const PageTranslation& t, uint32_t fram
 HiddenFaultResult ShadowMmu::resolve_fault(ShadowAddressSpace& space, WindowKind window,
                                            uint32_t linear, bool write) {
   ++stats_.hidden_faults;
+  if (space.key().identity) return resolve_identity_fault(space, window, linear, write);
   const PagingMode mode = mode_of(space);
   const PageAccessRequest request{write ? AccessType::kWrite : AccessType::kRead,
                                   window == WindowKind::kUser};
@@ -99,6 +107,40 @@ HiddenFaultResult ShadowMmu::resolve_fault(ShadowAddressSpace& space, WindowKind
   }
   const uint32_t pages = coalesce_forward(space, window, mode, t, prot);
   map_run(space, window, linear_page, frame, pages, prot);
+  enforce_budget();
+  return {};
+}
+
+// Paging off: the page is RAM or it is not; runs of untraced RAM pages are
+// mapped read/write in one mmap, traced ones read-only one at a time.
+HiddenFaultResult ShadowMmu::resolve_identity_fault(ShadowAddressSpace& space, WindowKind window,
+                                                    uint32_t linear, bool write) {
+  const uint32_t frame = linear >> kPageShift;
+  if (!memory_.contains(uint64_t{frame} << kPageShift, 4096)) {
+    return {HiddenFaultResult::Kind::kNotRam, 0, linear, 0};
+  }
+  auto traced = traced_.find(frame);
+  if (write && traced != traced_.end()) {
+    ++stats_.trace_writes;
+    return {HiddenFaultResult::Kind::kTraceWrite, 0, linear, traced->second};
+  }
+  auto& mapped = space.mapped_[index_of(window)];
+  if (mapped.contains(frame)) drop_page(space, window, frame);
+  if (traced != traced_.end()) {
+    map_run(space, window, frame, frame, 1, HostProtection::kRead);
+    enforce_budget();
+    return {};
+  }
+  uint32_t pages = 1;
+  while (pages < options_.identity_run_pages) {
+    const uint32_t next = frame + pages;
+    if (!memory_.contains(uint64_t{next} << kPageShift, 4096) || mapped.contains(next) ||
+        traced_.contains(next) || (next & (options_.identity_run_pages - 1)) == 0) {
+      break;
+    }
+    ++pages;
+  }
+  map_run(space, window, frame, frame, pages, HostProtection::kReadWrite);
   enforce_budget();
   return {};
 }

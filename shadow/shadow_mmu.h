@@ -48,6 +48,7 @@ struct ShadowSpaceKey {
   uint32_t cr3_frame = 0;
   bool pse = false;
   bool wp = false;
+  bool identity = false;  // Paging disabled: linear == physical, all RAM read/write.
   friend bool operator==(const ShadowSpaceKey&, const ShadowSpaceKey&) = default;
 };
 
@@ -109,6 +110,9 @@ class ShadowMmu {
     uint64_t max_host_mappings = 48000;
     // How far a hidden fault looks for neighbours to map in the same mmap.
     uint32_t coalesce_pages = 64;
+    // With paging off: the largest aligned run mapped per hidden fault (a
+    // power of two).
+    uint32_t identity_run_pages = 512;
   };
 
   ShadowMmu(GuestMemory& memory, const Options& options);
@@ -121,6 +125,10 @@ class ShadowMmu {
   // valid until the next activate() or flush_all(); the budget may empty the
   // active space but never destroys it.
   ShadowAddressSpace& activate(const PagingMode& mode);
+  // The space for paging disabled (linear == physical). It is filled and
+  // traced like any other (so code and descriptor tracing work before the
+  // guest turns paging on), from runs of RAM instead of a walk.
+  ShadowAddressSpace& activate_identity();
 
   HiddenFaultResult resolve_fault(ShadowAddressSpace& space, WindowKind window, uint32_t linear,
                                   bool write);
@@ -159,6 +167,9 @@ class ShadowMmu {
     friend bool operator==(const TableUse&, const TableUse&) = default;
   };
 
+  ShadowAddressSpace& activate_key(const ShadowSpaceKey& key);
+  HiddenFaultResult resolve_identity_fault(ShadowAddressSpace& space, WindowKind window,
+                                           uint32_t linear, bool write);
   HostProtection protection_for(const PageTranslation& t, uint32_t frame) const;
   void map_run(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page, uint32_t frame,
                uint32_t pages, HostProtection prot);

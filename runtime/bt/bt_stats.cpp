@@ -1,0 +1,59 @@
+#include "runtime/bt/bt_stats.h"
+
+#include <fmt/format.h>
+
+namespace bt86 {
+namespace {
+
+double percent(uint64_t part, uint64_t whole) {
+  return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+}
+
+double ms(uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
+
+}  // namespace
+
+std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translator,
+                            const TranslationCache& cache, const ShadowMmuStats& mmu) {
+  const ExecutedTotals e = cache.executed_totals();
+  std::string s = "bt86 statistics (BT backend)\n";
+  s += fmt::format(
+      "  translation: {} units, {} guest instructions, {} bytes of host code, {} "
+      "cache flushes, {:.1f} ms\n",
+      translator.units_translated, translator.guest_instructions_translated,
+      translator.host_code_bytes, cache.flush_count(), ms(c.translate_ns));
+  s += fmt::format(
+      "  dispatch: {} cache entries, lookup hit rate {:.1f}% ({} of {}), {} chained "
+      "jumps, {} indirect lookups that left the cache\n",
+      c.dispatches, percent(c.lookup_hits, c.lookups), c.lookup_hits, c.lookups, c.chained_jumps,
+      c.indirect_misses);
+  s += fmt::format(
+      "  executed guest instructions: {} ({:.1f}% IDENT, {:.1f}% compensated, "
+      "{:.1f}% callout)\n",
+      e.instructions, percent(e.ident, e.instructions), percent(e.compensated, e.instructions),
+      percent(e.callout, e.instructions));
+  s += fmt::format("  hidden page faults: {} ({} pages mapped in {} host mappings), {:.1f} ms\n",
+                   c.hidden_page_faults, mmu.pages_mapped, mmu.host_mappings_created,
+                   ms(c.hidden_fault_ns));
+  s += fmt::format("  guest page faults: {}; exceptions delivered: {}; interrupts injected: {}\n",
+                   c.guest_page_faults, c.exceptions_delivered, c.interrupts_injected);
+  s += fmt::format(
+      "  trace faults: {} page-table, {} descriptor-table, {} code; {} units "
+      "invalidated by code writes; {:.1f} ms\n",
+      c.trace_faults[0], c.trace_faults[1], c.trace_faults[2], c.code_invalidations,
+      ms(c.trace_write_ns));
+  s += fmt::format("  adaptations: {}\n", c.adaptations);
+  s += fmt::format("  halts: {} ({:.1f} ms waiting); poll exits: {}; event delivery {:.1f} ms\n",
+                   c.halts, ms(c.halt_ns), c.poll_exits, ms(c.delivery_ns));
+  s += "  callouts:\n";
+  for (const auto& [name, count] : c.callouts) {
+    auto t = c.callout_ns.find(name);
+    s += fmt::format("    {:<16} {:>12} {:>10.1f} ms\n", name, count,
+                     t == c.callout_ns.end() ? 0.0 : ms(t->second));
+  }
+  return s;
+}
+
+}  // namespace bt86

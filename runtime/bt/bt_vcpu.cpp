@@ -1,0 +1,800 @@
+#include "runtime/bt/bt_vcpu.h"
+
+#include <sys/mman.h>
+#include <x86intrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "runtime/cache_fault_exit.h"
+#include "runtime/system/event_delivery.h"
+#include "runtime/system/system_instructions.h"
+
+namespace bt86 {
+namespace {
+
+constexpr uint32_t kPage = 4096;
+constexpr uint32_t kSingleInstructionBit = 16;  // TranslationMode::key() of single_instruction.
+constexpr int kMaxOpenedPages = 8;
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+bool is_single(const TranslationUnit& u) {
+  return (u.key.mode & kSingleInstructionBit) != 0;
+}
+
+VcpuExit error_exit(std::string message) {
+  return {VcpuExit::Kind::kError, 0, std::move(message)};
+}
+
+}  // namespace
+
+BtVcpu::BtVcpu(Machine& machine, const BtOptions& options)
+    : machine_(machine),
+      options_(options),
+      mmu_(machine.memory(), ShadowMmu::Options{}),
+      linear_(machine.memory(), mmu_),
+      cache_(options.translation_cache_bytes),
+      translator_(cache_, TranslatorOptions{.count_executed = options.count_executed}) {
+  if (!host_has_fsgsbase()) {
+    throw BackendUnavailable(
+        "the bt backend needs user-space FSGSBASE (a CPU with fsgsbase and Linux 5.9 or later)");
+  }
+  void* ctx = mmap(nullptr, sizeof(VcpuContext), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (ctx == MAP_FAILED) throw std::runtime_error("cannot allocate the vCPU context");
+  context_ = new (ctx) VcpuContext();
+  context_->lookup_table = cache_.lookup(0).address();
+  kicker_ = std::make_unique<EventKicker>(context_->poll_page);
+}
+
+BtVcpu::~BtVcpu() {
+  kicker_.reset();
+  munmap(context_, sizeof(VcpuContext));
+}
+
+CpuState BtVcpu::state() const {
+  return cpu_;
+}
+
+void BtVcpu::set_state(const CpuState& state) {
+  cpu_ = state;
+  view_dirty_ = true;
+  paging_known_ = false;
+}
+
+void BtVcpu::request_stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  kicker_->kick();
+  machine_.wake();
+}
+
+void BtVcpu::load_context() {
+  for (int i = 0; i < 8; ++i) context_->gpr[i] = cpu_.gpr[i];
+  context_->eip = cpu_.eip;
+  context_->rflags = (cpu_.eflags & kHostGuestFlags) | 0x2;
+  context_->virtual_eflags =
+      (cpu_.eflags & ~static_cast<uint32_t>(kHostGuestFlags) & ~eflags::kIf) | eflags::kFixed1;
+  context_->virtual_if = (cpu_.eflags & eflags::kIf) ? 1 : 0;
+  std::memcpy(context_->fpu, cpu_.fpu.fxsave.data(), sizeof context_->fpu);
+  // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
+  uint32_t mxcsr;
+  std::memcpy(&mxcsr, context_->fpu + 24, 4);
+  mxcsr &= 0xFFFF;
+  std::memcpy(context_->fpu + 24, &mxcsr, 4);
+}
+
+void BtVcpu::save_context() {
+  for (int i = 0; i < 8; ++i) cpu_.gpr[i] = context_->gpr[i];
+  cpu_.eip = context_->eip;
+  cpu_.eflags = static_cast<uint32_t>(context_->rflags & kHostGuestFlags) |
+                context_->virtual_eflags | (context_->virtual_if ? eflags::kIf : 0);
+  std::memcpy(cpu_.fpu.fxsave.data(), context_->fpu, sizeof context_->fpu);
+}
+
+VcpuExit BtVcpu::run() {
+  try {
+    return run_loop();
+  } catch (const std::exception& e) {
+    save_context();
+    return error_exit(fmt::format("{} (guest EIP {:#010x})", e.what(), cpu_.eip));
+  }
+}
+
+std::optional<VcpuExit> BtVcpu::exit_for_stop() {
+  if (stop_requested_.exchange(false, std::memory_order_acq_rel)) {
+    return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "stop requested"};
+  }
+  const std::optional<StopRequest> stop = machine_.stop_request();
+  if (!stop) return std::nullopt;
+  switch (stop->kind) {
+    case StopRequest::Kind::kDebugExit:
+      return VcpuExit{VcpuExit::Kind::kDebugExit, stop->status,
+                      "the guest wrote to the debug-exit port"};
+    case StopRequest::Kind::kReset:
+      return VcpuExit{VcpuExit::Kind::kReset, 0, "the guest reset the machine"};
+    case StopRequest::Kind::kUserQuit:
+      return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "the user quit"};
+    case StopRequest::Kind::kTimeout:
+      return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "the timeout expired"};
+    case StopRequest::Kind::kSignal:
+      return VcpuExit{VcpuExit::Kind::kStopRequested, stop->status,
+                      fmt::format("stopped by signal {}", stop->status)};
+  }
+  return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "stop requested"};
+}
+
+VcpuExit BtVcpu::run_loop() {
+  HostSignalThread signals;
+  signals.set_handler(this);
+  load_context();
+  const auto enter = cache_.stubs().enter_function();
+  for (;;) {
+    if (auto e = exit_for_stop()) {
+      save_context();
+      return *e;
+    }
+    const uint64_t now = machine_.clock().now_ns();
+    if (auto d = machine_.next_deadline_ns(); d && *d <= now) machine_.service_events();
+    if (cpu_.events.halted) {
+      if (auto e = wait_while_halted()) {
+        save_context();
+        return *e;
+      }
+      if (cpu_.events.halted) continue;
+    }
+    if (!single_step_next_ && context_->virtual_if && machine_.interrupt_pending()) {
+      save_context();
+      const uint8_t vector = machine_.acknowledge_interrupt();
+      ++counters_.interrupts_injected;
+      if (auto e = deliver(GuestEvent::external_interrupt(vector))) return *e;
+    }
+    set_interrupt_window(machine_.interrupt_pending() && !context_->virtual_if);
+    if (view_dirty_) refresh_view();
+    kicker_->set_deadline(machine_.next_deadline_ns(), now);
+
+    std::optional<VcpuExit> exit;
+    TranslationUnit* unit = unit_for(context_->eip, single_step_next_, &exit);
+    if (exit) return *exit;
+    if (unit == nullptr) continue;  // A fetch fault was delivered.
+    single_step_next_ = false;
+    ++counters_.dispatches;
+    enter(context_, unit->host_start);
+    if (auto e = handle_exit(context_->exit_id)) {
+      save_context();
+      return *e;
+    }
+  }
+}
+
+std::optional<VcpuExit> BtVcpu::wait_while_halted() {
+  ++counters_.halts;
+  const uint64_t start = now_ns();
+  while (cpu_.events.halted) {
+    if (auto e = exit_for_stop()) return e;
+    if (!context_->virtual_if) {
+      save_context();
+      machine_.log().note("guest halted with interrupts disabled at EIP {:#x}: power off",
+                          cpu_.eip);
+      return VcpuExit{
+          VcpuExit::Kind::kPowerOff, 0,
+          fmt::format("the guest halted with interrupts disabled (EIP {:#010x})", cpu_.eip)};
+    }
+    if (machine_.interrupt_pending()) {
+      cpu_.events.halted = false;
+      break;
+    }
+    machine_.wait_for_event(machine_.next_deadline_ns());
+    machine_.service_events();
+  }
+  counters_.halt_ns += now_ns() - start;
+  return std::nullopt;
+}
+
+std::optional<VcpuExit> BtVcpu::deliver(const GuestEvent& event) {
+  const uint64_t start = now_ns();
+  const SystemOutcome outcome = deliver_event(*this, event);
+  counters_.delivery_ns += now_ns() - start;
+  if (event.source == EventSource::kException) ++counters_.exceptions_delivered;
+  view_dirty_ = true;
+  load_context();
+  if (outcome.kind == SystemOutcome::Kind::kShutdown) {
+    return VcpuExit{VcpuExit::Kind::kTripleFault, 0, outcome.message};
+  }
+  if (outcome.kind != SystemOutcome::Kind::kContinue) {
+    return VcpuExit{VcpuExit::Kind::kTripleFault, 0,
+                    fmt::format("event delivery of {} did not complete",
+                                describe_event(event.vector, event.error_code))};
+  }
+  return std::nullopt;
+}
+
+// cpu_ holds the state after the instruction; the context is reloaded.
+std::optional<VcpuExit> BtVcpu::finish_outcome(const SystemOutcome& outcome) {
+  view_dirty_ = true;
+  switch (outcome.kind) {
+    case SystemOutcome::Kind::kContinue:
+      break;
+    case SystemOutcome::Kind::kException:
+      return deliver(GuestEvent::exception(outcome.exception));
+    case SystemOutcome::Kind::kHalt:
+      cpu_.events.halted = true;
+      break;
+    case SystemOutcome::Kind::kShutdown:
+      load_context();
+      return VcpuExit{VcpuExit::Kind::kTripleFault, 0, outcome.message};
+  }
+  load_context();
+  return std::nullopt;
+}
+
+// --- Address-space view -----------------------------------------------------
+
+void BtVcpu::refresh_view() {
+  view_dirty_ = false;
+  const std::optional<PagingMode> mode = paging_mode_of(cpu_);
+  const bool changed =
+      !paging_known_ || mode.has_value() != paging_.has_value() ||
+      (mode && (mode->cr3 >> 12 != paging_->cr3 >> 12 || mode->pse != paging_->pse ||
+                mode->wp != paging_->wp || mode->pge != paging_->pge));
+  if (changed) {
+    space_ = mode ? &mmu_.activate(*mode) : &mmu_.activate_identity();
+    paging_ = mode;
+    paging_known_ = true;
+    drop_nonglobal_lookups();
+  }
+  const uint8_t cpl = cpu_.cpl();
+  window_ = (mode && cpl == 3) ? WindowKind::kUser : WindowKind::kSupervisor;
+  const uint64_t base = reinterpret_cast<uint64_t>(space_->window(window_).base());
+  context_->window_base = base;
+  context_->negative_window_base = 0 - base;
+
+  const Segment& fs = cpu_.segment(SegReg::kFs);
+  const Segment& gs = cpu_.segment(SegReg::kGs);
+  const bool fs_based = !fs.unusable && fs.base != 0;
+  const bool gs_based = !gs.unusable && gs.base != 0;
+  const SegReg routed = fs_based || !gs_based ? SegReg::kFs : SegReg::kGs;
+  for (SegReg r : {SegReg::kEs, SegReg::kCs, SegReg::kSs, SegReg::kDs, SegReg::kFs, SegReg::kGs}) {
+    const Segment& s = cpu_.segment(r);
+    if (r == routed || s.unusable || s.base == 0) continue;
+    throw std::runtime_error(fmt::format(
+        "segment register {} has base {:#x}: the bt backend supports non-zero bases only in "
+        "one of FS and GS",
+        "ECSDFG"[static_cast<int>(r)], s.base));
+  }
+  const Segment& routed_segment = cpu_.segment(routed);
+  context_->fs_window_base = base + (routed_segment.unusable ? 0 : routed_segment.base);
+
+  const uint8_t iopl = (context_->virtual_eflags >> 12) & 3;
+  mode_.cpl = cpl;
+  mode_.if_sensitive = cpl > iopl;
+  mode_.fs_segment = routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
+  mode_.single_instruction = false;
+  context_->lookup_table = cache_.lookup(cpl == 3 ? 1 : 0).address();
+}
+
+void BtVcpu::drop_nonglobal_lookups() {
+  if (cache_.flush_count() == lookups_flush_count_) {
+    for (const LookupEntry& e : nonglobal_lookups_) cache_.lookup(e.table).remove(e.eip, e.host);
+  }
+  nonglobal_lookups_.clear();
+  lookups_flush_count_ = cache_.flush_count();
+}
+
+void BtVcpu::paging_changed() {
+  const std::optional<PagingMode> mode = paging_mode_of(cpu_);
+  const bool global_meaning_changed =
+      !paging_known_ || mode.has_value() != paging_.has_value() ||
+      (mode && (mode->pse != paging_->pse || mode->wp != paging_->wp || mode->pge != paging_->pge));
+  if (global_meaning_changed) {
+    cache_.unlink_all();
+    nonglobal_lookups_.clear();
+  }
+  view_dirty_ = true;
+}
+
+void BtVcpu::invalidate_page(uint32_t linear) {
+  if (paging_ && space_ != nullptr) mmu_.invalidate_page(*space_, linear);
+  for (TranslationUnit* u : cache_.units_on_linear_page(linear >> 12)) cache_.detach(*u);
+  drop_nonglobal_lookups();
+}
+
+void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) {
+  if (has_kind(kinds, TraceKind::kPageTable)) drop_nonglobal_lookups();
+  if (!has_kind(kinds, TraceKind::kCode)) return;
+  const std::optional<PagingMode> mode = paging_mode_of(cpu_);
+  uint32_t done = 0;
+  while (done < length) {
+    const uint32_t at = linear + done;
+    const uint32_t piece = std::min(length - done, kPage - (at & (kPage - 1)));
+    uint32_t physical = at;
+    if (mode) {
+      const PageWalkResult r = mmu_.walker().probe(*mode, at, {AccessType::kRead, false});
+      if (!r.ok()) break;
+      physical = r.translation->physical;
+    }
+    invalidate_physical(physical, piece);
+    done += piece;
+  }
+}
+
+uint64_t BtVcpu::read_tsc() {
+  return __rdtsc();
+}
+
+void BtVcpu::write_tsc(uint64_t value) {
+  // rdtsc runs IDENT on the host's counter, so it cannot be offset.
+  machine_.log().note("guest wrote {:#x} to the TSC; the bt backend keeps the host's", value);
+}
+
+// --- Finding units ----------------------------------------------------------
+
+TranslationMode BtVcpu::current_mode(bool single) const {
+  TranslationMode m = mode_;
+  m.single_instruction = single;
+  return m;
+}
+
+std::optional<uint32_t> BtVcpu::code_frame(uint32_t linear, uint32_t* error_code) {
+  *error_code = 0;
+  uint32_t physical = linear;
+  if (paging_) {
+    const PageWalkResult r =
+        mmu_.walker().translate(*paging_, linear, {AccessType::kExecute, mode_.cpl == 3});
+    if (!r.ok()) {
+      *error_code = r.error_code;
+      return std::nullopt;
+    }
+    physical = r.translation->physical;
+  }
+  if (!machine_.memory().contains(physical & ~(kPage - 1), kPage)) {
+    throw std::runtime_error(fmt::format(
+        "the guest executes at {:#x}, physical {:#x}, which is not RAM", linear, physical));
+  }
+  return physical >> 12;
+}
+
+TranslationUnit* BtVcpu::unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit) {
+  uint32_t error_code = 0;
+  const std::optional<uint32_t> frame = code_frame(eip, &error_code);
+  if (!frame) {
+    save_context();
+    GuestException pf{vector::kPf, error_code, eip};
+    *exit = deliver(GuestEvent::exception(pf));
+    return nullptr;
+  }
+  const TranslationMode mode = current_mode(single);
+  const UnitKey key{eip, *frame, mode.key()};
+  ++counters_.lookups;
+  if (TranslationUnit* u = cache_.find(key)) {
+    bool valid = true;
+    for (size_t i = 1; i < u->code.size() && valid; ++i) {
+      uint32_t ignored;
+      const std::optional<uint32_t> f = code_frame(u->code[i].linear_page << 12, &ignored);
+      valid = f && *f == u->code[i].physical >> 12;
+    }
+    if (valid) {
+      ++counters_.lookup_hits;
+      return u;
+    }
+    cache_.retire(*u);
+  }
+  fetch_page_ = eip >> 12;
+  const uint64_t start = now_ns();
+  TranslationUnit& u = translator_.translate(key, mode, *this);
+  note_code(u);
+  counters_.translate_ns += now_ns() - start;
+  return &u;
+}
+
+void BtVcpu::note_code(TranslationUnit& unit) {
+  const uint32_t start = unit.guest_start;
+  const uint64_t page_end = (uint64_t{start} | (kPage - 1)) + 1;
+  uint64_t end = unit.guest_end > start ? unit.guest_end : uint64_t{start} + 1;
+  unit.global = true;
+  unit.code.clear();
+  for (uint64_t at = start; at < end;) {
+    const uint64_t piece_end = std::min<uint64_t>(end, (at | (kPage - 1)) + 1);
+    uint32_t physical = static_cast<uint32_t>(at);
+    if (paging_) {
+      const PageWalkResult r = mmu_.walker().probe(*paging_, static_cast<uint32_t>(at),
+                                                   {AccessType::kExecute, mode_.cpl == 3});
+      if (!r.ok()) break;  // The unit ends in a fetch fault there.
+      physical = r.translation->physical;
+      unit.global = unit.global && r.translation->global;
+    }
+    unit.code.push_back(
+        {static_cast<uint32_t>(at >> 12), physical, static_cast<uint32_t>(piece_end - at)});
+    at = piece_end;
+    if (at > page_end) break;
+  }
+  cache_.index_code(unit);
+  for (const CodeRange& r : unit.code) mmu_.trace_frame(r.physical >> 12, TraceKind::kCode);
+}
+
+bool BtVcpu::may_link(const TranslationUnit& from, const TranslationUnit& to) const {
+  if (!from.live || !to.live || is_single(from) || is_single(to)) return false;
+  if (to.global) return true;
+  for (const CodeRange& r : to.code) {
+    const bool inside = std::any_of(from.code.begin(), from.code.end(), [&](const CodeRange& q) {
+      return q.linear_page == r.linear_page && q.physical >> 12 == r.physical >> 12;
+    });
+    if (!inside) return false;
+  }
+  return true;
+}
+
+size_t BtVcpu::fetch(uint32_t eip, std::span<uint8_t> buffer, uint32_t* fault_error_code) {
+  *fault_error_code = 0;
+  // A unit spans at most its first page and the tail of an instruction
+  // that crosses into the next one.
+  if (eip >> 12 != fetch_page_) return 0;
+  size_t n = 0;
+  while (n < buffer.size()) {
+    const uint32_t at = eip + static_cast<uint32_t>(n);
+    uint32_t physical = at;
+    if (paging_) {
+      const PageWalkResult r =
+          mmu_.walker().translate(*paging_, at, {AccessType::kExecute, mode_.cpl == 3});
+      if (!r.ok()) {
+        *fault_error_code = r.error_code;
+        break;
+      }
+      physical = r.translation->physical;
+    }
+    const uint32_t in_page =
+        std::min<uint32_t>(static_cast<uint32_t>(buffer.size() - n), kPage - (at & (kPage - 1)));
+    if (!machine_.memory().contains(physical, in_page)) break;
+    machine_.memory().read(physical, buffer.subspan(n, in_page));
+    n += in_page;
+  }
+  return n;
+}
+
+bool BtVcpu::decode_at(uint32_t eip, DecodedInstruction* d) {
+  uint8_t bytes[15];
+  uint32_t ignored;
+  const uint32_t saved_page = fetch_page_;
+  fetch_page_ = eip >> 12;
+  const size_t n = fetch(eip, bytes, &ignored);
+  fetch_page_ = saved_page;
+  return GuestDecoder().decode(eip, {bytes, n}, d) == DecodeStatus::kOk;
+}
+
+// --- Exits ------------------------------------------------------------------
+
+std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
+  if (exit_id == kExitHostFault) return handle_host_fault();
+  if (exit_id == kExitIndirectMiss) {
+    ++counters_.indirect_misses;
+    const uint32_t target = context_->eip;
+    if (view_dirty_) refresh_view();
+    std::optional<VcpuExit> exit;
+    TranslationUnit* unit = unit_for(target, false, &exit);
+    if (unit != nullptr) {
+      const int table = mode_.cpl == 3 ? 1 : 0;
+      cache_.lookup(table).insert(target, unit->host_start);
+      if (!unit->global) {
+        if (cache_.flush_count() != lookups_flush_count_) drop_nonglobal_lookups();
+        nonglobal_lookups_.push_back({table, target, unit->host_start});
+      }
+    }
+    return exit;
+  }
+  const ExitRecord exit = cache_.exit(exit_id);
+  switch (exit.kind) {
+    case ExitKind::kDirect: {
+      const uint64_t flushes = cache_.flush_count();
+      if (is_single(cache_.unit(exit.unit))) return std::nullopt;
+      std::optional<VcpuExit> e;
+      TranslationUnit* target = unit_for(exit.guest_target, false, &e);
+      if (target == nullptr || cache_.flush_count() != flushes) return e;
+      TranslationUnit& from = cache_.unit(exit.unit);
+      if (may_link(from, *target)) {
+        cache_.link(exit_id, *target);
+        ++counters_.chained_jumps;
+      }
+      return std::nullopt;
+    }
+    case ExitKind::kException: {
+      save_context();
+      cpu_.eip = exit.guest_target;
+      if (exit.fault_address) cache_.retire(cache_.unit(exit.unit));
+      if (exit.vector == vector::kBp) {
+        cpu_.eip = exit.guest_target - 1;
+        return deliver(GuestEvent::software(vector::kBp, EventSource::kSoftwareException, 1));
+      }
+      GuestException e{exit.vector, exit.error_code, exit.fault_address};
+      return deliver(GuestEvent::exception(e));
+    }
+    case ExitKind::kCallout:
+      return handle_callout(exit);
+  }
+  return std::nullopt;
+}
+
+std::optional<VcpuExit> BtVcpu::handle_host_fault() {
+  const HostFault fault = fault_;
+  switch (fault.kind) {
+    case HostFault::Kind::kNone:
+      return error_exit("a host fault left the cache without a report");
+    case HostFault::Kind::kPoll:
+      ++counters_.poll_exits;
+      kicker_->rearm();
+      return std::nullopt;
+    case HostFault::Kind::kInterruptWindow:
+      // sti (and popf) opened the window: one more instruction runs before
+      // the interrupt, which is the sti shadow (and harmless after popf).
+      single_step_next_ = true;
+      return std::nullopt;
+    case HostFault::Kind::kException:
+      save_context();
+      if (fault.exception.vector == vector::kPf) ++counters_.guest_page_faults;
+      return deliver(GuestEvent::exception(fault.exception));
+    case HostFault::Kind::kTraceWrite:
+      for (int bit = 0; bit < 3; ++bit) {
+        if (fault.exception.vector & (1 << bit)) ++counters_.trace_faults[bit];
+      }
+      return emulate_traced_store(fault.linear);
+    case HostFault::Kind::kNotRam:
+      return error_exit(fmt::format(
+          "the guest accessed physical address {:#x} (linear {:#x}), which is not RAM: memory-"
+          "mapped devices are not supported by the bt backend",
+          fault.physical, fault.linear));
+    case HostFault::Kind::kError:
+      return error_exit(fault.error);
+  }
+  return std::nullopt;
+}
+
+std::optional<VcpuExit> BtVcpu::handle_callout(const ExitRecord& exit) {
+  save_context();
+  cpu_.eip = exit.guest_target;
+  DecodedInstruction d;
+  if (!decode_at(exit.guest_target, &d)) {
+    // The bytes changed under the translation: retranslate from here.
+    return std::nullopt;
+  }
+  const char* name = exit.callout == CalloutId::kSystem || exit.callout == CalloutId::kHalt ||
+                             exit.callout == CalloutId::kCpuid ||
+                             exit.callout == CalloutId::kSoftwareInterrupt ||
+                             exit.callout == CalloutId::kInto
+                         ? ZydisMnemonicGetString(d.mnemonic())
+                         : callout_spec(exit.callout).name;
+  ++counters_.callouts[name];
+  const uint64_t start = now_ns();
+  std::optional<VcpuExit> result;
+  if (is_system_instruction(d)) {
+    result = finish_outcome(execute_system_instruction(*this, d));
+  } else if (exit.callout == CalloutId::kSystem) {
+    result = deliver(GuestEvent::exception({vector::kUd, std::nullopt, std::nullopt}));
+  } else {
+    CalloutEnvironment env{cpu_, *this, d};
+    const CalloutResult r = callout_spec(exit.callout).function(env);
+    switch (r.action) {
+      case CalloutResult::Action::kContinue:
+        load_context();
+        break;
+      case CalloutResult::Action::kHalt:
+        cpu_.eip = d.next_eip();
+        cpu_.events.halted = true;
+        load_context();
+        break;
+      case CalloutResult::Action::kException:
+        result = deliver(GuestEvent::exception(r.exception));
+        break;
+    }
+  }
+  counters_.callout_ns[name] += now_ns() - start;
+  return result;
+}
+
+void BtVcpu::set_interrupt_window(bool armed) {
+  if (armed == interrupt_window_armed_) return;
+  mprotect(context_->interrupt_window_page, kPage, armed ? PROT_NONE : PROT_READ | PROT_WRITE);
+  interrupt_window_armed_ = armed;
+}
+
+// --- Host faults (signal context) ------------------------------------------
+
+bool BtVcpu::handle_host_signal(HostSignal& signal) {
+  RecoveredGuestState guest;
+  if (!recover_signal_state(cache_, signal, context_->window_base, &guest)) return false;
+  greg_t* g = signal.context->uc_mcontext.gregs;
+  fault_ = {};
+  const uint64_t address = reinterpret_cast<uint64_t>(signal.info->si_addr);
+  const uint64_t poll = reinterpret_cast<uint64_t>(context_->poll_page);
+  const uint64_t window = reinterpret_cast<uint64_t>(context_->interrupt_window_page);
+  const uint64_t base = context_->window_base;
+  switch (signal.signo) {
+    case SIGSEGV:
+      if (address - poll < kPage) {
+        fault_.kind = HostFault::Kind::kPoll;
+      } else if (address - window < kPage) {
+        fault_.kind = HostFault::Kind::kInterruptWindow;
+      } else if (signal.info->si_code != SI_KERNEL && space_ != nullptr &&
+                 address - base < HostWindow::kSpan + HostWindow::kGuard) {
+        const uint32_t linear = static_cast<uint32_t>(address - base);
+        const bool write = (g[REG_ERR] & 2) != 0;
+        const uint64_t start = now_ns();
+        HiddenFaultResult r;
+        try {
+          r = mmu_.resolve_fault(*space_, window_, linear, write);
+        } catch (const std::exception&) {
+          fault_.kind = HostFault::Kind::kError;
+          fault_.error = "the shadow MMU could not map a guest page (host mmap failed)";
+          break;
+        }
+        counters_.hidden_fault_ns += now_ns() - start;
+        switch (r.kind) {
+          case HiddenFaultResult::Kind::kMapped:
+            ++counters_.hidden_page_faults;
+            return true;  // Resume the same host instruction.
+          case HiddenFaultResult::Kind::kGuestPageFault:
+            fault_.kind = HostFault::Kind::kException;
+            fault_.exception = {vector::kPf, r.error_code, linear};
+            break;
+          case HiddenFaultResult::Kind::kTraceWrite:
+            fault_.kind = HostFault::Kind::kTraceWrite;
+            fault_.linear = linear;
+            fault_.physical = r.physical;
+            fault_.exception.vector = r.trace_kinds;  // The kinds, for counting.
+            break;
+          case HiddenFaultResult::Kind::kNotRam:
+            fault_.kind = HostFault::Kind::kNotRam;
+            fault_.linear = linear;
+            fault_.physical = r.physical;
+            break;
+        }
+      } else {
+        fault_.kind = HostFault::Kind::kException;
+        fault_.exception = {vector::kGp, 0u, std::nullopt};
+      }
+      break;
+    case SIGFPE:
+      fault_.kind = HostFault::Kind::kException;
+      fault_.exception.vector = g[REG_TRAPNO] == 16   ? vector::kMf
+                                : g[REG_TRAPNO] == 19 ? vector::kXm
+                                                      : vector::kDe;
+      break;
+    case SIGILL:
+      fault_.kind = HostFault::Kind::kException;
+      fault_.exception.vector = vector::kUd;
+      break;
+    case SIGTRAP:
+      fault_.kind = HostFault::Kind::kException;
+      fault_.exception.vector = vector::kDb;
+      break;
+    default:
+      fault_.kind = HostFault::Kind::kException;
+      fault_.exception = {vector::kGp, 0u, std::nullopt};
+      break;
+  }
+  leave_through_fault_exit(cache_, *context_, signal, guest);
+  return true;
+}
+
+// --- Stores to traced pages -------------------------------------------------
+
+std::optional<VcpuExit> BtVcpu::emulate_traced_store(uint32_t linear) {
+  const uint64_t start = now_ns();
+  ++counters_.trace_writes;
+  std::vector<OpenedPage> pages;
+  uint32_t next = linear;
+  uint32_t physical = fault_.physical;
+  const auto enter = cache_.stubs().enter_function();
+  for (;;) {
+    const uint32_t linear_page = next >> 12;
+    const HiddenFaultResult mapped = mmu_.resolve_fault(*space_, window_, next, false);
+    if (mapped.kind != HiddenFaultResult::Kind::kMapped) {
+      close_pages(pages);
+      save_context();
+      return deliver(
+          GuestEvent::exception({vector::kPf, mapped.error_code | pf_error::kWrite, next}));
+    }
+    space_->window(window_).protect(linear_page << 12, kPage, HostProtection::kReadWrite);
+    OpenedPage page{linear_page, physical & ~(kPage - 1), {}};
+    const uint8_t* host = machine_.memory().host_pointer(page.physical_page, kPage);
+    page.before.assign(host, host + kPage);
+    pages.push_back(std::move(page));
+
+    std::optional<VcpuExit> exit;
+    TranslationUnit* unit = unit_for(context_->eip, true, &exit);
+    if (unit == nullptr) {
+      close_pages(pages);
+      return exit;
+    }
+    enter(context_, unit->host_start);
+    if (context_->exit_id == kExitHostFault && fault_.kind == HostFault::Kind::kTraceWrite &&
+        pages.size() < kMaxOpenedPages) {
+      next = fault_.linear;
+      physical = fault_.physical;
+      continue;
+    }
+    break;
+  }
+  close_pages(pages);
+  counters_.trace_write_ns += now_ns() - start;
+  return handle_exit(context_->exit_id);
+}
+
+// Puts the trace protection back, then reports exactly the bytes the
+// instruction changed (unchanged bytes need no derived-state update).
+void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
+  for (const OpenedPage& p : pages) {
+    const auto& mappings = space_->mappings(window_);
+    if (mappings.contains(p.linear_page)) {
+      space_->window(window_).protect(p.linear_page << 12, kPage, HostProtection::kRead);
+    }
+  }
+  TraceKinds kinds = 0;
+  for (const OpenedPage& p : pages) {
+    const uint8_t* now = machine_.memory().host_pointer(p.physical_page, kPage);
+    uint32_t i = 0;
+    while (i < kPage) {
+      if (now[i] == p.before[i]) {
+        ++i;
+        continue;
+      }
+      uint32_t end = i + 1;
+      while (end < kPage && (now[end] != p.before[end] ||
+                             (end + 1 < kPage && now[end + 1] != p.before[end + 1]))) {
+        ++end;
+      }
+      const TraceKinds k = mmu_.note_guest_write(p.physical_page + i, end - i);
+      kinds |= k;
+      if (has_kind(k, TraceKind::kCode)) invalidate_physical(p.physical_page + i, end - i);
+      i = end;
+    }
+  }
+  if (has_kind(kinds, TraceKind::kPageTable)) drop_nonglobal_lookups();
+  pages.clear();
+}
+
+void BtVcpu::invalidate_physical(uint32_t physical, uint32_t length) {
+  const uint32_t end = physical + length;
+  for (TranslationUnit* u : cache_.units_from_physical(physical, end)) {
+    cache_.retire(*u);
+    ++counters_.code_invalidations;
+  }
+  for (uint32_t frame = physical >> 12; frame <= (end - 1) >> 12; ++frame) {
+    if (!cache_.frame_has_code(frame)) mmu_.untrace_frame(frame, TraceKind::kCode);
+  }
+}
+
+// --- Memory for the shared callouts ----------------------------------------
+
+bool BtVcpu::read(uint32_t address, void* data, uint32_t size, GuestException* fault) {
+  auto f = linear_.read(paging_mode_of(cpu_), address, {static_cast<uint8_t*>(data), size},
+                        cpu_.cpl() == 3);
+  if (!f) return true;
+  *fault = f->not_ram ? GuestException{vector::kGp, 0u, std::nullopt}
+                      : GuestException{vector::kPf, f->error_code, f->linear};
+  return false;
+}
+
+bool BtVcpu::write(uint32_t address, const void* data, uint32_t size, GuestException* fault) {
+  const LinearWriteResult r = linear_.write(
+      paging_mode_of(cpu_), address, {static_cast<const uint8_t*>(data), size}, cpu_.cpl() == 3);
+  if (r.fault) {
+    *fault = r.fault->not_ram ? GuestException{vector::kGp, 0u, std::nullopt}
+                              : GuestException{vector::kPf, r.fault->error_code, r.fault->linear};
+    return false;
+  }
+  if (r.traced != 0) traced_memory_written(address, size, r.traced);
+  return true;
+}
+
+std::string BtVcpu::statistics() const {
+  return format_bt_stats(counters_, translator_.stats(), cache_, mmu_.stats());
+}
+
+}  // namespace bt86

@@ -1,0 +1,191 @@
+// The BT backend's vCPU: runs a Machine's guest through the translator.
+//
+// Structure. The dispatcher (run_loop) owns the guest between units: it
+// services the machine, injects interrupts, picks the address-space window,
+// finds or translates the unit at EIP and enters the cache. Translated code
+// leaves through typed exits (direct exits to link, indirect misses,
+// callouts, exceptions) or through a host fault, which the signal handler
+// (handle_host_signal) resolves in place when it can (hidden page faults:
+// map and resume the same host instruction) and otherwise turns into
+// precise guest state and a HostFault for the dispatcher.
+//
+// Memory. Guest RAM is the Machine's memfd. Paging off: the shadow MMU's
+// identity space; paging on: its cached space for CR3, with the supervisor
+// window at CPL 0 and the user window (U/S and R/W enforced by the host) at
+// CPL 3. Host GS base = the window, host FS base = window + the base of the
+// guest segment the translation mode routes through FS.
+//
+// Translations and address spaces. Code is guest-physical content, so a
+// unit is found by (EIP, frame EIP is fetched from, mode) after a walk, and
+// records the physical ranges it came from. The ways into a unit that skip
+// that walk must stay right when the space changes:
+// - direct links go only to a unit whose pages are global (paging off, or
+//   G=1 with CR4.PGE, which the architecture itself keeps across CR3
+//   writes) or lie in the source unit's own pages (then the source being
+//   valid implies the target is); invlpg detaches the units of that page,
+//   CR0/CR4 paging-mode writes unlink everything;
+// - indirect lookups use one table per privilege; entries for non-global
+//   units are dropped on every address-space switch and every page-table
+//   write.
+// The cache therefore survives CR3 switches.
+//
+// Tracing. Frames that code was translated from are traced (kCode). A store
+// to a traced frame (trace fault) leaves the cache with precise state; the
+// dispatcher maps the page writable in the current window only, runs just
+// that instruction (a single-instruction unit), restores the protection,
+// compares the page with a snapshot taken before, and reports exactly the
+// bytes that changed to the shadow MMU (page tables) and the translation
+// cache (self-modifying code). The unit that stored is not resumed: the
+// dispatcher continues at the next EIP through a fresh lookup.
+//
+// Time and interrupts. An EventKicker protects the poll page at the next
+// device deadline (or 10 ms) so running code comes out at a unit boundary;
+// sti/popf fault on the interrupt-window page when an interrupt waits for
+// IF. hlt blocks in Machine::wait_for_event.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "monitor/backend.h"
+#include "monitor/machine.h"
+#include "runtime/bt/bt_stats.h"
+#include "runtime/bt/event_kicker.h"
+#include "runtime/callouts.h"
+#include "runtime/host_signals.h"
+#include "runtime/system/guest_event.h"
+#include "runtime/system/system_context.h"
+#include "shadow/guest_linear_memory.h"
+#include "shadow/shadow_mmu.h"
+#include "translator/translation_cache.h"
+#include "translator/translator.h"
+#include "translator/vcpu_context.h"
+
+namespace bt86 {
+
+struct BtOptions {
+  size_t translation_cache_bytes = 64u << 20;
+  bool count_executed = false;  // Per-unit execution counters (for --stats).
+};
+
+class BtVcpu final : public Vcpu,
+                     public SystemContext,
+                     public HostFaultHandler,
+                     public CodeSource,
+                     public GuestMemoryAccess {
+ public:
+  BtVcpu(Machine& machine, const BtOptions& options);
+  ~BtVcpu() override;
+
+  // Vcpu.
+  VcpuExit run() override;
+  CpuState state() const override;
+  void set_state(const CpuState& state) override;
+  void request_stop() override;
+
+  // SystemContext.
+  CpuState& cpu() override { return cpu_; }
+  GuestLinearMemory& linear_memory() override { return linear_; }
+  Machine& machine() override { return machine_; }
+  void paging_changed() override;
+  void invalidate_page(uint32_t linear) override;
+  void descriptor_tables_changed() override {}
+  void segments_changed() override { view_dirty_ = true; }
+  void traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) override;
+  uint64_t read_tsc() override;
+  void write_tsc(uint64_t value) override;
+
+  // HostFaultHandler (signal context, synchronous faults of translated code).
+  bool handle_host_signal(HostSignal& signal) override;
+  // CodeSource: fetches for the translator through the current paging mode.
+  size_t fetch(uint32_t eip, std::span<uint8_t> buffer, uint32_t* fault_error_code) override;
+  // GuestMemoryAccess: for the shared callouts (pusha, popa, bound, ...).
+  bool read(uint32_t address, void* data, uint32_t size, GuestException* fault) override;
+  bool write(uint32_t address, const void* data, uint32_t size, GuestException* fault) override;
+
+  std::string statistics() const;
+
+ private:
+  // What the signal handler found, for the dispatcher.
+  struct HostFault {
+    enum class Kind { kNone, kPoll, kInterruptWindow, kException, kTraceWrite, kNotRam, kError };
+    Kind kind = Kind::kNone;
+    GuestException exception;
+    uint32_t linear = 0;
+    uint32_t physical = 0;
+    bool after_sti = false;
+    const char* error = nullptr;
+  };
+  // A page made writable for one emulated store.
+  struct OpenedPage {
+    uint32_t linear_page;
+    uint32_t physical_page;
+    std::vector<uint8_t> before;
+  };
+  struct LookupEntry {
+    int table;
+    uint32_t eip;
+    uint64_t host;
+  };
+
+  VcpuExit run_loop();
+  void load_context();  // cpu_ -> context_
+  void save_context();  // context_ -> cpu_
+  std::optional<VcpuExit> exit_for_stop();
+  std::optional<VcpuExit> wait_while_halted();
+  // Delivers an event with cpu_ current; returns an exit for a shutdown.
+  std::optional<VcpuExit> deliver(const GuestEvent& event);
+  std::optional<VcpuExit> finish_outcome(const SystemOutcome& outcome);
+
+  void refresh_view();
+  void switch_space();
+  void drop_nonglobal_lookups();
+  TranslationMode current_mode(bool single) const;
+  std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);
+  TranslationUnit* unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit);
+  void note_code(TranslationUnit& unit);
+  bool may_link(const TranslationUnit& from, const TranslationUnit& to) const;
+
+  std::optional<VcpuExit> handle_exit(uint32_t exit_id);
+  std::optional<VcpuExit> handle_host_fault();
+  std::optional<VcpuExit> handle_callout(const ExitRecord& exit);
+  std::optional<VcpuExit> run_system_instruction(const DecodedInstruction& d);
+  std::optional<VcpuExit> emulate_traced_store(uint32_t linear);
+  void close_pages(std::vector<OpenedPage>& pages);
+  void invalidate_physical(uint32_t physical, uint32_t length);
+  void set_interrupt_window(bool armed);
+  bool decode_at(uint32_t eip, DecodedInstruction* d);
+
+  Machine& machine_;
+  BtOptions options_;
+  CpuState cpu_;
+  VcpuContext* context_ = nullptr;
+  ShadowMmu mmu_;
+  GuestLinearMemory linear_;
+  TranslationCache cache_;
+  Translator translator_;
+  std::unique_ptr<EventKicker> kicker_;
+  std::atomic<bool> stop_requested_{false};
+
+  // The current view (valid while !view_dirty_).
+  bool view_dirty_ = true;
+  ShadowAddressSpace* space_ = nullptr;
+  std::optional<PagingMode> paging_;
+  bool paging_known_ = false;
+  WindowKind window_ = WindowKind::kSupervisor;
+  TranslationMode mode_;
+  uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.
+  std::vector<LookupEntry> nonglobal_lookups_;
+  uint64_t lookups_flush_count_ = 0;
+  bool interrupt_window_armed_ = false;
+  bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).
+
+  HostFault fault_;
+  BtCounters counters_;
+};
+
+}  // namespace bt86
