@@ -12,6 +12,8 @@ namespace bt86 {
 
 SystemOutcome execute_mov_to_segment(SystemContext& ctx, const DecodedInstruction& insn) {
   const SegReg reg = segment_of(insn.operands[0].reg.value);
+  // Zydis already rejects 8E /1; the guard keeps a CS load from ever
+  // bypassing the far-transfer checks that set the CPL.
   if (reg == SegReg::kCs) return SystemOutcome::fault(vector::kUd);
   uint32_t selector = 0;
   SystemOutcome o = read_operand(ctx, insn, insn.operands[1], 2, &selector);

@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "runtime/system/system_instructions.h"
+
 namespace bt86::test {
 namespace {
 
@@ -142,6 +144,10 @@ void SystemTestContext::map(uint32_t linear, uint32_t physical, uint32_t flags) 
   if (linear >= (4u << 20)) throw std::invalid_argument("map: only the first 4 MiB");
   ram().write_u32(layout::kPageDirectory + 0x1000 + (linear >> 12) * 4,
                   (physical & 0xFFFFF000u) | flags);
+}
+
+SystemOutcome execute(SystemTestContext& ctx, std::vector<uint8_t> bytes) {
+  return execute_system_instruction(ctx, decode(std::move(bytes), ctx.cpu().eip));
 }
 
 DecodedInstruction decode(std::vector<uint8_t> bytes, uint32_t eip) {

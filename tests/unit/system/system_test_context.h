@@ -109,6 +109,9 @@ class SystemTestContext final : public SystemContext {
   CpuState cpu_;
 };
 
+// Decodes bytes at cpu().eip and runs them through execute_system_instruction().
+SystemOutcome execute(SystemTestContext& ctx, std::vector<uint8_t> bytes);
+
 // Decodes one instruction from bytes placed at eip (the bytes are also
 // written to guest memory there, for tests that care).
 DecodedInstruction decode(std::vector<uint8_t> bytes, uint32_t eip = 0x100000);
