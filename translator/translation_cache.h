@@ -47,6 +47,9 @@ class TranslationCache {
   explicit TranslationCache(size_t code_bytes);
 
   CodeMemory& memory() { return memory_; }
+  const CodeMemory& memory() const { return memory_; }
+  // The unit with this id (live or retired) until the next flush.
+  TranslationUnit& unit(uint32_t id) { return *units_[id]; }
   const CacheStubs& stubs() const { return stubs_; }
   IndirectLookupTable& lookup(int table = 0) { return lookups_[table]; }
   static constexpr int kLookupTables = 2;

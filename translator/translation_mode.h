@@ -9,6 +9,9 @@
 //   keeps its per-CPU area behind FS in the kernel and its TLS behind GS in
 //   user space; every other segment must be flat (base 0), and overrides of
 //   them use the host GS prefix like unprefixed accesses.
+// - fpu: the CR0/CR4 bits that make x87/MMX/SSE instructions fault (#NM
+//   with CR0.TS or CR0.EM, #UD for SSE without CR4.OSFXSR or with CR0.EM):
+//   with them set, those instructions become exception exits.
 // - single_instruction: a unit of exactly one instruction whose exits are
 //   never linked (the runtime runs it to emulate a store to a traced page).
 // key() packs all of it into UnitKey::mode.
@@ -20,15 +23,23 @@
 
 namespace bt86 {
 
+namespace fpu_mode {
+inline constexpr uint8_t kTs = 1;        // CR0.TS
+inline constexpr uint8_t kEm = 2;        // CR0.EM
+inline constexpr uint8_t kMp = 4;        // CR0.MP
+inline constexpr uint8_t kNoOsfxsr = 8;  // CR4.OSFXSR clear
+}  // namespace fpu_mode
+
 struct TranslationMode {
   uint8_t cpl = 0;
+  uint8_t fpu = 0;  // fpu_mode bits.
   bool if_sensitive = false;
   ZydisRegister fs_segment = ZYDIS_REGISTER_FS;  // FS or GS.
   bool single_instruction = false;
 
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
-           (single_instruction ? 16u : 0u);
+           (single_instruction ? 16u : 0u) | (uint32_t{fpu} << 5);
   }
 };
 

@@ -41,6 +41,70 @@ x86::Gp guest_gpr(ZydisRegister r) {
                                                             : x86::Gp(x86::gpd(i));
 }
 
+enum class FpuClass { kNone, kX87, kWait, kMmx, kSse, kFxsave };
+
+FpuClass fpu_class(const DecodedInstruction& d) {
+  switch (d.mnemonic()) {
+    case ZYDIS_MNEMONIC_FWAIT:
+      return FpuClass::kWait;
+    case ZYDIS_MNEMONIC_SFENCE:
+    case ZYDIS_MNEMONIC_LFENCE:
+    case ZYDIS_MNEMONIC_MFENCE:
+    case ZYDIS_MNEMONIC_CLFLUSH:
+    case ZYDIS_MNEMONIC_MOVNTI:
+    case ZYDIS_MNEMONIC_PAUSE:
+    case ZYDIS_MNEMONIC_PREFETCHNTA:
+    case ZYDIS_MNEMONIC_PREFETCHT0:
+    case ZYDIS_MNEMONIC_PREFETCHT1:
+    case ZYDIS_MNEMONIC_PREFETCHT2:
+      return FpuClass::kNone;
+    default:
+      break;
+  }
+  if (d.insn.meta.isa_set == ZYDIS_ISA_SET_FXSAVE) return FpuClass::kFxsave;
+  switch (d.insn.meta.isa_ext) {
+    case ZYDIS_ISA_EXT_X87:
+      return FpuClass::kX87;
+    case ZYDIS_ISA_EXT_MMX:
+      return FpuClass::kMmx;
+    case ZYDIS_ISA_EXT_SSE:
+    case ZYDIS_ISA_EXT_SSE2:
+    case ZYDIS_ISA_EXT_SSE3:
+    case ZYDIS_ISA_EXT_SSE4:
+    case ZYDIS_ISA_EXT_SSE4A:
+    case ZYDIS_ISA_EXT_SSSE3:
+    case ZYDIS_ISA_EXT_AES:
+    case ZYDIS_ISA_EXT_PCLMULQDQ:
+    case ZYDIS_ISA_EXT_SHA:
+      return FpuClass::kSse;
+    default:
+      return FpuClass::kNone;
+  }
+}
+
+// The exception CR0.TS/EM/MP and CR4.OSFXSR make this instruction raise
+// (SDM Vol. 3A 2.5, Table 12-8 and 13-1), if any.
+std::optional<uint8_t> fpu_exception(const DecodedInstruction& d, uint8_t fpu) {
+  if (fpu == 0) return std::nullopt;
+  const bool ts = fpu & fpu_mode::kTs, em = fpu & fpu_mode::kEm, mp = fpu & fpu_mode::kMp;
+  switch (fpu_class(d)) {
+    case FpuClass::kNone:
+      return std::nullopt;
+    case FpuClass::kWait:
+      return ts && mp ? std::optional<uint8_t>(7) : std::nullopt;
+    case FpuClass::kX87:
+    case FpuClass::kFxsave:
+      return ts || em ? std::optional<uint8_t>(7) : std::nullopt;
+    case FpuClass::kMmx:
+      if (em) return 6;
+      return ts ? std::optional<uint8_t>(7) : std::nullopt;
+    case FpuClass::kSse:
+      if (em || (fpu & fpu_mode::kNoOsfxsr)) return 6;
+      return ts ? std::optional<uint8_t>(7) : std::nullopt;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 UnitEmitter::UnitEmitter(TranslationCache& cache, uint64_t host_start, const UnitKey& key,
@@ -207,6 +271,12 @@ void UnitEmitter::push_value(Operand_ value, int size) {
 
 bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
   auto& a = assembler_;
+  if (const std::optional<uint8_t> vector = fpu_exception(d, mode_.fpu)) {
+    begin_instruction(d, TranslationKind::kCompensated);
+    raise_exception(d.eip, *vector, std::nullopt);
+    end_instruction(d.next_eip());
+    return true;
+  }
   TranslationKind kind = entry.kind;
   begin_instruction(d, kind);
   bool ends = false;

@@ -278,7 +278,19 @@ void BtVcpu::refresh_view() {
   mode_.if_sensitive = cpl > iopl;
   mode_.fs_segment = routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
   mode_.single_instruction = false;
-  context_->lookup_table = cache_.lookup(cpl == 3 ? 1 : 0).address();
+  mode_.fpu = static_cast<uint8_t>(((cpu_.cr0 & cr0::kTs) ? fpu_mode::kTs : 0) |
+                                   ((cpu_.cr0 & cr0::kEm) ? fpu_mode::kEm : 0) |
+                                   ((cpu_.cr0 & cr0::kMp) ? fpu_mode::kMp : 0) |
+                                   ((cpu_.cr4 & cr4::kOsfxsr) ? 0 : fpu_mode::kNoOsfxsr));
+  // A lookup table serves one privilege; its entries must also belong to
+  // the rest of the current mode (TS, IOPL, segment routing), which changes
+  // rarely: start the table afresh when it does.
+  const int table = cpl == 3 ? 1 : 0;
+  if (table_mode_[table] != mode_.key()) {
+    cache_.lookup(table).clear();
+    table_mode_[table] = mode_.key();
+  }
+  context_->lookup_table = cache_.lookup(table).address();
 }
 
 void BtVcpu::drop_nonglobal_lookups() {

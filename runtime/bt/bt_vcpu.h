@@ -44,6 +44,7 @@
 // IF. hlt blocks in Machine::wait_for_event.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -180,6 +181,7 @@ class BtVcpu final : public Vcpu,
   TranslationMode mode_;
   uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.
   std::vector<LookupEntry> nonglobal_lookups_;
+  std::array<uint32_t, TranslationCache::kLookupTables> table_mode_{};
   uint64_t lookups_flush_count_ = 0;
   bool interrupt_window_armed_ = false;
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).
