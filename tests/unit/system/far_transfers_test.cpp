@@ -159,6 +159,44 @@ TEST_F(FarTransfersTest, IretWithNtReturnsToTheLinkedTask) {
   EXPECT_TRUE(cpu.cr0 & cr0::kTs);
 }
 
+TEST_F(FarTransfersTest, FarJmpToAnAvailableTssSwitchesTasksWithoutNesting) {
+  GuestMemory& ram = ctx.ram();
+  ram.write_u32(layout::kTssB + 0x20, 0x200000);
+  ram.write_u32(layout::kTssB + 0x24, eflags::kFixed1 | eflags::kZf);
+  ram.write_u32(layout::kTssB + 0x28, 0x1234);  // EAX
+  ram.write_u32(layout::kTssB + 0x38, layout::kStackB);
+  const uint16_t selectors[] = {sel::kData0, sel::kCode0,     sel::kData0,
+                                sel::kData0, sel::kSmallData, sel::kData0};
+  for (int i = 0; i < 6; ++i) ram.write_u32(layout::kTssB + 0x48 + 4 * i, selectors[i]);
+  ram.write_u32(layout::kTssB + 0x60, sel::kLdt);
+  cpu.reg(Gpr::kEax) = 0xAAAA;
+  ASSERT_EQ(execute(ctx, far_pointer(0xEA, 0, sel::kTssB)).kind, Kind::kContinue);
+  EXPECT_EQ(cpu.tr.selector, sel::kTssB);
+  EXPECT_EQ(cpu.eip, 0x200000u);
+  EXPECT_EQ(cpu.reg(Gpr::kEax), 0x1234u);
+  EXPECT_EQ(cpu.segment(SegReg::kFs).base, 0x20000u);
+  EXPECT_EQ(cpu.ldtr.base, layout::kLdt);
+  EXPECT_FALSE(cpu.eflags & eflags::kNt);
+  EXPECT_EQ(ctx.gdt_raw(sel::kTssA) >> 40 & 0xF, descriptor_type::kTss32Available);
+  EXPECT_EQ(ctx.gdt_raw(sel::kTssB) >> 40 & 0xF, descriptor_type::kTss32Busy);
+  EXPECT_EQ(ram.read_u32(layout::kTssA + 0x28), 0xAAAAu);    // Saved EAX.
+  EXPECT_EQ(ram.read_u32(layout::kTssA + 0x20), 0x100007u);  // After the jmp.
+  // The busy TSS cannot be entered again.
+  expect_fault(execute(ctx, far_pointer(0xEA, 0, sel::kTssB)), vector::kGp, sel::kTssB);
+}
+
+TEST_F(FarTransfersTest, ANewTaskWithABadStackFaultsInTheNewTask) {
+  GuestMemory& ram = ctx.ram();
+  ram.write_u32(layout::kTssB + 0x20, 0x200000);
+  ram.write_u32(layout::kTssB + 0x24, eflags::kFixed1);
+  const uint16_t selectors[] = {sel::kData0, sel::kCode0, sel::kReadOnlyData,
+                                sel::kData0, sel::kData0, sel::kData0};
+  for (int i = 0; i < 6; ++i) ram.write_u32(layout::kTssB + 0x48 + 4 * i, selectors[i]);
+  expect_fault(execute(ctx, far_pointer(0xEA, 0, sel::kTssB)), vector::kTs, sel::kReadOnlyData);
+  EXPECT_EQ(cpu.tr.selector, sel::kTssB);
+  EXPECT_EQ(cpu.eip, 0x200000u);
+}
+
 TEST_F(FarTransfersTest, FarCallThroughACallGateToRing0SwitchesStacksAndCopiesParameters) {
   GateDescriptor gate;
   gate.selector = sel::kCode0;

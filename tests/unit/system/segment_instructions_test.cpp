@@ -41,6 +41,14 @@ TEST_F(SegmentInstructionsTest, MovDsLoadsTheHiddenPartAndSetsTheAccessedBit) {
   EXPECT_GT(ctx.segment_changes, 0);
 }
 
+TEST_F(SegmentInstructionsTest, TheAccessedBitStoreToATracedGdtPageIsReported) {
+  ctx.mmu().trace_frame(layout::kGdt >> 12, TraceKind::kDescriptorTable);
+  ASSERT_EQ(mov_ds(sel::kSmallData).kind, Kind::kContinue);
+  EXPECT_EQ(ctx.traced_writes, (std::vector<uint32_t>{layout::kGdt + sel::kSmallData + 5}));
+  ASSERT_EQ(mov_ds(sel::kSmallData).kind, Kind::kContinue);  // Already accessed: no store.
+  EXPECT_EQ(ctx.traced_writes.size(), 1u);
+}
+
 TEST_F(SegmentInstructionsTest, NullSelectorInDsIsAllowedAndUnusable) {
   ASSERT_EQ(mov_ds(0).kind, Kind::kContinue);
   EXPECT_TRUE(cpu.segment(SegReg::kDs).unusable);

@@ -32,7 +32,7 @@ Segment system_segment(uint16_t selector, uint32_t base, uint32_t limit, uint8_t
 }  // namespace
 
 Segment data_segment(uint16_t selector, uint32_t base, uint32_t limit, uint8_t dpl, bool writable) {
-  Segment s = flat_segment(selector, writable ? 3 : 1, dpl);
+  Segment s = flat_segment(selector, writable ? 2 : 0, dpl);
   s.base = base;
   s.limit = limit;
   s.granularity = limit > 0xFFFFF;
@@ -40,7 +40,7 @@ Segment data_segment(uint16_t selector, uint32_t base, uint32_t limit, uint8_t d
 }
 
 Segment code_segment(uint16_t selector, uint8_t dpl, bool conforming) {
-  return flat_segment(selector, conforming ? 0xF : 0xB, dpl);
+  return flat_segment(selector, conforming ? 0xE : 0xA, dpl);
 }
 
 SystemTestContext::SystemTestContext()

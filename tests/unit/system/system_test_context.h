@@ -1,7 +1,8 @@
 // A SystemContext over a real Machine (guest RAM, port bus, CPUID model), a
 // ShadowMmu and GuestLinearMemory, recording every notification, plus the
 // guest tables the system tests share: a GDT, an IDT, two TSSs and an LDT in
-// low memory, paging off unless a test turns it on.
+// low memory, paging off unless a test turns it on. Code and data
+// descriptors start with the accessed bit clear, so loads must set it.
 //
 // Layout (physical == linear while paging is off):
 //   0x1000 GDT (32 entries)   0x2000 IDT (256 gates)   0x3000 TSS A   0x3200 TSS B
