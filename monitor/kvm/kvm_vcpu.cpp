@@ -147,6 +147,11 @@ void KvmVcpu::set_state(const CpuState& state) {
   kvm_sregs sregs{};
   vcpu_.ioctl_or_throw(KVM_GET_SREGS, "KVM_GET_SREGS", &sregs);
   fill_kvm_sregs(state, sregs);
+  // The machine has no local APIC (see the CPUID model), but KVM derives
+  // CPUID.1:EDX.APIC from the APIC base MSR's enable bit, which it sets at
+  // vCPU creation: left alone, Linux finds an APIC whose registers read as
+  // all-ones and spends half a minute in exits polling them.
+  sregs.apic_base = 0;
   // Segments and control registers first: the mode decides how KVM reads
   // the rest.
   vcpu_.ioctl_or_throw(KVM_SET_SREGS, "KVM_SET_SREGS", &sregs);
