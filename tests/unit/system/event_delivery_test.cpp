@@ -117,6 +117,30 @@ TEST_F(EventDeliveryTest, NotPresentHandlerSegmentIsNpWithTheSelector) {
   EXPECT_EQ(stack(0), sel::kNotPresentCode + 1u);
 }
 
+TEST_F(EventDeliveryTest, ABadRing0StackSegmentInTheTssIsTs) {
+  ctx.ram().write_u32(layout::kTssA + 8, sel::kReadOnlyData);
+  ctx.enter_cpl3();
+  ctx.set_gate(0x20, kInt32, sel::kCode0, 0x500000, 0);
+  ctx.set_gate(vector::kTs, kInt32, sel::kCode3, 0x500000, 3);  // DPL 3: no stack switch.
+  ASSERT_EQ(deliver_event(ctx, GuestEvent::external_interrupt(0x20)).kind, Kind::kContinue);
+  EXPECT_EQ(stack(0), sel::kReadOnlyData + 1u);  // EXT: an external event's delivery failed.
+  EXPECT_EQ(esp(), layout::kStack3 - 16);
+}
+
+TEST_F(EventDeliveryTest, SameLevelFramePastTheStackLimitIsSsWithExt) {
+  // ESP above the limit of an expand-up stack: the first push is outside.
+  cpu.segment(SegReg::kSs) = data_segment(sel::kData0, 0, 0x7803, 0);
+  cpu.reg(Gpr::kEsp) = 0x7808;
+  ctx.set_gate(0x20, kInt32, sel::kCode0, 0x500000, 0);
+  ctx.set_gate(vector::kSs, kInt32, sel::kCode0, 0x600000, 0);
+  SystemOutcome o = deliver_event(ctx, GuestEvent::external_interrupt(0x20));
+  // #SS's own frame does not fit either: #SS then #SS is a double fault,
+  // whose frame does not fit: a triple fault, with cpu() untouched.
+  ASSERT_EQ(o.kind, Kind::kShutdown);
+  EXPECT_NE(o.message.find("#SS(0x1)"), std::string::npos) << o.message;
+  EXPECT_EQ(esp(), 0x7808u);
+}
+
 TEST_F(EventDeliveryTest, TwoContributoryExceptionsBecomeADoubleFault) {
   ctx.set_gate(vector::kGp, kInt32, sel::kCode0, 0x500000, 0, false);
   ctx.set_gate(vector::kDf, kInt32, sel::kCode0, 0x700000, 0);
