@@ -94,7 +94,6 @@ class I8042 final : public BusDevice {
   uint8_t command_byte_ = 0x47;             // XLATE, SYS, both interrupts: as a BIOS leaves it.
   uint8_t output_port_ = 0x03;              // Reset line inactive, A20 enabled.
   bool last_write_was_command_ = false;
-  bool timeout_ = false;  // Status bit 6, for the byte at the head of the queue.
   bool keyboard_irq_level_ = false;
   bool aux_irq_level_ = false;
 };

@@ -141,7 +141,8 @@ uint8_t Uart16550::read_register(unsigned reg) {
       msr_deltas_ = 0;
       return msr;
     }
-    default:
+    case kScr:
+    default:  // The device decodes three address lines: kScr is the last.
       return scr_;
   }
 }
@@ -191,6 +192,7 @@ void Uart16550::write_register(unsigned reg, uint8_t value) {
     case kMsr:
       log_.note("uart: write {:#04x} to read-only register {} ignored", value, reg);
       break;
+    case kScr:
     default:
       scr_ = value;
       break;

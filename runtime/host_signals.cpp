@@ -31,7 +31,8 @@ struct ThreadBlock {
 // Code that runs before the VMM's FS base is back must not touch FS: no
 // sanitizer instrumentation (its shadow and fake-stack lookups read TLS) and
 // no stack protector (its canary lives at fs:0x28).
-#define BT86_BEFORE_FS_RESTORE [[gnu::no_sanitize("address", "undefined"), gnu::no_stack_protector]]
+#define BT86_BEFORE_FS_RESTORE \
+  __attribute__((no_sanitize("address", "undefined"), no_stack_protector))
 
 BT86_BEFORE_FS_RESTORE uint64_t read_fs_base() {
   uint64_t v;
