@@ -1,5 +1,9 @@
 #include "runtime/system/instruction_operands.h"
 
+#include <fmt/format.h>
+
+#include <stdexcept>
+
 namespace bt86 {
 namespace {
 
@@ -15,31 +19,29 @@ GprSlot slot_of(ZydisRegister reg) {
   if (reg >= ZYDIS_REGISTER_AX && reg <= ZYDIS_REGISTER_DI) return {reg - ZYDIS_REGISTER_AX, 16, 0};
   if (reg >= ZYDIS_REGISTER_AL && reg <= ZYDIS_REGISTER_BL) return {reg - ZYDIS_REGISTER_AL, 8, 0};
   if (reg >= ZYDIS_REGISTER_AH && reg <= ZYDIS_REGISTER_BH) return {reg - ZYDIS_REGISTER_AH, 8, 8};
-  return {-1, 0, 0};
+  // The dispatcher routes only forms whose register operands are general
+  // registers; anything else is a bug in bt86, not in the guest.
+  throw std::logic_error(fmt::format("{} is not a general register", ZydisRegisterGetString(reg)));
 }
 
 uint32_t mask_of(int width) {
   return width == 32 ? 0xFFFFFFFFu : ((1u << width) - 1);
 }
 
-SegmentAccess access_for_write(bool write) {
-  return write ? SegmentAccess::kWrite : SegmentAccess::kRead;
-}
+}  // namespace
 
-SystemOutcome operand_linear(SystemContext& ctx, const DecodedInstruction& insn,
-                             const ZydisDecodedOperand& op, uint32_t displacement, int size,
-                             bool write, uint32_t* linear) {
+SystemOutcome memory_operand_linear(SystemContext& ctx, const DecodedInstruction& insn,
+                                    const ZydisDecodedOperand& op, uint32_t displacement, int size,
+                                    SegmentAccess access, uint32_t* linear) {
   const CpuState& cpu = ctx.cpu();
   uint32_t offset = effective_address(cpu, insn, op) + displacement;
   if (insn.insn.address_width == 16) offset &= 0xFFFF;
   const SegReg reg = segment_of(op.mem.segment);
   const Segment& seg = cpu.segment(reg);
-  SystemOutcome o = check_segment_access(seg, reg, offset, size, access_for_write(write));
+  SystemOutcome o = check_segment_access(seg, reg, offset, size, access);
   if (o.continues()) *linear = seg.base + offset;
   return o;
 }
-
-}  // namespace
 
 uint32_t read_gpr(const CpuState& cpu, ZydisRegister reg) {
   const GprSlot s = slot_of(reg);
@@ -73,7 +75,8 @@ SystemOutcome read_memory_operand(SystemContext& ctx, const DecodedInstruction& 
                                   const ZydisDecodedOperand& op, uint32_t displacement, int size,
                                   uint32_t* value) {
   uint32_t linear = 0;
-  SystemOutcome o = operand_linear(ctx, insn, op, displacement, size, false, &linear);
+  SystemOutcome o =
+      memory_operand_linear(ctx, insn, op, displacement, size, SegmentAccess::kRead, &linear);
   if (!o.continues()) return o;
   return read_linear_value(ctx, linear, size, value, ctx.cpu().cpl() == 3);
 }
@@ -82,7 +85,8 @@ SystemOutcome write_memory_operand(SystemContext& ctx, const DecodedInstruction&
                                    const ZydisDecodedOperand& op, uint32_t displacement, int size,
                                    uint32_t value) {
   uint32_t linear = 0;
-  SystemOutcome o = operand_linear(ctx, insn, op, displacement, size, true, &linear);
+  SystemOutcome o =
+      memory_operand_linear(ctx, insn, op, displacement, size, SegmentAccess::kWrite, &linear);
   if (!o.continues()) return o;
   return write_linear_value(ctx, linear, size, value, ctx.cpu().cpl() == 3);
 }

@@ -15,7 +15,7 @@
 
 namespace bt86 {
 
-// EAX..EDI, AX..DI, AL..BH; anything else is a programming error (the
+// EAX..EDI, AX..DI, AL..BH; anything else throws std::logic_error (the
 // dispatcher only routes forms with general registers here).
 uint32_t read_gpr(const CpuState& cpu, ZydisRegister reg);
 // 16- and 8-bit writes keep the rest of the 32-bit register.
@@ -26,6 +26,12 @@ SegReg segment_of(ZydisRegister reg);
 
 uint32_t effective_address(const CpuState& cpu, const DecodedInstruction& insn,
                            const ZydisDecodedOperand& op);
+
+// The linear address of size bytes at a memory operand plus displacement,
+// after the segment checks for the access (#GP(0), or #SS(0) for SS).
+SystemOutcome memory_operand_linear(SystemContext& ctx, const DecodedInstruction& insn,
+                                    const ZydisDecodedOperand& op, uint32_t displacement, int size,
+                                    SegmentAccess access, uint32_t* linear);
 
 // Reads size bytes at the memory operand plus displacement (lgdt's base
 // after its limit, the selector after a far pointer's offset).
