@@ -79,7 +79,13 @@ HiddenFaultResult ShadowMmu::resolve_fault(ShadowAddressSpace& space, WindowKind
   }
   const PageTranslation& p = *probe.translation;
   if (!memory_.contains(p.physical & ~0xFFFu, 4096)) {
-    return {HiddenFaultResult::Kind::kNotRam, 0, p.physical, 0};
+    if (write || options_.unassigned_fd < 0) {
+      return {HiddenFaultResult::Kind::kNotRam, 0, p.physical, 0};
+    }
+    const PageTranslation t = *walker_.translate(mode, linear, request).translation;
+    note_tables(space, t);
+    map_unassigned(space, window, linear >> kPageShift);
+    return {};
   }
   const uint32_t frame = p.physical >> kPageShift;
   if (write) {
@@ -117,7 +123,10 @@ HiddenFaultResult ShadowMmu::resolve_identity_fault(ShadowAddressSpace& space, W
                                                     uint32_t linear, bool write) {
   const uint32_t frame = linear >> kPageShift;
   if (!memory_.contains(uint64_t{frame} << kPageShift, 4096)) {
-    return {HiddenFaultResult::Kind::kNotRam, 0, linear, 0};
+    if (write || options_.unassigned_fd < 0)
+      return {HiddenFaultResult::Kind::kNotRam, 0, linear, 0};
+    map_unassigned(space, window, frame);
+    return {};
   }
   auto traced = traced_.find(frame);
   if (write && traced != traced_.end()) {
@@ -143,6 +152,17 @@ HiddenFaultResult ShadowMmu::resolve_identity_fault(ShadowAddressSpace& space, W
   map_run(space, window, frame, frame, pages, HostProtection::kReadWrite);
   enforce_budget();
   return {};
+}
+
+void ShadowMmu::map_unassigned(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page) {
+  auto& mapped = space.mapped_[index_of(window)];
+  if (mapped.contains(linear_page)) drop_page(space, window, linear_page);
+  space.window(window).map(linear_page << kPageShift, options_.unassigned_fd, 0, 4096,
+                           HostProtection::kRead);
+  ++stats_.host_mappings_created;
+  mapped[linear_page] = {ShadowAddressSpace::kUnassignedFrame, HostProtection::kRead};
+  frame_uses_[ShadowAddressSpace::kUnassignedFrame].push_back({&space, window, linear_page});
+  enforce_budget();
 }
 
 uint32_t ShadowMmu::coalesce_forward(ShadowAddressSpace& space, WindowKind window,

@@ -54,6 +54,9 @@ struct ShadowSpaceKey {
 
 class ShadowAddressSpace {
  public:
+  // Mapping::frame of a page backed by the unassigned page, not RAM.
+  static constexpr uint32_t kUnassignedFrame = 0xFFFFFFFF;
+
   const ShadowSpaceKey& key() const { return key_; }
   HostWindow& window(WindowKind w) { return windows_[static_cast<int>(w)]; }
   const HostWindow& window(WindowKind w) const { return windows_[static_cast<int>(w)]; }
@@ -84,6 +87,7 @@ struct HiddenFaultResult {
     kGuestPageFault,  // Deliver #PF with error_code and CR2 = the linear address.
     kTraceWrite,      // A write to a traced frame: emulate it, then note_guest_write().
     kNotRam,          // The guest maps a physical address outside RAM (MMIO).
+                      // Reads are mapped to Options::unassigned_fd when set.
   };
   Kind kind = Kind::kMapped;
   uint32_t error_code = 0;
@@ -113,6 +117,10 @@ class ShadowMmu {
     // With paging off: the largest aligned run mapped per hidden fault (a
     // power of two).
     uint32_t identity_run_pages = 512;
+    // A one-page memfd mapped read-only wherever the guest reads a physical
+    // address outside RAM (what a bus without a device there returns);
+    // writes there stay kNotRam for the caller. -1: reads are kNotRam too.
+    int unassigned_fd = -1;
   };
 
   ShadowMmu(GuestMemory& memory, const Options& options);
@@ -171,6 +179,7 @@ class ShadowMmu {
   HiddenFaultResult resolve_identity_fault(ShadowAddressSpace& space, WindowKind window,
                                            uint32_t linear, bool write);
   HostProtection protection_for(const PageTranslation& t, uint32_t frame) const;
+  void map_unassigned(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page);
   void map_run(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page, uint32_t frame,
                uint32_t pages, HostProtection prot);
   uint32_t coalesce_forward(ShadowAddressSpace& space, WindowKind window, const PagingMode& mode,

@@ -8,7 +8,9 @@
 //   host FS prefix (host FS base = window + that segment's guest base). Linux
 //   keeps its per-CPU area behind FS in the kernel and its TLS behind GS in
 //   user space; every other segment must be flat (base 0), and overrides of
-//   them use the host GS prefix like unprefixed accesses.
+//   them use the host GS prefix like unprefixed accesses. If the other of
+//   FS/GS has a base too (Linux's kernel runs with the user's TLS GS
+//   loaded), overrides naming it cannot be translated and become #UD.
 // - fpu: the CR0/CR4 bits that make x87/MMX/SSE instructions fault (#NM
 //   with CR0.TS or CR0.EM, #UD for SSE without CR4.OSFXSR or with CR0.EM):
 //   with them set, those instructions become exception exits.
@@ -35,11 +37,15 @@ struct TranslationMode {
   uint8_t fpu = 0;  // fpu_mode bits.
   bool if_sensitive = false;
   ZydisRegister fs_segment = ZYDIS_REGISTER_FS;  // FS or GS.
+  // The other of FS/GS has a non-zero base: its overrides cannot be
+  // translated (they become #UD callouts rather than wrong accesses).
+  bool other_segment_based = false;
   bool single_instruction = false;
 
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
-           (single_instruction ? 16u : 0u) | (uint32_t{fpu} << 5);
+           (single_instruction ? 16u : 0u) | (uint32_t{fpu} << 5) |
+           (other_segment_based ? 1u << 9 : 0u);
   }
 };
 

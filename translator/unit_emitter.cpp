@@ -277,6 +277,14 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     end_instruction(d.next_eip());
     return true;
   }
+  if (mode_.other_segment_based) {
+    const ZydisDecodedOperand* op = d.memory_operand();
+    const ZydisRegister other =
+        mode_.fs_segment == ZYDIS_REGISTER_FS ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
+    if (op != nullptr && op->mem.segment == other && d.mnemonic() != ZYDIS_MNEMONIC_LEA) {
+      return emit_callout(d, CalloutId::kUnsupported);
+    }
+  }
   TranslationKind kind = entry.kind;
   begin_instruction(d, kind);
   bool ends = false;

@@ -1,6 +1,7 @@
 #include "runtime/bt/bt_vcpu.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 #include <algorithm>
@@ -27,6 +28,20 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// The page that stands for physical addresses without RAM: reads give zeros
+// (QEMU's unassigned memory reads as zero too), stores are discarded.
+UnassignedPage make_unassigned_page() {
+  UnassignedPage page;
+  page.fd = memfd_create("bt86-unassigned", MFD_CLOEXEC);
+  if (page.fd < 0 || ftruncate(page.fd, 4096) != 0) {
+    throw std::runtime_error("cannot create the unassigned-memory page");
+  }
+  void* view = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, page.fd, 0);
+  if (view == MAP_FAILED) throw std::runtime_error("cannot map the unassigned-memory page");
+  page.view = static_cast<uint8_t*>(view);
+  return page;
+}
+
 bool is_single(const TranslationUnit& u) {
   return (u.key.mode & kSingleInstructionBit) != 0;
 }
@@ -40,7 +55,8 @@ VcpuExit error_exit(std::string message) {
 BtVcpu::BtVcpu(Machine& machine, const BtOptions& options)
     : machine_(machine),
       options_(options),
-      mmu_(machine.memory(), ShadowMmu::Options{}),
+      unassigned_(make_unassigned_page()),
+      mmu_(machine.memory(), ShadowMmu::Options{.unassigned_fd = unassigned_.fd}),
       linear_(machine.memory(), mmu_),
       cache_(options.translation_cache_bytes),
       translator_(cache_, TranslatorOptions{.count_executed = options.count_executed}) {
@@ -59,6 +75,8 @@ BtVcpu::BtVcpu(Machine& machine, const BtOptions& options)
 BtVcpu::~BtVcpu() {
   kicker_.reset();
   munmap(context_, sizeof(VcpuContext));
+  munmap(unassigned_.view, 4096);
+  close(unassigned_.fd);
 }
 
 CpuState BtVcpu::state() const {
@@ -261,14 +279,16 @@ void BtVcpu::refresh_view() {
   const Segment& gs = cpu_.segment(SegReg::kGs);
   const bool fs_based = !fs.unusable && fs.base != 0;
   const bool gs_based = !gs.unusable && gs.base != 0;
-  const SegReg routed = fs_based || !gs_based ? SegReg::kFs : SegReg::kGs;
-  for (SegReg r : {SegReg::kEs, SegReg::kCs, SegReg::kSs, SegReg::kDs, SegReg::kFs, SegReg::kGs}) {
+  // Linux: the kernel's per-CPU area behind FS, user TLS behind GS.
+  SegReg routed = SegReg::kFs;
+  if (gs_based && (!fs_based || cpl == 3)) routed = SegReg::kGs;
+  for (SegReg r : {SegReg::kEs, SegReg::kCs, SegReg::kSs, SegReg::kDs}) {
     const Segment& s = cpu_.segment(r);
-    if (r == routed || s.unusable || s.base == 0) continue;
+    if (s.unusable || s.base == 0) continue;
     throw std::runtime_error(fmt::format(
-        "segment register {} has base {:#x}: the bt backend supports non-zero bases only in "
-        "one of FS and GS",
-        "ECSDFG"[static_cast<int>(r)], s.base));
+        "segment register {}S has base {:#x}: the bt backend supports non-zero bases only in "
+        "FS and GS",
+        "ECSD"[static_cast<int>(r)], s.base));
   }
   const Segment& routed_segment = cpu_.segment(routed);
   context_->fs_window_base = base + (routed_segment.unusable ? 0 : routed_segment.base);
@@ -277,6 +297,7 @@ void BtVcpu::refresh_view() {
   mode_.cpl = cpl;
   mode_.if_sensitive = cpl > iopl;
   mode_.fs_segment = routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
+  mode_.other_segment_based = routed == SegReg::kFs ? gs_based : fs_based;
   mode_.single_instruction = false;
   mode_.fpu = static_cast<uint8_t>(((cpu_.cr0 & cr0::kTs) ? fpu_mode::kTs : 0) |
                                    ((cpu_.cr0 & cr0::kEm) ? fpu_mode::kEm : 0) |
@@ -471,6 +492,19 @@ size_t BtVcpu::fetch(uint32_t eip, std::span<uint8_t> buffer, uint32_t* fault_er
   return n;
 }
 
+std::string BtVcpu::describe_instruction(uint32_t eip) {
+  DecodedInstruction d;
+  if (!decode_at(eip, &d)) return fmt::format("undecodable bytes at {:#010x}", eip);
+  char text[96];
+  ZydisFormatter formatter;
+  ZydisFormatterInit(&formatter, ZYDIS_FORMATTER_STYLE_INTEL);
+  ZydisFormatterFormatInstruction(&formatter, &d.insn, d.operands.data(), d.insn.operand_count,
+                                  text, sizeof text, eip, nullptr);
+  std::string bytes;
+  for (int i = 0; i < d.length(); ++i) bytes += fmt::format(" {:02x}", d.bytes[i]);
+  return fmt::format("{:#010x}: {} ({} )", eip, text, bytes);
+}
+
 bool BtVcpu::decode_at(uint32_t eip, DecodedInstruction* d) {
   uint8_t bytes[15];
   uint32_t ignored;
@@ -557,10 +591,16 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
       }
       return emulate_traced_store(fault.linear);
     case HostFault::Kind::kNotRam:
+      if (fault.write) return emulate_traced_store(fault.linear);
+      machine_.log().note(
+          "non-RAM access by {}; FS {:#x} base {:#x}, GS {:#x} base {:#x}, CR0 {:#x}",
+          describe_instruction(context_->eip), cpu_.segment(SegReg::kFs).selector,
+          cpu_.segment(SegReg::kFs).base, cpu_.segment(SegReg::kGs).selector,
+          cpu_.segment(SegReg::kGs).base, cpu_.cr0);
       return error_exit(fmt::format(
           "the guest accessed physical address {:#x} (linear {:#x}), which is not RAM: memory-"
-          "mapped devices are not supported by the bt backend",
-          fault.physical, fault.linear));
+          "mapped devices are not supported by the bt backend (EIP {:#010x}, paging {})",
+          fault.physical, fault.linear, context_->eip, paging_ ? "on" : "off"));
     case HostFault::Kind::kError:
       return error_exit(fault.error);
   }
@@ -664,6 +704,7 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
             fault_.kind = HostFault::Kind::kNotRam;
             fault_.linear = linear;
             fault_.physical = r.physical;
+            fault_.write = write;
             break;
         }
       } else {
@@ -714,8 +755,12 @@ std::optional<VcpuExit> BtVcpu::emulate_traced_store(uint32_t linear) {
     }
     space_->window(window_).protect(linear_page << 12, kPage, HostProtection::kReadWrite);
     OpenedPage page{linear_page, physical & ~(kPage - 1), {}};
-    const uint8_t* host = machine_.memory().host_pointer(page.physical_page, kPage);
-    page.before.assign(host, host + kPage);
+    page.unassigned =
+        space_->mappings(window_).at(linear_page).frame == ShadowAddressSpace::kUnassignedFrame;
+    if (!page.unassigned) {
+      const uint8_t* host = machine_.memory().host_pointer(page.physical_page, kPage);
+      page.before.assign(host, host + kPage);
+    }
     pages.push_back(std::move(page));
 
     std::optional<VcpuExit> exit;
@@ -725,8 +770,9 @@ std::optional<VcpuExit> BtVcpu::emulate_traced_store(uint32_t linear) {
       return exit;
     }
     enter(context_, unit->host_start);
-    if (context_->exit_id == kExitHostFault && fault_.kind == HostFault::Kind::kTraceWrite &&
-        pages.size() < kMaxOpenedPages) {
+    const bool another_store = fault_.kind == HostFault::Kind::kTraceWrite ||
+                               (fault_.kind == HostFault::Kind::kNotRam && fault_.write);
+    if (context_->exit_id == kExitHostFault && another_store && pages.size() < kMaxOpenedPages) {
       next = fault_.linear;
       physical = fault_.physical;
       continue;
@@ -749,6 +795,10 @@ void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
   }
   TraceKinds kinds = 0;
   for (const OpenedPage& p : pages) {
+    if (p.unassigned) {
+      std::memset(unassigned_.view, 0, kPage);
+      continue;
+    }
     const uint8_t* now = machine_.memory().host_pointer(p.physical_page, kPage);
     uint32_t i = 0;
     while (i < kPage) {

@@ -73,6 +73,11 @@ struct BtOptions {
   bool count_executed = false;  // Per-unit execution counters (for --stats).
 };
 
+struct UnassignedPage {
+  int fd = -1;
+  uint8_t* view = nullptr;
+};
+
 class BtVcpu final : public Vcpu,
                      public SystemContext,
                      public HostFaultHandler,
@@ -118,7 +123,7 @@ class BtVcpu final : public Vcpu,
     GuestException exception;
     uint32_t linear = 0;
     uint32_t physical = 0;
-    bool after_sti = false;
+    bool write = false;
     const char* error = nullptr;
   };
   // A page made writable for one emulated store.
@@ -126,6 +131,7 @@ class BtVcpu final : public Vcpu,
     uint32_t linear_page;
     uint32_t physical_page;
     std::vector<uint8_t> before;
+    bool unassigned = false;  // Backed by the unassigned page: the store is discarded.
   };
   struct LookupEntry {
     int table;
@@ -160,9 +166,12 @@ class BtVcpu final : public Vcpu,
   void invalidate_physical(uint32_t physical, uint32_t length);
   void set_interrupt_window(bool armed);
   bool decode_at(uint32_t eip, DecodedInstruction* d);
+  // "0x00100000: mov eax, [ebx] ( 8b 03 )" for logs and error messages.
+  std::string describe_instruction(uint32_t eip);
 
   Machine& machine_;
   BtOptions options_;
+  UnassignedPage unassigned_;
   CpuState cpu_;
   VcpuContext* context_ = nullptr;
   ShadowMmu mmu_;
