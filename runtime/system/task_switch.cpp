@@ -136,6 +136,10 @@ SystemOutcome switch_task(SystemContext& ctx, uint16_t selector, DescriptorSlot&
   std::array<uint8_t, 0x68> image{};
   SystemOutcome o = read_linear(ctx, new_tss.base, image, false);
   if (!o.continues()) return o;
+  if (field(image, tss32::kEflags) & eflags::kVm) {
+    return SystemOutcome::shutdown(fmt::format(
+        "task switch to TSS {:#x} enters virtual-8086 mode: bt86 does not emulate it", selector));
+  }
 
   // Save the outgoing task: EIP, EFLAGS, GPRs and selectors.
   uint32_t saved[16];

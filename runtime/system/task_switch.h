@@ -2,8 +2,8 @@
 // (Linux i386 handles #DF this way), far jmp/call to a TSS or task gate, and
 // iret with NT=1 back through the link field.
 //
-// Only 32-bit TSSs are switched; a 16-bit TSS on either side is a kShutdown
-// with a message (no 32-bit guest bt86 targets uses them). The sequence:
+// Only 32-bit TSSs are switched; a 16-bit TSS on either side, or a new task
+// with EFLAGS.VM=1, is a kShutdown with a message (bt86 emulates neither). The sequence:
 // check the new TSS, save the current registers into the current TSS, fix
 // the busy bits and the link/NT pair as the source demands, then load the
 // new task. Faults found while loading the new task's segments (#TS/#NP/#SS)
