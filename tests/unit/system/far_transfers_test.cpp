@@ -115,6 +115,18 @@ TEST_F(FarTransfersTest, IretToCpl3AfterAnInterruptFromCpl3) {
   EXPECT_EQ(cpu.segment(SegReg::kDs).selector, sel::kData3);  // DPL 3: kept.
 }
 
+TEST_F(FarTransfersTest, IretToCpl3ChecksTheOuterStackSegment) {
+  push(sel::kData0);  // SS with RPL 0 for a return to CPL 3.
+  push(0x5ff0);
+  push(eflags::kFixed1);
+  push(sel::kCode3);
+  push(0x400000);
+  const uint32_t before = esp();
+  expect_fault(execute(ctx, {0xCF}), vector::kGp, sel::kData0);
+  EXPECT_EQ(esp(), before);
+  EXPECT_EQ(cpu.cpl(), 0);
+}
+
 TEST_F(FarTransfersTest, IretAtCpl3CannotChangeIoplOrIf) {
   ctx.enter_cpl3();
   cpu.eflags = eflags::kFixed1 | eflags::kIf;
@@ -195,6 +207,22 @@ TEST_F(FarTransfersTest, ANewTaskWithABadStackFaultsInTheNewTask) {
   expect_fault(execute(ctx, far_pointer(0xEA, 0, sel::kTssB)), vector::kTs, sel::kReadOnlyData);
   EXPECT_EQ(cpu.tr.selector, sel::kTssB);
   EXPECT_EQ(cpu.eip, 0x200000u);
+}
+
+TEST_F(FarTransfersTest, FarJmpThroughACallGateStaysAtTheSameLevel) {
+  GateDescriptor gate;
+  gate.selector = sel::kCode0;
+  gate.offset = 0x300000;
+  gate.type = descriptor_type::kCallGate32;
+  gate.dpl = 0;
+  gate.present = true;
+  constexpr uint16_t kGate = 0x70;
+  ctx.set_gdt_raw(kGate, encode_gate_descriptor(gate));
+  ASSERT_EQ(execute(ctx, far_pointer(0xEA, 0xDEAD, kGate)).kind, Kind::kContinue);
+  EXPECT_EQ(cpu.eip, 0x300000u);  // The gate's offset, not the pointer's.
+  EXPECT_EQ(esp(), 0x7800u);
+  ctx.enter_cpl3();
+  expect_fault(execute(ctx, far_pointer(0xEA, 0, kGate | 3)), vector::kGp, kGate);  // Gate DPL 0.
 }
 
 TEST_F(FarTransfersTest, FarCallThroughACallGateToRing0SwitchesStacksAndCopiesParameters) {
