@@ -51,13 +51,15 @@ BT86_BEFORE_FS_RESTORE ThreadBlock* current_block() {
   return block->magic == kBlockMagic ? block : nullptr;
 }
 
+// The actions installed before ours (SIG_DFL, or a sanitizer's or libFuzzer's
+// crash reporter): process-wide because signal dispositions are.
+struct sigaction previous_actions[NSIG];
+
 void fall_back_to_default(int signo) {
-  struct sigaction sa;
-  std::memset(&sa, 0, sizeof sa);
-  sa.sa_handler = SIG_DFL;
-  sigaction(signo, &sa, nullptr);
-  // Returning re-executes a synchronous fault, which now takes the default
-  // action (a core dump at the real culprit); asynchronous ones need a raise.
+  sigaction(signo, &previous_actions[signo], nullptr);
+  // Returning re-executes a synchronous fault, which now reaches the previous
+  // action (a crash report or core dump at the real culprit); asynchronous
+  // ones need a raise.
 }
 
 BT86_BEFORE_FS_RESTORE void on_host_signal(int signo, siginfo_t* info, void* raw_context) {
@@ -92,11 +94,11 @@ void install_process_handlers() {
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     for (int s : kSignals) {
-      if (sigaction(s, &sa, nullptr) != 0) {
+      if (sigaction(s, &sa, &previous_actions[s]) != 0) {
         throw std::runtime_error("sigaction failed: " + std::string(strerror(errno)));
       }
     }
-    if (sigaction(watchdog_signal(), &sa, nullptr) != 0) {
+    if (sigaction(watchdog_signal(), &sa, &previous_actions[watchdog_signal()]) != 0) {
       throw std::runtime_error("sigaction failed: " + std::string(strerror(errno)));
     }
   });
