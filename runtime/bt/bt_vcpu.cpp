@@ -179,10 +179,19 @@ VcpuExit BtVcpu::run_loop() {
     if (view_dirty_) refresh_view();
     kicker_->set_deadline(machine_.next_deadline_ns(), now);
 
+    if (debug_hooks_ && debug_hooks_->stop_before(context_->eip)) {
+      save_context();
+      return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "the debugger stopped the guest"};
+    }
     std::optional<VcpuExit> exit;
     TranslationUnit* unit = unit_for(context_->eip, single_step_next_, &exit);
     if (exit) return *exit;
     if (unit == nullptr) continue;  // A fetch fault was delivered.
+    if (debug_hooks_ && debug_hooks_->run_single(*unit) && !is_single(*unit)) {
+      unit = unit_for(context_->eip, true, &exit);
+      if (exit) return *exit;
+      if (unit == nullptr) continue;
+    }
     single_step_next_ = false;
     ++counters_.dispatches;
     enter(context_, unit->host_start);
@@ -219,13 +228,26 @@ std::optional<VcpuExit> BtVcpu::wait_while_halted() {
 
 std::optional<VcpuExit> BtVcpu::deliver(const GuestEvent& event) {
   const uint64_t start = now_ns();
+  const std::string where =
+      fmt::format("CS:EIP {:#x}:{:#010x} SS:ESP {:#x}:{:#010x} CR2 {:#010x} CR3 {:#010x}",
+                  cpu_.segment(SegReg::kCs).selector, cpu_.eip, cpu_.segment(SegReg::kSs).selector,
+                  cpu_.reg(Gpr::kEsp), cpu_.cr2, cpu_.cr3) +
+      (event.source == EventSource::kException ? ", " + describe_instruction(cpu_.eip) : "");
   const SystemOutcome outcome = deliver_event(*this, event);
   counters_.delivery_ns += now_ns() - start;
   if (event.source == EventSource::kException) ++counters_.exceptions_delivered;
   view_dirty_ = true;
   load_context();
+  recent_events_.push_back(
+      fmt::format("{} ({}) at {} -> CS:EIP {:#x}:{:#010x} ESP {:#010x}",
+                  describe_event(event.vector, event.error_code), static_cast<int>(event.source),
+                  where, cpu_.segment(SegReg::kCs).selector, cpu_.eip, cpu_.reg(Gpr::kEsp)));
+  if (recent_events_.size() > 24) recent_events_.pop_front();
   if (outcome.kind == SystemOutcome::Kind::kShutdown) {
-    return VcpuExit{VcpuExit::Kind::kTripleFault, 0, outcome.message};
+    for (const std::string& e : recent_events_) machine_.log().note("bt: recent event {}", e);
+    return VcpuExit{VcpuExit::Kind::kTripleFault, 0,
+                    fmt::format("{} (delivering {} at {})", outcome.message,
+                                describe_event(event.vector, event.error_code), where)};
   }
   if (outcome.kind != SystemOutcome::Kind::kContinue) {
     return VcpuExit{VcpuExit::Kind::kTripleFault, 0,
@@ -291,6 +313,11 @@ void BtVcpu::refresh_view() {
         "ECSD"[static_cast<int>(r)], s.base));
   }
   const Segment& routed_segment = cpu_.segment(routed);
+  if (routed_segment.base != logged_fs_base_) {
+    logged_fs_base_ = routed_segment.base;
+    machine_.log().note("bt: {}S base {:#x} routed through host FS",
+                        routed == SegReg::kFs ? 'F' : 'G', logged_fs_base_);
+  }
   context_->fs_window_base = base + (routed_segment.unusable ? 0 : routed_segment.base);
 
   const uint8_t iopl = (context_->virtual_eflags >> 12) & 3;
@@ -455,6 +482,7 @@ void BtVcpu::note_code(TranslationUnit& unit) {
 
 bool BtVcpu::may_link(const TranslationUnit& from, const TranslationUnit& to) const {
   if (!from.live || !to.live || is_single(from) || is_single(to)) return false;
+  if (debug_hooks_ && !debug_hooks_->may_enter_directly(to)) return false;
   if (to.global) return true;
   for (const CodeRange& r : to.code) {
     const bool inside = std::any_of(from.code.begin(), from.code.end(), [&](const CodeRange& q) {
@@ -525,7 +553,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
     if (view_dirty_) refresh_view();
     std::optional<VcpuExit> exit;
     TranslationUnit* unit = unit_for(target, false, &exit);
-    if (unit != nullptr) {
+    if (unit != nullptr && (!debug_hooks_ || debug_hooks_->may_enter_directly(*unit))) {
       const int table = mode_.cpl == 3 ? 1 : 0;
       cache_.lookup(table).insert(target, unit->host_start);
       if (!unit->global) {
@@ -583,12 +611,28 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
       return std::nullopt;
     case HostFault::Kind::kException:
       save_context();
-      if (fault.exception.vector == vector::kPf) ++counters_.guest_page_faults;
+      if (fault.exception.vector == vector::kPf) {
+        ++counters_.guest_page_faults;
+        if (machine_.log().enabled() && paging_ && fault.exception.fault_address) {
+          const uint32_t cr2 = *fault.exception.fault_address;
+          const uint32_t pde_address = (paging_->cr3 & ~0xFFFu) + (cr2 >> 22) * 4;
+          const uint32_t pde = machine_.memory().read_u32(pde_address);
+          uint32_t pte = 0;
+          if ((pde & 1) && !(pde & 0x80)) {
+            pte = machine_.memory().read_u32((pde & ~0xFFFu) + ((cr2 >> 12) & 0x3FF) * 4);
+          }
+          machine_.log().note(
+              "bt: #PF({:#x}) at {:#x}: cr3 {:#x} pde@{:#x} = {:#x} pte = {:#x} by {}",
+              *fault.exception.error_code, cr2, paging_->cr3, pde_address, pde, pte,
+              describe_instruction(cpu_.eip));
+        }
+      }
       return deliver(GuestEvent::exception(fault.exception));
     case HostFault::Kind::kTraceWrite:
       for (int bit = 0; bit < 3; ++bit) {
         if (fault.exception.vector & (1 << bit)) ++counters_.trace_faults[bit];
       }
+      if (debug_hooks_) debug_hooks_->trace_fault(fault.physical, fault.exception.vector);
       return emulate_traced_store(fault.linear);
     case HostFault::Kind::kNotRam:
       if (fault.write) return emulate_traced_store(fault.linear);
@@ -812,6 +856,7 @@ void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
         ++end;
       }
       const TraceKinds k = mmu_.note_guest_write(p.physical_page + i, end - i);
+      if (debug_hooks_) debug_hooks_->traced_write(p.physical_page + i, end - i, k);
       kinds |= k;
       if (has_kind(k, TraceKind::kCode)) invalidate_physical(p.physical_page + i, end - i);
       i = end;

@@ -47,6 +47,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,7 @@
 
 #include "monitor/backend.h"
 #include "monitor/machine.h"
+#include "runtime/bt/bt_debug_hooks.h"
 #include "runtime/bt/bt_stats.h"
 #include "runtime/bt/event_kicker.h"
 #include "runtime/callouts.h"
@@ -115,7 +117,13 @@ class BtVcpu final : public Vcpu,
 
   std::string statistics() const;
 
+  // The debugger's hooks (nullptr: none); see runtime/bt/bt_debug_hooks.h.
+  void set_debug_hooks(BtDebugHooks* hooks) { debug_hooks_ = hooks; }
+
  private:
+  // Reads the cache, the shadow MMU and the current space for its views.
+  friend class BtDebugTarget;
+
   // What the signal handler found, for the dispatcher.
   struct HostFault {
     enum class Kind { kNone, kPoll, kInterruptWindow, kException, kTraceWrite, kNotRam, kError };
@@ -193,10 +201,14 @@ class BtVcpu final : public Vcpu,
   std::array<uint32_t, TranslationCache::kLookupTables> table_mode_{};
   uint64_t lookups_flush_count_ = 0;
   bool interrupt_window_armed_ = false;
+  uint32_t logged_fs_base_ = 0;
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).
 
   HostFault fault_;
+  // The last events delivered, logged when the guest shuts down.
+  std::deque<std::string> recent_events_;
   BtCounters counters_;
+  BtDebugHooks* debug_hooks_ = nullptr;
 };
 
 }  // namespace bt86
