@@ -48,11 +48,15 @@ class Vcpu {
   // Thread-safe and async-signal-safe: makes a running run() return
   // kStopRequested within bounded time.
   virtual void request_stop() = 0;
+  // What the backend counted (for --stats); empty if it counts nothing.
+  virtual std::string statistics() const { return {}; }
 };
 
 struct BackendOptions {
   // KVM: run even where /dev/kvm has no hardware virtualization behind it.
   bool allow_software_kvm = false;
+  // Count what --stats reports (BT: per-unit execution counters).
+  bool collect_statistics = false;
 };
 
 class Backend {

@@ -13,7 +13,9 @@
 namespace bt86 {
 
 std::unique_ptr<Backend> make_backend(std::string_view name, const BackendOptions& options) {
-  if (name == "bt") return std::make_unique<BtBackend>(BtOptions{});
+  if (name == "bt") {
+    return std::make_unique<BtBackend>(BtOptions{.count_executed = options.collect_statistics});
+  }
   if (name == "kvm") {
     const KvmHostReport host = check_kvm_host();
     if (!host.usable()) {

@@ -89,6 +89,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       run->add_option("--timeout", timeout, "stop with status 10 after this many seconds")
           ->check(CLI::PositiveNumber);
   run->add_option("--debug-log", config.debug_log_path, "write the VMM's debug log to this file");
+  run->add_flag("--stats", config.stats, "print the backend's statistics at exit");
   run->add_flag("--allow-software-kvm", config.allow_software_kvm,
                 "run the kvm backend even without hardware virtualization behind /dev/kvm");
 
@@ -224,7 +225,8 @@ int run_machine(const MachineConfig& config) {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Vcpu> vcpu;
   try {
-    backend = make_backend(config.backend, {.allow_software_kvm = config.allow_software_kvm});
+    backend = make_backend(config.backend, {.allow_software_kvm = config.allow_software_kvm,
+                                            .collect_statistics = config.stats});
     vcpu = backend->create_vcpu(*machine);
   } catch (const BackendUnavailable& e) {
     fmt::print(stderr, "bt86: {}\n", e.what());
@@ -247,6 +249,7 @@ int run_machine(const MachineConfig& config) {
     running_vcpu = nullptr;
     console.restore_terminal();
     exit_status = run_exit_status(exit, machine->stop_request(), message);
+    if (config.stats) fmt::print(stderr, "{}", vcpu->statistics());
   }
   running_machine = nullptr;
   if (!message.empty()) fmt::print(stderr, "{}\n", message);

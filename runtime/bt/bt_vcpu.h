@@ -115,7 +115,7 @@ class BtVcpu final : public Vcpu,
   bool read(uint32_t address, void* data, uint32_t size, GuestException* fault) override;
   bool write(uint32_t address, const void* data, uint32_t size, GuestException* fault) override;
 
-  std::string statistics() const;
+  std::string statistics() const override;
 
   // The debugger's hooks (nullptr: none); see runtime/bt/bt_debug_hooks.h.
   void set_debug_hooks(BtDebugHooks* hooks) { debug_hooks_ = hooks; }
