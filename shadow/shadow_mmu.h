@@ -157,6 +157,14 @@ class ShadowMmu {
 
   const ShadowMmuStats& stats() const { return stats_; }
   size_t space_count() const { return spaces_.size(); }
+  // Cached spaces, most recently activated first (for the debugger).
+  std::vector<const ShadowAddressSpace*> spaces() const {
+    std::vector<const ShadowAddressSpace*> all;
+    for (const auto& s : spaces_) all.push_back(s.get());
+    return all;
+  }
+  // Every traced frame with its kinds.
+  const std::unordered_map<uint32_t, TraceKinds>& traced_frames() const { return traced_; }
   uint64_t host_mapping_count() const;
 
   GuestPageWalker& walker() { return walker_; }

@@ -10,6 +10,7 @@ enum class TraceKind : uint8_t {
   kPageTable = 1 << 0,        // Shadow mappings were derived from it.
   kDescriptorTable = 1 << 1,  // Shadow GDT/LDT/IDT descriptors were derived from it.
   kCode = 1 << 2,             // Translations were made from it.
+  kWatch = 1 << 3,            // The debugger watches stores to it.
 };
 
 using TraceKinds = uint8_t;
