@@ -146,6 +146,8 @@ class Machine {
 
   const Uart16550& uart() const { return uart_; }
   const Pic8259& pic() const { return pic_; }
+  const Pit8254& pit() const { return pit_; }
+  const RtcCmos& rtc() const { return rtc_; }
 
  private:
   class Control final : public MachineControl {
