@@ -1,0 +1,252 @@
+// The BT backend end to end on small flat guests: port I/O through the
+// machine's bus, debug exit, power off on hlt with IF clear, interrupts
+// from the PIT through the IDT, self-modifying code, paging with hidden and
+// guest page faults.
+#include <gtest/gtest.h>
+
+#include <asmjit/x86.h>
+
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "monitor/flat_boot_state.h"
+#include "monitor/machine.h"
+#include "runtime/bt/bt_vcpu.h"
+
+namespace bt86 {
+namespace {
+
+using namespace asmjit;
+
+constexpr uint32_t kCode = 0x100000;
+constexpr uint32_t kGdt = 0x8000;
+constexpr uint32_t kStack = 0x90000;
+
+class RecordingSerial final : public SerialOutput {
+ public:
+  void write(std::span<const uint8_t> bytes) override { text.append(bytes.begin(), bytes.end()); }
+  std::string text;
+};
+
+class BtVcpuTest : public ::testing::Test {
+ protected:
+  BtVcpuTest() {
+    MachineParts parts;
+    parts.ram_size = 32u << 20;
+    parts.serial = &serial_;
+    machine_ = std::make_unique<Machine>(std::move(parts));
+    vcpu_ = std::make_unique<BtVcpu>(*machine_, BtOptions{.translation_cache_bytes = 4u << 20});
+  }
+
+  void load(uint32_t address, const std::function<void(x86::Assembler&)>& body) {
+    CodeHolder code;
+    code.init(Environment(Arch::kX86), address);
+    x86::Assembler a(&code);
+    body(a);
+    code.flatten();
+    code.resolveUnresolvedLinks();
+    code.relocateToBase(address);
+    std::vector<uint8_t> bytes(code.codeSize());
+    ASSERT_EQ(code.copyFlattenedData(bytes.data(), bytes.size()), kErrorOk);
+    machine_->memory().write(address, bytes);
+  }
+
+  VcpuExit run_from(uint32_t entry) {
+    CpuState s = flat_boot_state(machine_->memory(), kGdt, entry);
+    s.reg(Gpr::kEsp) = kStack;
+    vcpu_->set_state(s);
+    return vcpu_->run();
+  }
+
+  static void debug_exit(x86::Assembler& a, uint8_t value) {
+    a.mov(x86::al, value);
+    a.out(Imm(0xF4), x86::al);
+  }
+
+  RecordingSerial serial_;
+  std::unique_ptr<Machine> machine_;
+  std::unique_ptr<BtVcpu> vcpu_;
+};
+
+TEST_F(BtVcpuTest, SerialOutputAndDebugExit) {
+  load(kCode, [](x86::Assembler& a) {
+    a.mov(x86::dx, 0x3F8);
+    a.mov(x86::al, 'h');
+    a.out(x86::dx, x86::al);
+    a.mov(x86::al, 'i');
+    a.out(x86::dx, x86::al);
+    debug_exit(a, 5);
+  });
+  const VcpuExit exit = run_from(kCode);
+  EXPECT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (5 << 1) | 1);
+  EXPECT_EQ(serial_.text, "hi");
+}
+
+TEST_F(BtVcpuTest, HaltWithInterruptsDisabledPowersOff) {
+  load(kCode, [](x86::Assembler& a) {
+    a.cli();
+    a.mov(x86::eax, 0x1234);
+    a.hlt();
+  });
+  const VcpuExit exit = run_from(kCode);
+  EXPECT_EQ(exit.kind, VcpuExit::Kind::kPowerOff) << exit.message;
+  EXPECT_EQ(vcpu_->state().reg(Gpr::kEax), 0x1234u);
+}
+
+// The routine patches the immediate of an instruction it has already run
+// (and so translated): the second run must see the new value.
+TEST_F(BtVcpuTest, SelfModifyingCodeIsRetranslated) {
+  constexpr uint32_t kRoutine = kCode + 0x100;
+  load(kRoutine, [](x86::Assembler& a) {
+    a.mov(x86::eax, 1);  // b8 imm32: the immediate is at kRoutine + 1.
+    a.ret();
+  });
+  load(kCode, [&](x86::Assembler& a) {
+    a.mov(x86::ecx, kRoutine);
+    a.call(x86::ecx);
+    a.mov(x86::ebx, x86::eax);
+    a.mov(x86::dword_ptr(kRoutine + 1), 42);
+    a.call(x86::ecx);
+    a.add(x86::eax, x86::ebx);
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  EXPECT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (43 << 1) | 1);
+}
+
+// A store to the very next instruction: the running unit must not be resumed.
+TEST_F(BtVcpuTest, StoreToTheNextInstructionTakesEffect) {
+  load(kCode, [](x86::Assembler& a) {
+    Label next = a.newLabel();
+    a.mov(x86::byte_ptr(next, 1), 7);  // Patch "mov al, 3" into "mov al, 7".
+    a.bind(next);
+    a.mov(x86::al, 3);
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  EXPECT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (7 << 1) | 1);
+}
+
+// Paging on with 4 MiB identity pages plus one 4 KiB page mapped elsewhere:
+// data goes through the shadow windows, and a not-present page gives #PF
+// with CR2 and the error code through the IDT.
+TEST_F(BtVcpuTest, PagingAndGuestPageFault) {
+  constexpr uint32_t kDir = 0x200000, kTable = 0x201000, kIdt = 0x202000;
+  constexpr uint32_t kHandler = kCode + 0x800;
+  GuestMemory& m = machine_->memory();
+  m.write_u32(kDir + 0 * 4, 0x00000083);          // 0-4 MiB, 4 MiB page, RW.
+  m.write_u32(kDir + 1 * 4, kTable | 0x3);        // 4-8 MiB through a table.
+  m.write_u32(kTable + 0 * 4, 0x00300000 | 0x3);  // 0x400000 -> 0x300000.
+  // IDT entry 14: 32-bit interrupt gate to kHandler, selector 0x10.
+  m.write_u32(kIdt + 14 * 8, (kBootCodeSelector << 16) | (kHandler & 0xFFFF));
+  m.write_u32(kIdt + 14 * 8 + 4, (kHandler & 0xFFFF0000) | 0x8E00);
+  m.write_u32(0x300010, 0xCAFE);
+  load(kHandler, [](x86::Assembler& a) {
+    a.pop(x86::ecx);  // Error code.
+    a.mov(x86::edx, x86::cr2);
+    a.mov(x86::al, x86::cl);
+    a.shl(x86::al, 4);
+    a.cmp(x86::edx, 0x401000);
+    Label bad = a.newLabel();
+    a.jne(bad);
+    a.or_(x86::al, 1);
+    a.bind(bad);
+    a.out(Imm(0xF4), x86::al);
+  });
+  load(kCode, [&](x86::Assembler& a) {
+    a.sub(x86::esp, 8);
+    a.mov(x86::word_ptr(x86::esp), 0x7FF);
+    a.mov(x86::dword_ptr(x86::esp, 2), kIdt);
+    a.lidt(x86::ptr(x86::esp));
+    a.mov(x86::eax, kDir);
+    a.mov(x86::cr3, x86::eax);
+    a.mov(x86::eax, x86::cr4);
+    a.or_(x86::eax, cr4::kPse);
+    a.mov(x86::cr4, x86::eax);
+    a.mov(x86::eax, x86::cr0);
+    a.or_(x86::eax, cr0::kPg);
+    a.mov(x86::cr0, x86::eax);
+    a.mov(x86::ebx, x86::dword_ptr(0x400010));  // Through the 4 KiB page.
+    a.cmp(x86::ebx, 0xCAFE);
+    Label wrong = a.newLabel();
+    a.jne(wrong);
+    a.mov(x86::dword_ptr(0x401000), 1);  // Not present: #PF(W) with CR2.
+    a.bind(wrong);
+    a.mov(x86::al, 0x7F);
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  // Error code 2 (write, not present) in the high nibble, CR2 matched.
+  EXPECT_EQ(exit.status, ((0x21) << 1) | 1);
+}
+
+// The PIT's IRQ 0 reaches an sti; hlt loop through the IDT.
+TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
+  constexpr uint32_t kIdt = 0x202000;
+  constexpr uint32_t kHandler = kCode + 0x800;
+  GuestMemory& m = machine_->memory();
+  m.write_u32(kIdt + 0x20 * 8, (kBootCodeSelector << 16) | (kHandler & 0xFFFF));
+  m.write_u32(kIdt + 0x20 * 8 + 4, (kHandler & 0xFFFF0000) | 0x8E00);
+  load(kHandler, [](x86::Assembler& a) {
+    a.mov(x86::al, 0x20);
+    a.out(Imm(0x20), x86::al);  // EOI.
+    a.inc(x86::esi);
+    a.iretd();
+  });
+  load(kCode, [&](x86::Assembler& a) {
+    a.sub(x86::esp, 8);
+    a.mov(x86::word_ptr(x86::esp), 0x7FF);
+    a.mov(x86::dword_ptr(x86::esp, 2), kIdt);
+    a.lidt(x86::ptr(x86::esp));
+    // PIC: ICW1-4 for the master (vector base 0x20), only IRQ 0 unmasked.
+    for (auto [port, value] :
+         {std::pair{0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0xFE}}) {
+      a.mov(x86::al, value);
+      a.out(Imm(port), x86::al);
+    }
+    // PIT channel 0, mode 2, about 1 kHz.
+    a.mov(x86::al, 0x34);
+    a.out(Imm(0x43), x86::al);
+    a.mov(x86::al, 0xA9);
+    a.out(Imm(0x40), x86::al);
+    a.mov(x86::al, 0x04);
+    a.out(Imm(0x40), x86::al);
+    a.xor_(x86::esi, x86::esi);
+    Label wait = a.newLabel();
+    a.bind(wait);
+    a.sti();
+    a.hlt();
+    a.cmp(x86::esi, 3);
+    a.jb(wait);
+    a.cli();
+    a.mov(x86::al, 9);
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (9 << 1) | 1);
+}
+
+TEST_F(BtVcpuTest, RequestStopEndsAnEndlessLoop) {
+  load(kCode, [](x86::Assembler& a) {
+    Label loop = a.newLabel();
+    a.bind(loop);
+    a.inc(x86::eax);
+    a.jmp(loop);
+  });
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    vcpu_->request_stop();
+  });
+  const VcpuExit exit = run_from(kCode);
+  stopper.join();
+  EXPECT_EQ(exit.kind, VcpuExit::Kind::kStopRequested) << exit.message;
+}
+
+}  // namespace
+}  // namespace bt86
