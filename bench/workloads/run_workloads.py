@@ -371,6 +371,14 @@ def program_version(cmd):
         return None
 
 
+def binary_description(path):
+    try:
+        built = datetime.datetime.fromtimestamp(os.stat(path).st_mtime).astimezone()
+        return f"{path} (built {built.isoformat(timespec='seconds')})"
+    except OSError:
+        return f"{path} (missing)"
+
+
 def git_commit():
     try:
         out = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
@@ -400,7 +408,8 @@ def run_bt86_bench(bench, timeout):
         return {"error": f"bt86-bench printed no JSON ({e})"}
     kernels = {}
     for b in doc.get("benchmarks", []):
-        name = b.get("name", "").removeprefix("BM_Kernel/")
+        # "BM_Kernel/crc32/iterations:3" -> "crc32"
+        name = b.get("name", "").removeprefix("BM_Kernel/").split("/")[0]
         if b.get("error_occurred"):
             kernels[name] = {"error": b.get("error_message", "error")}
         elif "ratio" in b and "ident_fraction" in b:
@@ -537,7 +546,8 @@ def markdown_report(report):
     lines += [
         f"Host: {host['cpu']}, {host['cpus']} CPUs, Linux {host['kernel']}. "
         f"Load average (1/5/15 min) at start {load['start']}, at end {load['end']}.",
-        f"bt86 commit: {report['bt86_commit']}; QEMU: {report['qemu_version'] or 'not installed'}; "
+        "Binaries: " + "; ".join(report["binaries"].values()) + ".",
+        f"Repository commit: {report['bt86_commit']}; QEMU: {report['qemu_version'] or 'not installed'}; "
         f"guest memory {GUEST_MEMORY_MIB} MiB; {report['runs']} run(s) per runner, interleaved; "
         f"medians{'; --quick sizes' if report['quick'] else ''}.",
         "Times of commands are measured by the clock of whoever ran them (the guest's own clock "
@@ -557,6 +567,17 @@ def markdown_report(report):
         lines.append(f"| {v['promise']} | {v['target']} | **{v['verdict']}** | {v['detail']} |")
     if report["quick"]:
         lines += ["", "(--quick: smaller sizes than the promises name; verdicts are indicative only.)"]
+    lines += ["", "## Every run (seconds, in run order)", "", "| workload | "
+              + " | ".join(RUNNER_TITLES[r] for r in cols) + " |",
+              "| --- | " + " | ".join("---" for _ in cols) + " |"]
+    for w in BOOT_WORKLOADS + TIMED_WORKLOADS:
+        row = []
+        for r in cols:
+            runs = runners[r]["runs"]
+            values = [run.get(w) if w in BOOT_WORKLOADS else run["workloads"].get(w, {}).get("seconds")
+                      for run in runs if w not in run.get("wrong", {})]
+            row.append(", ".join(fmt_seconds(v) for v in values if v is not None) or "-")
+        lines.append(f"| {titles[w]} | " + " | ".join(row) + " |")
     lines += ["", "## Runners", ""]
     for r in cols:
         info = runners[r]
@@ -741,6 +762,8 @@ def main(argv):
         "load_average": {"start": " ".join(f"{v:.2f}" for v in load_start),
                          "end": " ".join(f"{v:.2f}" for v in load_end)},
         "bt86_commit": git_commit(),
+        "binaries": {name: binary_description(path) for name, path in
+                     (("bt86", args.bt86), ("bt86-bench", args.bench)) if path},
         "qemu_version": program_version([args.qemu, "--version"]) if args.qemu else None,
         "workload_titles": workload_titles(sizes),
         "runners": report_runners,
