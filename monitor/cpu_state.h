@@ -125,6 +125,39 @@ inline constexpr uint32_t kOsfxsr = 1u << 9;
 inline constexpr uint32_t kOsxmmexcpt = 1u << 10;
 }  // namespace cr4
 
+// Exception and interrupt vectors the architecture defines (SDM Vol. 3A 6.3.1).
+namespace vector {
+inline constexpr uint8_t kDe = 0;
+inline constexpr uint8_t kDb = 1;
+inline constexpr uint8_t kNmi = 2;
+inline constexpr uint8_t kBp = 3;
+inline constexpr uint8_t kOf = 4;
+inline constexpr uint8_t kBr = 5;
+inline constexpr uint8_t kUd = 6;
+inline constexpr uint8_t kNm = 7;
+inline constexpr uint8_t kDf = 8;
+inline constexpr uint8_t kTs = 10;
+inline constexpr uint8_t kNp = 11;
+inline constexpr uint8_t kSs = 12;
+inline constexpr uint8_t kGp = 13;
+inline constexpr uint8_t kPf = 14;
+inline constexpr uint8_t kMf = 16;
+inline constexpr uint8_t kAc = 17;
+inline constexpr uint8_t kXm = 19;
+}  // namespace vector
+
+// Indices of the model-specific registers bt86 knows.
+namespace msr_index {
+inline constexpr uint32_t kTsc = 0x10;
+inline constexpr uint32_t kPlatformId = 0x17;
+inline constexpr uint32_t kBiosSignId = 0x8B;
+inline constexpr uint32_t kSysenterCs = 0x174;
+inline constexpr uint32_t kSysenterEsp = 0x175;
+inline constexpr uint32_t kSysenterEip = 0x176;
+inline constexpr uint32_t kMiscEnable = 0x1A0;
+inline constexpr uint32_t kPat = 0x277;
+}  // namespace msr_index
+
 struct CpuState {
   std::array<uint32_t, kNumGprs> gpr{};
   uint32_t eip = 0;

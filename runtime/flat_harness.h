@@ -24,21 +24,6 @@
 
 namespace bt86 {
 
-namespace vector {
-inline constexpr uint8_t kDe = 0;
-inline constexpr uint8_t kDb = 1;
-inline constexpr uint8_t kBp = 3;
-inline constexpr uint8_t kOf = 4;
-inline constexpr uint8_t kBr = 5;
-inline constexpr uint8_t kUd = 6;
-inline constexpr uint8_t kNm = 7;
-inline constexpr uint8_t kGp = 13;
-inline constexpr uint8_t kPf = 14;
-inline constexpr uint8_t kMf = 16;
-inline constexpr uint8_t kAc = 17;
-inline constexpr uint8_t kXm = 19;
-}  // namespace vector
-
 struct GuestException {
   uint8_t vector = 0;
   std::optional<uint32_t> error_code;

@@ -31,15 +31,6 @@
 
 namespace bt86 {
 
-namespace msr_index {
-inline constexpr uint32_t kTsc = 0x10;
-inline constexpr uint32_t kSysenterCs = 0x174;
-inline constexpr uint32_t kSysenterEsp = 0x175;
-inline constexpr uint32_t kSysenterEip = 0x176;
-inline constexpr uint32_t kMiscEnable = 0x1A0;
-inline constexpr uint32_t kPat = 0x277;
-}  // namespace msr_index
-
 // struct kvm_msrs with its flexible array sized for the MSRs bt86 manages,
 // in the layout KVM_GET_MSRS/KVM_SET_MSRS expect. The kernel header's
 // flexible array members are declared through __DECLARE_FLEX_ARRAY, whose

@@ -15,16 +15,6 @@
 
 namespace bt86 {
 
-// Vectors runtime/flat_harness.h does not name (the flat harness never
-// delivers through an IDT, so it has no use for them).
-namespace vector {
-inline constexpr uint8_t kNmi = 2;
-inline constexpr uint8_t kDf = 8;
-inline constexpr uint8_t kTs = 10;
-inline constexpr uint8_t kNp = 11;
-inline constexpr uint8_t kSs = 12;
-}  // namespace vector
-
 enum class EventSource {
   kException,          // Raised by the CPU (faults, traps, #DF); EXT=1 for nested errors.
   kExternalInterrupt,  // From the PIC (or NMI); EXT=1.

@@ -19,17 +19,6 @@
 namespace bt86 {
 namespace {
 
-namespace msr {
-constexpr uint32_t kTsc = 0x10;
-constexpr uint32_t kPlatformId = 0x17;
-constexpr uint32_t kBiosSignId = 0x8B;
-constexpr uint32_t kSysenterCs = 0x174;
-constexpr uint32_t kSysenterEsp = 0x175;
-constexpr uint32_t kSysenterEip = 0x176;
-constexpr uint32_t kMiscEnable = 0x1A0;
-constexpr uint32_t kPat = 0x277;
-}  // namespace msr
-
 struct MsrAccess {
   uint32_t index;
   uint32_t required_edx1;  // CPUID leaf 1 EDX bit the MSR depends on, or 0.
@@ -48,41 +37,41 @@ bool valid_pat(uint64_t value) {
 }
 
 constexpr MsrAccess kMsrs[] = {
-    {msr::kTsc, cpuid::edx1::kTsc, [](SystemContext& c) { return c.read_tsc(); },
+    {msr_index::kTsc, cpuid::edx1::kTsc, [](SystemContext& c) { return c.read_tsc(); },
      [](SystemContext& c, uint64_t v) {
        c.write_tsc(v);
        return true;
      }},
-    {msr::kPlatformId, 0, [](SystemContext&) { return uint64_t{0}; },
+    {msr_index::kPlatformId, 0, [](SystemContext&) { return uint64_t{0}; },
      [](SystemContext&, uint64_t) { return false; }},
     // Writing the signature MSR is how software asks for it to be refreshed;
     // there is no microcode, so it reads 0.
-    {msr::kBiosSignId, 0, [](SystemContext&) { return uint64_t{0}; },
+    {msr_index::kBiosSignId, 0, [](SystemContext&) { return uint64_t{0}; },
      [](SystemContext&, uint64_t) { return true; }},
-    {msr::kSysenterCs, cpuid::edx1::kSep,
+    {msr_index::kSysenterCs, cpuid::edx1::kSep,
      [](SystemContext& c) { return uint64_t{c.cpu().msr.sysenter_cs}; },
      [](SystemContext& c, uint64_t v) {
        c.cpu().msr.sysenter_cs = static_cast<uint32_t>(v) & 0xFFFF;
        return true;
      }},
-    {msr::kSysenterEsp, cpuid::edx1::kSep,
+    {msr_index::kSysenterEsp, cpuid::edx1::kSep,
      [](SystemContext& c) { return uint64_t{c.cpu().msr.sysenter_esp}; },
      [](SystemContext& c, uint64_t v) {
        c.cpu().msr.sysenter_esp = static_cast<uint32_t>(v);
        return true;
      }},
-    {msr::kSysenterEip, cpuid::edx1::kSep,
+    {msr_index::kSysenterEip, cpuid::edx1::kSep,
      [](SystemContext& c) { return uint64_t{c.cpu().msr.sysenter_eip}; },
      [](SystemContext& c, uint64_t v) {
        c.cpu().msr.sysenter_eip = static_cast<uint32_t>(v);
        return true;
      }},
-    {msr::kMiscEnable, 0, [](SystemContext& c) { return c.cpu().msr.misc_enable; },
+    {msr_index::kMiscEnable, 0, [](SystemContext& c) { return c.cpu().msr.misc_enable; },
      [](SystemContext& c, uint64_t v) {
        c.cpu().msr.misc_enable = v;
        return true;
      }},
-    {msr::kPat, cpuid::edx1::kPat, [](SystemContext& c) { return c.cpu().msr.pat; },
+    {msr_index::kPat, cpuid::edx1::kPat, [](SystemContext& c) { return c.cpu().msr.pat; },
      [](SystemContext& c, uint64_t v) {
        if (!valid_pat(v)) return false;
        c.cpu().msr.pat = v;
