@@ -36,13 +36,8 @@ TEST(KvmHostCheck, DeviceThatIsNotKvmFailsTheApiVersion) {
   EXPECT_NE(r.reason.find("KVM_GET_API_VERSION"), std::string::npos) << r.reason;
 }
 
-TEST(BackendRegistry, EveryNameEndsInAClearError) {
-  try {
-    make_backend("bt", {});
-    FAIL();
-  } catch (const BackendUnavailable& e) {
-    EXPECT_NE(std::string(e.what()).find("bt backend is not available yet"), std::string::npos);
-  }
+TEST(BackendRegistry, BtRunsEverywhereAndOtherNamesEndInAClearError) {
+  EXPECT_EQ(make_backend("bt", {})->name(), "bt");
   try {
     make_backend("qemu", {});
     FAIL();
