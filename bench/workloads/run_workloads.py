@@ -90,7 +90,12 @@ BOOT_WORKLOADS = ("boot_wall", "boot_guest")
 
 
 class RunFailed(Exception):
-    """A run that produced no usable numbers; the message is the reason."""
+    """A run that produced no usable numbers; the message is the reason,
+    console the run's output when there was one."""
+
+    def __init__(self, reason, console=""):
+        super().__init__(reason)
+        self.console = console
 
 
 def cache_dir():
@@ -209,6 +214,10 @@ def run_with_timeout(cmd, timeout, env=None, cwd=None):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         status = None
+    except BaseException:
+        # Ctrl-C: the VMM is in its own session and would outlive us.
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     for r in readers:
         r.join()
     return status, lines, "".join(err_chunks)
@@ -217,8 +226,8 @@ def run_with_timeout(cmd, timeout, env=None, cwd=None):
 def guest_failure_reason(lines, stderr, status, timeout):
     """The most telling line of a guest run that did not finish properly."""
     for _, text in lines:
-        for pattern in ("Kernel panic", "BUG:", "Oops", "general protection fault",
-                        "bt86-init: command exited with status"):
+        for pattern in ("Kernel panic", "BUG:", "Oops", "general protection fault", "segfault",
+                        "traps:", "bt86-init: command exited with status"):
             if pattern in text and not text.endswith("status 0"):
                 return "guest: " + re.sub(r"^\[\s*\d+\.\d+\]\s*", "", text).strip()
     if status is None:
@@ -305,7 +314,7 @@ class GuestRunner(Runner):
             reason = guest_failure_reason(lines, stderr, status, self.timeout)
             if status == 6:
                 reason = stderr.strip().removeprefix("bt86: ")
-            raise RunFailed(reason)
+            raise RunFailed(reason, "\n".join(texts) + "\n--- stderr ---\n" + stderr)
         return run
 
 
@@ -584,6 +593,8 @@ def markdown_report(report):
         state = f"n/a: {info['unavailable']}" if info.get("unavailable") else \
             f"{len(info['runs'])} good run(s)"
         lines.append(f"- **{RUNNER_TITLES[r]}**: `{info['command']}` — {state}")
+        if info.get("console_log"):
+            lines.append(f"  - console of the failed run: {info['console_log']}")
         for note in info.get("notes", []):
             lines.append(f"  - {note}")
     return "\n".join(lines) + "\n"
@@ -727,6 +738,11 @@ def main(argv):
                     # A runner that fails once is not retried: later runs
                     # would only repeat the failure at the cost of a timeout.
                     info["unavailable"] = str(e)
+                    if e.console:
+                        log = os.path.join(args.output_dir, f"{name}-failed-console.log")
+                        with open(log, "w", encoding="utf-8") as f:
+                            f.write(e.console)
+                        info["console_log"] = log
                     print(f"run_workloads:   {name} failed: {e}", file=sys.stderr, flush=True)
                     continue
                 if name == "native" and reference is None:
