@@ -337,6 +337,14 @@ FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
       result.exception = GuestException{vector::kUd, std::nullopt, std::nullopt};
       break;
     }
+    if (classify(d).callout != exit.callout) {
+      // The guest rewrote this instruction after it was translated (the flat
+      // harness does not trace code pages): run what is there now instead of
+      // handing the callout an instruction it was not written for.
+      cache_.invalidate(exit.guest_target, exit.guest_target + d.length());
+      context_->eip = exit.guest_target;
+      continue;
+    }
     CalloutEnvironment env{result.state, *this, d};
     const CalloutResult r = callout_spec(exit.callout).function(env);
     if (r.action == CalloutResult::Action::kHalt) {

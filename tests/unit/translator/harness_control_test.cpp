@@ -291,3 +291,27 @@ TEST(FlatHarnessCallouts, NestedEnterBuildsTheDisplay) {
 
 }  // namespace
 }  // namespace bt86
+
+namespace bt86 {
+namespace {
+
+TEST(FlatHarnessCallouts, RewrittenCalloutInstructionRunsTheNewBytes) {
+  FlatHarness h({.memory_size = 1u << 20});
+  test::load_bytes(h, kCode, {0x0e, 0x58, 0xf4});  // push cs; pop eax; hlt
+  ASSERT_EQ(h.run(FlatHarness::initial_state(kCode, kStack)).stop, FlatRunResult::Stop::kHalt);
+  // Rewritten without invalidate(): the cached unit still exits to the
+  // push-segment callout, which must notice the bytes are no longer its
+  // instruction.
+  test::load_bytes(h, kCode, {0x08, 0xd8, 0xf4});  // or al, bl; hlt
+  CpuState s = FlatHarness::initial_state(kCode, kStack);
+  s.reg(Gpr::kEax) = 0x11;
+  s.reg(Gpr::kEbx) = 0x22;
+  const FlatRunResult r = h.run(s);
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.eip, kCode + 2);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 0x33u);
+  EXPECT_EQ(r.state.reg(Gpr::kEsp), kStack);
+}
+
+}  // namespace
+}  // namespace bt86
