@@ -76,22 +76,41 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   std::string initrd;
   double timeout = 0;
   CLI::App* run = app.add_subcommand("run", "Boot a kernel and run it on the serial console");
-  run->footer(kExitCodes);
-  run->add_option("--kernel", config.kernel_path, "Linux bzImage or Multiboot ELF kernel")
-      ->required();
-  run->add_option("--initrd", initrd, "initial ramdisk (Linux) or first module (Multiboot)");
-  run->add_option("--append", config.cmdline, "kernel command line");
-  run->add_option("--mem", mem, "guest RAM, 16M to 3G (suffix K, M or G)")->capture_default_str();
-  run->add_option("--backend", config.backend, "execution engine")
-      ->check(CLI::IsMember({"bt", "kvm"}))
-      ->capture_default_str();
+  CLI::App* debug = app.add_subcommand(
+      "debug", "Boot a kernel stopped at its first instruction, under the debugger REPL or gdb");
+  // run and debug build the same machine.
+  for (CLI::App* command : {run, debug}) {
+    command->footer(kExitCodes);
+    command->add_option("--kernel", config.kernel_path, "Linux bzImage or Multiboot ELF kernel")
+        ->required();
+    command->add_option("--initrd", initrd, "initial ramdisk (Linux) or first module (Multiboot)");
+    command->add_option("--append", config.cmdline, "kernel command line");
+    command->add_option("--mem", mem, "guest RAM, 16M to 3G (suffix K, M or G)")
+        ->capture_default_str();
+    command->add_option("--backend", config.backend, "execution engine")
+        ->check(CLI::IsMember({"bt", "kvm"}))
+        ->capture_default_str();
+    command->add_option("--debug-log", config.debug_log_path,
+                        "write the VMM's debug log to this file");
+    command->add_flag("--allow-software-kvm", config.allow_software_kvm,
+                      "run the kvm backend even without hardware virtualization behind /dev/kvm");
+  }
   CLI::Option* timeout_option =
       run->add_option("--timeout", timeout, "stop with status 10 after this many seconds")
           ->check(CLI::PositiveNumber);
-  run->add_option("--debug-log", config.debug_log_path, "write the VMM's debug log to this file");
   run->add_flag("--stats", config.stats, "print the backend's statistics at exit");
-  run->add_flag("--allow-software-kvm", config.allow_software_kvm,
-                "run the kvm backend even without hardware virtualization behind /dev/kvm");
+  DebugOptions debug_options;
+  std::string script, symbols;
+  uint16_t gdb_port = 0;
+  CLI::Option* script_option =
+      debug->add_option("--script", script, "run the debugger commands in this file")
+          ->check(CLI::ExistingFile);
+  CLI::Option* symbols_option =
+      debug->add_option("--symbols", symbols, "guest symbols: a System.map or an ELF file")
+          ->check(CLI::ExistingFile);
+  CLI::Option* gdb_option =
+      debug->add_option("--gdb", gdb_port, "serve the gdb remote protocol on 127.0.0.1:PORT");
+  script_option->excludes(gdb_option);
 
   ParsedCommandLine result;
   std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -114,6 +133,14 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   }
   if (!initrd.empty()) config.initrd_path = initrd;
   if (timeout_option->count() > 0) config.timeout_seconds = timeout;
+  if (debug->parsed()) {
+    debug_options.machine = config;
+    if (script_option->count() > 0) debug_options.script = script;
+    if (symbols_option->count() > 0) debug_options.symbols = symbols;
+    if (gdb_option->count() > 0) debug_options.gdb_port = gdb_port;
+    result.debug = debug_options;
+    return result;
+  }
   result.run = config;
   return result;
 }
@@ -260,11 +287,26 @@ int run_machine(const MachineConfig& config) {
   return exit_status;
 }
 
+int debug_machine(const DebugOptions& options) {
+  std::unique_ptr<Backend> backend;
+  try {
+    // Per-unit execution counts show in `translate` and `tc list`.
+    backend = make_backend(
+        options.machine.backend,
+        {.allow_software_kvm = options.machine.allow_software_kvm, .collect_statistics = true});
+  } catch (const BackendUnavailable& e) {
+    fmt::print(stderr, "bt86: {}\n", e.what());
+    return status(ExitStatus::kBackendUnavailable);
+  }
+  return run_debug_session(options, *backend);
+}
+
 int bt86_main(int argc, char** argv) {
   // A closed stdout (bt86 ... | head) must not kill the VMM mid-run.
   std::signal(SIGPIPE, SIG_IGN);
   const ParsedCommandLine parsed =
       parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.debug) return debug_machine(*parsed.debug);
   if (!parsed.run) {
     std::fputs(parsed.out.c_str(), stdout);
     std::fputs(parsed.err.c_str(), stderr);

@@ -3,6 +3,8 @@
 //   bt86 run --kernel FILE [--initrd FILE] [--append STR] [--mem SIZE]
 //            [--backend bt|kvm] [--timeout SECONDS] [--debug-log FILE]
 //            [--allow-software-kvm]
+//   bt86 debug [the machine options of run] [--script FILE] [--symbols FILE]
+//              [--gdb PORT]
 //   bt86 --version | --help
 //
 // Parsing is separate from running and never exits the process, so tests
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "monitor/backend.h"
+#include "monitor/debugger/debug_session.h"
 #include "monitor/machine.h"
 
 namespace bt86 {
@@ -23,6 +26,8 @@ namespace bt86 {
 struct ParsedCommandLine {
   // Set when the run command should go ahead.
   std::optional<MachineConfig> run;
+  // Set when the debug command should go ahead.
+  std::optional<DebugOptions> debug;
   // Otherwise: what to print and the process exit status.
   int exit_status = 0;
   std::string out;  // For stdout (help, version).
@@ -40,6 +45,9 @@ int run_exit_status(const VcpuExit& exit, const std::optional<StopRequest>& stop
 
 // Runs the machine described by config with the console on stdin/stdout.
 int run_machine(const MachineConfig& config);
+
+// `bt86 debug`: the machine under the debugger (monitor/debugger/).
+int debug_machine(const DebugOptions& options);
 
 // main(): parse, run, print.
 int bt86_main(int argc, char** argv);

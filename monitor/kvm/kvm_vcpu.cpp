@@ -254,6 +254,10 @@ VcpuExit KvmVcpu::run() {
   }
 }
 
+void KvmVcpu::set_guest_debug(const kvm_guest_debug& debug) {
+  vcpu_.ioctl_or_throw(KVM_SET_GUEST_DEBUG, "KVM_SET_GUEST_DEBUG", &debug);
+}
+
 VcpuExit KvmVcpu::run_loop() {
   kicker_.attach_to_current_thread(vcpu_);
   for (;;) {
@@ -300,6 +304,9 @@ VcpuExit KvmVcpu::run_loop() {
       case KVM_EXIT_INTR:
         kicker_.consume_pending();
         break;
+      case KVM_EXIT_DEBUG:
+        last_debug_exit_ = run_->debug.arch;
+        return {VcpuExit::Kind::kStopRequested, 0, "debug exit"};
       case KVM_EXIT_SHUTDOWN:
         return {VcpuExit::Kind::kTripleFault, 0, shutdown_message()};
       case KVM_EXIT_INTERNAL_ERROR:

@@ -55,6 +55,12 @@ class KvmVcpu final : public Vcpu {
   };
   const Counters& counters() const { return counters_; }
 
+  // For the debugger: KVM_SET_GUEST_DEBUG (single-step, hardware
+  // breakpoints), and what the last KVM_EXIT_DEBUG reported. A debug exit
+  // ends run() with kStopRequested.
+  void set_guest_debug(const kvm_guest_debug& debug);
+  const kvm_debug_exit_arch& last_debug_exit() const { return last_debug_exit_; }
+
  private:
   VcpuExit run_loop();
   void create_memory_slots();
@@ -83,6 +89,7 @@ class KvmVcpu final : public Vcpu {
   // exit, and a halted state can also come from set_state().
   bool halted_with_if_ = false;
   Counters counters_;
+  kvm_debug_exit_arch last_debug_exit_{};
 };
 
 }  // namespace bt86
