@@ -290,10 +290,9 @@ int run_machine(const MachineConfig& config) {
 int debug_machine(const DebugOptions& options) {
   std::unique_ptr<Backend> backend;
   try {
-    // Per-unit execution counts show in `translate` and `tc list`.
-    backend = make_backend(
-        options.machine.backend,
-        {.allow_software_kvm = options.machine.allow_software_kvm, .collect_statistics = true});
+    // No execution counters: `translate` shows the code a plain run executes.
+    backend = make_backend(options.machine.backend,
+                           {.allow_software_kvm = options.machine.allow_software_kvm});
   } catch (const BackendUnavailable& e) {
     fmt::print(stderr, "bt86: {}\n", e.what());
     return status(ExitStatus::kBackendUnavailable);
