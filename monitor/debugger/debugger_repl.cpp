@@ -83,8 +83,8 @@ const std::vector<DebuggerRepl::Command>& DebuggerRepl::command_table() {
        "LDTR/TR",
        &DebuggerRepl::cmd_regs},
       {"x", "x/NF ADDR",
-       "examine N units of guest memory at linear ADDR (p:ADDR: physical); F is x (words), b "
-       "(bytes), h (halfwords), i (instructions) or s (string)",
+       "examine N units of guest memory at linear ADDR (p:ADDR: physical); F is x (hex), i "
+       "(instructions) or s (string), with a size b, h or w (x/8xb, x/4xw)",
        &DebuggerRepl::cmd_examine},
       {"disas", "disas [ADDR] [N]", "disassemble N guest instructions (default: 10 at EIP)",
        &DebuggerRepl::cmd_disas},
@@ -523,18 +523,34 @@ void DebuggerRepl::cmd_examine(const Args& args) {
   size_t next = 0;
   if (!args.empty() && args[0].starts_with('/')) format = args[next++];
   if (next >= args.size()) {
-    print("usage: x/NF ADDR  (F: x b h i s; ADDR may be p:ADDR for physical)\n");
+    print("usage: x/NF ADDR  (F: x i s, size b h w; ADDR may be p:ADDR for physical)\n");
     return;
   }
+  // gdb's letters: a count, then a format (x i s) and a size (b h w) in any order.
   size_t digits = 1;
   while (digits < format.size() && std::isdigit(static_cast<unsigned char>(format[digits]))) {
     ++digits;
   }
-  const uint64_t count = digits > 1 ? std::stoull(format.substr(1, digits - 1)) : 4;
-  const char f = digits < format.size() ? format[digits] : 'x';
-  if (count == 0 || count > 4096 || std::string_view("xwbhis").find(f) == std::string_view::npos ||
-      digits + 1 < format.size()) {
-    print(fmt::format("bad format '{}': x/NF with N 1-4096 and F one of x b h i s\n", format));
+  const uint64_t count = digits > 1 && digits <= 6 ? std::stoull(format.substr(1, digits - 1))
+                         : digits > 6              ? 0
+                                                   : 4;
+  char f = 'x';
+  uint32_t unit = 4;
+  bool valid = count > 0 && count <= 4096;
+  for (size_t i = digits; i < format.size(); ++i) {
+    const char c = format[i];
+    if (c == 'x' || c == 'i' || c == 's') {
+      f = c;
+    } else if (c == 'b' || c == 'h' || c == 'w') {
+      unit = c == 'b' ? 1 : c == 'h' ? 2 : 4;
+    } else {
+      valid = false;
+    }
+  }
+  if (!valid) {
+    print(fmt::format(
+        "bad format '{}': x/NF with N 1-4096, F one of x i s and an optional size b h w\n",
+        format));
     return;
   }
   std::string_view text = args[next];
@@ -572,7 +588,6 @@ void DebuggerRepl::cmd_examine(const Args& args) {
     print(fmt::format("{}{:#010x}: \"{}\"\n", space, *address, s));
     return;
   }
-  const uint32_t unit = f == 'b' ? 1 : f == 'h' ? 2 : 4;
   const uint32_t per_line = 16 / unit;
   std::string s;
   for (uint64_t i = 0; i < count; ++i) {

@@ -136,7 +136,10 @@ std::string format_segment(std::string_view name, const Segment& s) {
   if (s.unusable) return fmt::format("{:<4} {:#06x} unusable", name, s.selector);
   return fmt::format("{:<4} {:#06x} base={:#010x} limit={:#010x} {} dpl={}{}{}{}", name, s.selector,
                      s.base, s.limit, segment_type(s), s.dpl,
-                     s.present ? " present" : " not-present", s.db ? " 32-bit" : " 16-bit",
+                     s.present ? " present" : " not-present",
+                     !s.s   ? ""
+                     : s.db ? " 32-bit"
+                            : " 16-bit",
                      s.granularity ? " G" : "");
 }
 
@@ -227,7 +230,7 @@ std::string format_descriptor_table(const GuestView& view, const CpuState& cpu,
                        segment_type(seg), g.selector, g.offset, g.dpl, g.parameter_count);
       continue;
     }
-    s += "  " + format_segment(fmt::format("{:#06x}:", selector), seg) + "\n";
+    s += "  " + format_segment("", seg) + "\n";
   }
   if (shown == 0) s += "  (no non-zero entries)\n";
   return s;
