@@ -65,9 +65,11 @@ def check_report(report, markdown, rw):
     header = re.search(r"^\| workload \| native \| qemu-tcg \| bt/native .*\|$", markdown, re.M)
     if not header:
         problems.append("Markdown has no table header with native and qemu-tcg columns")
-    rows = [l for l in markdown.splitlines() if l.startswith("| ") and " (s) |" in l]
-    if len(rows) != len(rw.BOOT_WORKLOADS) + len(rw.TIMED_WORKLOADS):
-        problems.append(f"Markdown table has {len(rows)} workload rows")
+    else:
+        table = markdown[header.start():].split("\n\n", 1)[0].splitlines()
+        rows = [l for l in table[2:] if l.startswith("| ")]
+        if len(rows) != len(rw.BOOT_WORKLOADS) + len(rw.TIMED_WORKLOADS):
+            problems.append(f"the Markdown results table has {len(rows)} workload rows")
     if "## Verdicts" not in markdown:
         problems.append("Markdown has no verdicts section")
     return problems
