@@ -105,6 +105,27 @@ def case_breakpoint(args, backend="bt", extra=()):
         fail(f"exit status {r.returncode}, expected the guest's {GUEST_PASS_STATUS}", r.stdout)
 
 
+def case_late_break(args):
+    """A breakpoint set inside code that has run, been translated and
+    chained still stops there: inserting it retires the units holding it.
+    The watchpoint stops guest_main's fill loop at page_a[9]; by then the
+    loop's units are linked to each other, and the breakpoint goes in the
+    middle of the loop's first unit."""
+    s = symbols(args.kernel)
+    body = first(instructions(args.kernel, "guest_main"), r"^or\s+\$0xa0000000,", "loop body")
+    r = run_session(args, "watch page_a+0x24 4\ncontinue\ndelete\n"
+                    f"break {body:#x}\ncontinue\nregs\ndelete\ncontinue\n")
+    expect(r.stdout, [
+        rf"^watchpoint: a store changed 0x{s['page_a'] + 36:08x}$",
+        rf"^breakpoint 2 at 0x{body:08x} <guest_main\+0x{body - s['guest_main']:x}>$",
+        r"^breakpoint 2 hit$",
+        rf"^=> 0x{body:08x} <guest_main\+0x{body - s['guest_main']:x}>: or edx, 0xa0000000$",
+        # The next iteration: i = 10.
+        r"^eax=0x0000000a  ",
+        r"^PASS paging$",
+    ])
+
+
 def case_translate(args):
     s = symbols(args.kernel)
     cr3 = first(instructions(args.kernel, "paging_enable"), r"^mov\s+%eax,%cr3$", "mov to CR3")
@@ -229,6 +250,7 @@ def case_gdb(args):
 
 CASES = {
     "breakpoint": case_breakpoint,
+    "late_break": case_late_break,
     "translate": case_translate,
     "pt": case_pt,
     "watch": case_watch,
