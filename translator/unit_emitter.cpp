@@ -208,6 +208,12 @@ void UnitEmitter::leave_now(ExitRecord exit, uint32_t reported_eip) {
 // (add al, 0x7f recreates OF; sahf the rest) before leaving either way.
 void UnitEmitter::indirect_jump() {
   auto& a = assembler_;
+  if (mode_.single_instruction) {
+    // A single-instruction unit must come back to the runtime after its
+    // instruction (it runs with a traced page opened): no lookup.
+    jump_to(cache_.stubs().indirect_miss);
+    return;
+  }
   Label miss = a.newLabel();
   a.mov(x86::r9, x86::rax);
   a.lahf();
