@@ -35,6 +35,12 @@ bool recover_guest_state(const TranslationUnit& unit, uint64_t host_rip,
         out->gpr[6] = static_cast<uint32_t>(regs.gpr[6] - window_base);
         out->gpr[7] = static_cast<uint32_t>(regs.gpr[7] - window_base);
         break;
+      case Recovery::Kind::kStringSourceWindowBased:
+        out->gpr[6] = static_cast<uint32_t>(regs.gpr[6] - window_base);
+        break;
+      case Recovery::Kind::kStringDestinationWindowBased:
+        out->gpr[7] = static_cast<uint32_t>(regs.gpr[7] - window_base);
+        break;
     }
   }
   return true;

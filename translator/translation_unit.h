@@ -24,9 +24,11 @@ namespace bt86 {
 struct Recovery {
   enum class Kind : uint8_t {
     kNone,
-    kEspAdjust,          // ESP += esp_adjust (a stack op half done).
-    kStringWindowBased,  // RSI/RDI hold window pointers: subtract the window base.
-    kCompleted,          // The instruction is done: EIP is the next one's.
+    kEspAdjust,                     // ESP += esp_adjust (a stack op half done).
+    kStringWindowBased,             // RSI/RDI hold window pointers: subtract the window base.
+    kStringSourceWindowBased,       // Only RSI does (lods, outs).
+    kStringDestinationWindowBased,  // Only RDI does (stos, scas, ins).
+    kCompleted,                     // The instruction is done: EIP is the next one's.
   };
   Kind kind = Kind::kNone;
   int32_t esp_adjust = 0;

@@ -550,7 +550,12 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
   if (uses_destination) a.lea(x86::rdi, x86::ptr(x86::rdi, x86::r9));
   const uint32_t begin = static_cast<uint32_t>(a.offset());
   embed(op);
-  add_recovery(begin, {Recovery::Kind::kStringWindowBased, 0});
+  // Only the registers rebased above hold window pointers at a fault.
+  const Recovery::Kind recovery = uses_source && uses_destination
+                                      ? Recovery::Kind::kStringWindowBased
+                                  : uses_source ? Recovery::Kind::kStringSourceWindowBased
+                                                : Recovery::Kind::kStringDestinationWindowBased;
+  add_recovery(begin, {recovery, 0});
   a.mov(x86::r9, ctx(ctx_offset::kNegativeWindowBase, 8));
   if (uses_source) {
     a.lea(x86::rsi, x86::ptr(x86::rsi, x86::r9));
