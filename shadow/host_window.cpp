@@ -41,7 +41,7 @@ void check_range(uint32_t linear, uint64_t length) {
 
 HostWindow::HostWindow() {
   void* p =
-      mmap(nullptr, kSpan + kGuard, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      mmap(nullptr, kReservation, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     throw std::runtime_error(
         fmt::format("cannot reserve a 4 GiB host window: {}", std::strerror(errno)));
@@ -50,12 +50,12 @@ HostWindow::HostWindow() {
 }
 
 HostWindow::~HostWindow() {
-  munmap(base_, kSpan + kGuard);
+  munmap(base_, kReservation);
 }
 
 bool HostWindow::contains(const void* host_address) const {
   auto p = static_cast<const uint8_t*>(host_address);
-  return p >= base_ && p < base_ + kSpan + kGuard;
+  return p >= base_ && p < base_ + kReservation;
 }
 
 uint32_t HostWindow::linear_of(const void* host_address) const {
@@ -65,29 +65,37 @@ uint32_t HostWindow::linear_of(const void* host_address) const {
 void HostWindow::map(uint32_t linear, int fd, uint64_t offset, uint64_t length,
                      HostProtection prot) {
   check_range(linear, length);
-  if (mmap(base_ + linear, length, prot_bits(prot), MAP_SHARED | MAP_FIXED, fd,
-           static_cast<off_t>(offset)) == MAP_FAILED) {
-    fail("mmap", linear, length);
+  for (uint64_t half : {uint64_t{0}, kSpan}) {
+    if (mmap(base_ + half + linear, length, prot_bits(prot), MAP_SHARED | MAP_FIXED, fd,
+             static_cast<off_t>(offset)) == MAP_FAILED) {
+      fail("mmap", linear, length);
+    }
   }
-  ++mapping_count_;
+  mapping_count_ += 2;
 }
 
 void HostWindow::protect(uint32_t linear, uint64_t length, HostProtection prot) {
   check_range(linear, length);
-  if (mprotect(base_ + linear, length, prot_bits(prot)) != 0) fail("mprotect", linear, length);
+  for (uint64_t half : {uint64_t{0}, kSpan}) {
+    if (mprotect(base_ + half + linear, length, prot_bits(prot)) != 0) {
+      fail("mprotect", linear, length);
+    }
+  }
 }
 
 void HostWindow::unmap(uint32_t linear, uint64_t length) {
   check_range(linear, length);
-  if (mmap(base_ + linear, length, PROT_NONE,
-           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
-    fail("unmap", linear, length);
+  for (uint64_t half : {uint64_t{0}, kSpan}) {
+    if (mmap(base_ + half + linear, length, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+      fail("unmap", linear, length);
+    }
   }
-  if (mapping_count_ > 0) --mapping_count_;
+  mapping_count_ = mapping_count_ > 2 ? mapping_count_ - 2 : 0;
 }
 
 void HostWindow::unmap_all() {
-  if (mmap(base_, kSpan, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+  if (mmap(base_, 2 * kSpan, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
            0) == MAP_FAILED) {
     throw std::runtime_error(
         fmt::format("host window: unmapping everything failed: {}", std::strerror(errno)));

@@ -8,6 +8,13 @@
 // parts are PROT_NONE, so the first touch of a page raises a host fault that
 // the shadow MMU resolves (a "hidden page fault").
 //
+// Above the 4 GiB the window holds a mirror of it: every map, protect and
+// unmap is applied at L and at 4 GiB + L. A segment-prefixed access whose
+// host segment base is base() + guest segment base (the FS-routed guest
+// segment) reaches base() + guest base + offset, which can exceed 4 GiB
+// where the guest wraps (Linux's user TLS lives at negative offsets from
+// GS); the mirror makes that wrap come out right.
+//
 // Pages are memfd (guest RAM) pages mapped MAP_SHARED, so every window and
 // the VMM's own mapping see one copy. The window counts the host mappings it
 // creates, which is what the shadow MMU budgets against vm.max_map_count.
@@ -27,6 +34,8 @@ class HostWindow {
  public:
   static constexpr uint64_t kSpan = 1ULL << 32;
   static constexpr uint64_t kGuard = 64 * 1024;
+  // The whole reservation: the window, its mirror and the guard.
+  static constexpr uint64_t kReservation = 2 * kSpan + kGuard;
 
   // Throws std::runtime_error if the reservation cannot be made.
   HostWindow();
@@ -46,7 +55,7 @@ class HostWindow {
   void unmap(uint32_t linear, uint64_t length);
   void unmap_all();
 
-  // Host mappings created and not yet removed (an upper bound: the kernel may
+  // Host mappings created and not yet removed, mirrors included (an upper bound: the kernel may
   // merge neighbours, and a partial unmap or protect may split one).
   uint64_t mapping_count() const { return mapping_count_; }
 

@@ -717,7 +717,7 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
       } else if (address - window < kPage) {
         fault_.kind = HostFault::Kind::kInterruptWindow;
       } else if (signal.info->si_code != SI_KERNEL && space_ != nullptr &&
-                 address - base < HostWindow::kSpan + HostWindow::kGuard) {
+                 address - base < HostWindow::kReservation) {
         const uint32_t linear = static_cast<uint32_t>(address - base);
         const bool write = (g[REG_ERR] & 2) != 0;
         const uint64_t start = now_ns();
