@@ -57,6 +57,8 @@ struct BackendOptions {
   bool allow_software_kvm = false;
   // Count what --stats reports (BT: per-unit execution counters).
   bool collect_statistics = false;
+  // BT: retranslate instructions that keep taking trace faults.
+  bool adaptive_retranslation = true;
 };
 
 class Backend {

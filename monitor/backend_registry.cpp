@@ -14,7 +14,8 @@ namespace bt86 {
 
 std::unique_ptr<Backend> make_backend(std::string_view name, const BackendOptions& options) {
   if (name == "bt") {
-    return std::make_unique<BtBackend>(BtOptions{.count_executed = options.collect_statistics});
+    return std::make_unique<BtBackend>(BtOptions{.count_executed = options.collect_statistics,
+                                                 .adapt = options.adaptive_retranslation});
   }
   if (name == "kvm") {
     const KvmHostReport host = check_kvm_host();

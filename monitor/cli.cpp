@@ -99,6 +99,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       run->add_option("--timeout", timeout, "stop with status 10 after this many seconds")
           ->check(CLI::PositiveNumber);
   run->add_flag("--stats", config.stats, "print the backend's statistics at exit");
+  run->add_flag("--no-adapt", config.no_adapt,
+                "bt: do not retranslate instructions that keep taking trace faults");
   DebugOptions debug_options;
   std::string script, symbols;
   uint16_t gdb_port = 0;
@@ -253,7 +255,8 @@ int run_machine(const MachineConfig& config) {
   std::unique_ptr<Vcpu> vcpu;
   try {
     backend = make_backend(config.backend, {.allow_software_kvm = config.allow_software_kvm,
-                                            .collect_statistics = config.stats});
+                                            .collect_statistics = config.stats,
+                                            .adaptive_retranslation = !config.no_adapt});
     vcpu = backend->create_vcpu(*machine);
   } catch (const BackendUnavailable& e) {
     fmt::print(stderr, "bt86: {}\n", e.what());

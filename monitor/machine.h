@@ -71,6 +71,7 @@ struct MachineConfig {
   std::string debug_log_path;
   bool allow_software_kvm = false;
   bool stats = false;  // Print the backend's statistics at exit (--stats).
+  bool no_adapt = false;  // BT: no adaptive retranslation (--no-adapt).
 };
 
 // Why the machine wants the vCPU to stop.

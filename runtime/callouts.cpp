@@ -282,6 +282,7 @@ constexpr CalloutSpec kCallouts[] = {
     {CalloutId::kSoftwareInterrupt, "int-n", software_interrupt, false, false},
     {CalloutId::kEnterNested, "enter-nested", enter_nested, true, false},
     {CalloutId::kSystem, "system", unsupported, false, false},
+    {CalloutId::kTracedStore, "traced-store", unsupported, true, false},
     {CalloutId::kUnsupported, "unsupported", unsupported, false, false},
 };
 static_assert(std::size(kCallouts) == static_cast<size_t>(CalloutId::kCount));

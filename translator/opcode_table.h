@@ -61,6 +61,9 @@ enum class CalloutId : uint8_t {
   // loads, far transfers, iret, port I/O, ...): emulated by runtime/system/
   // where a SystemContext exists (the BT backend); #UD in the flat harness.
   kSystem,
+  // A store that kept hitting traced pages, adapted to leave the cache and
+  // do its store and the tracing work in software (no host fault).
+  kTracedStore,
   kUnsupported,  // No translation exists (16-bit addressing, EVEX, ...): #UD.
   kCount,
 };

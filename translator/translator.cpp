@@ -13,6 +13,17 @@ constexpr uint8_t kPageFaultVector = 14;
 constexpr uint8_t kInvalidOpcodeVector = 6;
 }  // namespace
 
+const ZydisDecodedOperand* explicit_store_operand(const DecodedInstruction& d) {
+  for (int i = 0; i < d.insn.operand_count_visible; ++i) {
+    const ZydisDecodedOperand& op = d.operands[i];
+    if (op.type == ZYDIS_OPERAND_TYPE_MEMORY && (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) &&
+        op.visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT) {
+      return &op;
+    }
+  }
+  return nullptr;
+}
+
 Translator::Translator(TranslationCache& cache, const TranslatorOptions& options)
     : cache_(cache), options_(options) {}
 
@@ -55,7 +66,12 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
       break;
     }
     ++count;
-    if (emitter.emit(d, classify(d))) break;
+    OpcodeEntry entry = classify(d);
+    if (options_.adapted_stores != nullptr && !mode.single_instruction &&
+        options_.adapted_stores->contains(d.eip) && explicit_store_operand(d) != nullptr) {
+      entry = {d.mnemonic(), TranslationKind::kCallout, Emitter::kCallout, CalloutId::kTracedStore};
+    }
+    if (emitter.emit(d, entry)) break;
     eip = d.next_eip();
     if (count >= max_instructions || emitter.host_size() >= options_.max_host_bytes_per_unit) {
       emitter.emit_fallthrough(eip);

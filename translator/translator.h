@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <unordered_set>
 
 #include "translator/guest_decoder.h"
 #include "translator/translation_cache.h"
@@ -27,6 +28,10 @@ class CodeSource {
 
 struct TranslatorOptions {
   uint32_t max_instructions_per_unit = 64;
+  // Guest EIPs whose stores are translated as CalloutId::kTracedStore
+  // (adaptive retranslation; owned by the runtime). Single-instruction
+  // units ignore it: they are how the runtime performs such a store.
+  const std::unordered_set<uint32_t>* adapted_stores = nullptr;
   uint32_t max_host_bytes_per_unit = 4096;
   bool count_executed = false;
 };
@@ -36,6 +41,10 @@ struct TranslatorStats {
   uint64_t guest_instructions_translated = 0;
   uint64_t host_code_bytes = 0;
 };
+
+// The explicit memory operand d writes, if any (what adaptation can take
+// over: the runtime computes its address before running it).
+const ZydisDecodedOperand* explicit_store_operand(const DecodedInstruction& d);
 
 class Translator {
  public:

@@ -13,6 +13,7 @@
 
 #include "runtime/cache_fault_exit.h"
 #include "runtime/system/event_delivery.h"
+#include "runtime/system/instruction_operands.h"
 #include "runtime/system/system_instructions.h"
 
 namespace bt86 {
@@ -59,7 +60,8 @@ BtVcpu::BtVcpu(Machine& machine, const BtOptions& options)
       mmu_(machine.memory(), ShadowMmu::Options{.unassigned_fd = unassigned_.fd}),
       linear_(machine.memory(), mmu_),
       cache_(options.translation_cache_bytes),
-      translator_(cache_, TranslatorOptions{.count_executed = options.count_executed}) {
+      translator_(cache_, TranslatorOptions{.adapted_stores = options.adapt ? &adapted_ : nullptr,
+                                            .count_executed = options.count_executed}) {
   if (!host_has_fsgsbase()) {
     throw BackendUnavailable(
         "the bt backend needs user-space FSGSBASE (a CPU with fsgsbase and Linux 5.9 or later)");
@@ -633,9 +635,10 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
         if (fault.exception.vector & (1 << bit)) ++counters_.trace_faults[bit];
       }
       if (debug_hooks_) debug_hooks_->trace_fault(fault.physical, fault.exception.vector);
-      return emulate_traced_store(fault.linear);
+      count_trace_fault(context_->eip);
+      return emulate_traced_store(fault.linear, fault.physical);
     case HostFault::Kind::kNotRam:
-      if (fault.write) return emulate_traced_store(fault.linear);
+      if (fault.write) return emulate_traced_store(fault.linear, fault.physical);
       machine_.log().note(
           "non-RAM access by {}; FS {:#x} base {:#x}, GS {:#x} base {:#x}, CR0 {:#x}",
           describe_instruction(context_->eip), cpu_.segment(SegReg::kFs).selector,
@@ -668,7 +671,9 @@ std::optional<VcpuExit> BtVcpu::handle_callout(const ExitRecord& exit) {
   ++counters_.callouts[name];
   const uint64_t start = now_ns();
   std::optional<VcpuExit> result;
-  if (is_system_instruction(d)) {
+  if (exit.callout == CalloutId::kTracedStore) {
+    result = run_traced_store(d);
+  } else if (is_system_instruction(d)) {
     result = finish_outcome(execute_system_instruction(*this, d));
   } else if (exit.callout == CalloutId::kSystem) {
     result = deliver(GuestEvent::exception({vector::kUd, std::nullopt, std::nullopt}));
@@ -781,12 +786,68 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
 
 // --- Stores to traced pages -------------------------------------------------
 
-std::optional<VcpuExit> BtVcpu::emulate_traced_store(uint32_t linear) {
+// Adaptation: past the threshold, the units holding the instruction are
+// retired (every way into them is unlinked, so the next arrival goes through
+// the dispatcher) and it is retranslated as a kTracedStore callout.
+void BtVcpu::count_trace_fault(uint32_t eip) {
+  if (!options_.adapt || adapted_.contains(eip)) return;
+  if (++trace_fault_counts_[eip] < options_.adapt_threshold) return;
+  DecodedInstruction d;
+  if (!decode_at(eip, &d) || explicit_store_operand(d) == nullptr) return;
+  adapted_.insert(eip);
+  ++counters_.adaptations;
+  for (TranslationUnit* u : cache_.units_on_linear_page(eip >> 12)) {
+    if (u->guest_start <= eip && eip < u->guest_end) cache_.retire(*u);
+  }
+  machine_.log().note("bt: adapted the store at {} after {} trace faults",
+                      describe_instruction(eip), trace_fault_counts_[eip]);
+}
+
+// An adapted store, with cpu_ current at the instruction: a plain mov is
+// done here through guest linear memory (which does the tracing work);
+// any other form runs as a single instruction with its page opened if it
+// is traced, as after a trace fault but without taking one.
+std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
+  const ZydisDecodedOperand* op = explicit_store_operand(d);
+  const int size = op->size / 8;
+  const ZydisDecodedOperand& source = d.operands[1];
+  const bool plain_source =
+      source.type == ZYDIS_OPERAND_TYPE_IMMEDIATE ||
+      (source.type == ZYDIS_OPERAND_TYPE_REGISTER && !is_segment_register(source.reg.value));
+  if (d.mnemonic() == ZYDIS_MNEMONIC_MOV && op == &d.operands[0] && size <= 4 && plain_source) {
+    uint32_t value = 0;
+    SystemOutcome o = read_operand(*this, d, d.operands[1], size, &value);
+    if (o.continues()) o = write_operand(*this, d, d.operands[0], size, value);
+    if (o.continues()) cpu_.eip = d.next_eip();
+    return finish_outcome(o);
+  }
+  const Segment& segment = cpu_.segment(segment_of(op->mem.segment));
+  const uint32_t linear = effective_address(cpu_, d, *op) + segment.base;
+  load_context();
+  std::optional<uint32_t> physical;
+  if (paging_) {
+    const PageWalkResult r =
+        mmu_.walker().probe(*paging_, linear, {AccessType::kWrite, mode_.cpl == 3});
+    if (r.ok()) physical = r.translation->physical;
+  } else if (machine_.memory().contains(linear, 1)) {
+    physical = linear;
+  }
+  if (physical && mmu_.trace_kinds(*physical >> 12) != 0) {
+    return emulate_traced_store(linear, *physical);
+  }
+  // Not traced now: the instruction runs on its own and faults as it must.
+  std::optional<VcpuExit> exit;
+  TranslationUnit* unit = unit_for(context_->eip, true, &exit);
+  if (unit == nullptr) return exit;
+  cache_.stubs().enter_function()(context_, unit->host_start);
+  return handle_exit(context_->exit_id);
+}
+
+std::optional<VcpuExit> BtVcpu::emulate_traced_store(uint32_t linear, uint32_t physical) {
   const uint64_t start = now_ns();
   ++counters_.trace_writes;
   std::vector<OpenedPage> pages;
   uint32_t next = linear;
-  uint32_t physical = fault_.physical;
   const auto enter = cache_.stubs().enter_function();
   for (;;) {
     const uint32_t linear_page = next >> 12;

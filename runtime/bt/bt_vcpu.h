@@ -51,6 +51,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "monitor/backend.h"
@@ -73,6 +75,10 @@ namespace bt86 {
 struct BtOptions {
   size_t translation_cache_bytes = 64u << 20;
   bool count_executed = false;  // Per-unit execution counters (for --stats).
+  // Adaptive retranslation: an instruction that takes this many trace
+  // faults is retranslated to store through a callout (--no-adapt: never).
+  bool adapt = true;
+  uint32_t adapt_threshold = 8;
 };
 
 struct UnassignedPage {
@@ -169,7 +175,9 @@ class BtVcpu final : public Vcpu,
   std::optional<VcpuExit> handle_host_fault();
   std::optional<VcpuExit> handle_callout(const ExitRecord& exit);
   std::optional<VcpuExit> run_system_instruction(const DecodedInstruction& d);
-  std::optional<VcpuExit> emulate_traced_store(uint32_t linear);
+  std::optional<VcpuExit> emulate_traced_store(uint32_t linear, uint32_t physical);
+  std::optional<VcpuExit> run_traced_store(const DecodedInstruction& d);
+  void count_trace_fault(uint32_t eip);
   void close_pages(std::vector<OpenedPage>& pages);
   void invalidate_physical(uint32_t physical, uint32_t length);
   void set_interrupt_window(bool armed);
@@ -184,6 +192,9 @@ class BtVcpu final : public Vcpu,
   VcpuContext* context_ = nullptr;
   ShadowMmu mmu_;
   GuestLinearMemory linear_;
+  // Adaptation: trace faults per guest EIP, and the EIPs adapted.
+  std::unordered_map<uint32_t, uint32_t> trace_fault_counts_;
+  std::unordered_set<uint32_t> adapted_;
   TranslationCache cache_;
   Translator translator_;
   std::unique_ptr<EventKicker> kicker_;
