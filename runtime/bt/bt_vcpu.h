@@ -122,6 +122,7 @@ class BtVcpu final : public Vcpu,
   bool write(uint32_t address, const void* data, uint32_t size, GuestException* fault) override;
 
   std::string statistics() const override;
+  const BtCounters& counters() const { return counters_; }
 
   // The debugger's hooks (nullptr: none); see runtime/bt/bt_debug_hooks.h.
   void set_debug_hooks(BtDebugHooks* hooks) { debug_hooks_ = hooks; }

@@ -232,6 +232,50 @@ TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
   EXPECT_EQ(exit.status, (9 << 1) | 1);
 }
 
+// A store beside the code (its page is traced for the code) in a loop: it
+// is adapted after a few trace faults and keeps giving the right values.
+TEST_F(BtVcpuTest, RepeatedTraceFaultsAreAdapted) {
+  constexpr uint32_t kData = kCode + 0x200;
+  load(kCode, [&](x86::Assembler& a) {
+    a.mov(x86::ecx, 100);
+    Label loop = a.newLabel();
+    a.bind(loop);
+    a.mov(x86::dword_ptr(kData), x86::ecx);
+    a.add(x86::dword_ptr(kData + 4), 1);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.mov(x86::eax, x86::dword_ptr(kData + 4));
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (100 << 1) | 1);
+  EXPECT_EQ(machine_->memory().read_u32(kData), 1u);
+  EXPECT_EQ(vcpu_->counters().adaptations, 2u);
+  EXPECT_LT(vcpu_->counters().trace_faults[2], 40u);
+}
+
+TEST_F(BtVcpuTest, NoAdaptKeepsTakingTraceFaults) {
+  vcpu_ = std::make_unique<BtVcpu>(*machine_,
+                                   BtOptions{.translation_cache_bytes = 4u << 20, .adapt = false});
+  constexpr uint32_t kData = kCode + 0x200;
+  load(kCode, [&](x86::Assembler& a) {
+    a.mov(x86::ecx, 100);
+    Label loop = a.newLabel();
+    a.bind(loop);
+    a.add(x86::dword_ptr(kData), 1);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.mov(x86::eax, x86::dword_ptr(kData));
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (100 << 1) | 1);
+  EXPECT_EQ(vcpu_->counters().adaptations, 0u);
+  EXPECT_EQ(vcpu_->counters().trace_faults[2], 100u);
+}
+
 TEST_F(BtVcpuTest, RequestStopEndsAnEndlessLoop) {
   load(kCode, [](x86::Assembler& a) {
     Label loop = a.newLabel();
