@@ -38,6 +38,17 @@
 // cache (self-modifying code). The unit that stored is not resumed: the
 // dispatcher continues at the next EIP through a fresh lookup.
 //
+// Adaptation. Trace faults are counted per guest EIP; past
+// BtOptions::adapt_threshold the units holding the instruction are retired
+// (which unlinks every way into them, so no entry needs patching) and it is
+// retranslated as a kTracedStore callout: a plain mov stores through
+// GuestLinearMemory (which does the tracing work), other forms run as a
+// single instruction with their page opened, without a host fault.
+//
+// Memory outside RAM reads as zeros (the shadow MMU maps a shared zero page
+// there) and stores to it are discarded; the Machine's MMIO bus is not
+// dispatched yet (no bt86 device lives there).
+//
 // Time and interrupts. An EventKicker protects the poll page at the next
 // device deadline (or 10 ms) so running code comes out at a unit boundary;
 // sti/popf fault on the interrupt-window page when an interrupt waits for
