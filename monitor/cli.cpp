@@ -14,6 +14,7 @@
 #include "monitor/console.h"
 #include "monitor/exit_status.h"
 #include "monitor/kernel_loader.h"
+#include "monitor/machine_setup.h"
 #include "monitor/termination_signals.h"
 
 namespace bt86 {
@@ -205,51 +206,11 @@ int run_machine(const MachineConfig& config) {
     stop_everything({StopRequest::Kind::kSignal, signo});
   });
 
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> debug_log(nullptr, &std::fclose);
-  if (!config.debug_log_path.empty()) {
-    debug_log.reset(std::fopen(config.debug_log_path.c_str(), "w"));
-    if (!debug_log) {
-      fmt::print(stderr, "bt86: cannot open the debug log '{}': {}\n", config.debug_log_path,
-                 std::strerror(errno));
-      return status(ExitStatus::kUsage);
-    }
-  }
-
-  BootImages images;
-  try {
-    images.kernel = read_image_file(config.kernel_path);
-    if (config.initrd_path) images.initrd = read_image_file(*config.initrd_path);
-  } catch (const ImageFileError& e) {
-    fmt::print(stderr, "bt86: {}\n", e.what());
-    return status(ExitStatus::kUsage);
-  }
-  images.cmdline = config.cmdline;
-
-  MachineParts parts;
-  parts.ram_size = config.ram_size;
-  parts.serial = &console;
-  parts.console_input = &console;
-  parts.debug_log = debug_log.get();
-  std::unique_ptr<Machine> machine;
-  try {
-    machine = std::make_unique<Machine>(std::move(parts));
-  } catch (const MemoryMapError& e) {
-    fmt::print(stderr, "bt86: {}\n", e.what());
-    return status(ExitStatus::kUsage);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bt86: cannot build the machine: {}\n", e.what());
-    return status(ExitStatus::kHostError);
-  }
-
-  LoadedKernel kernel;
-  try {
-    kernel = load_kernel(machine->memory(), machine->memory_map(), images);
-  } catch (const ImageError& e) {
-    fmt::print(stderr, "bt86: {}\n", e.what());
-    return status(ExitStatus::kBadImage);
-  }
-  machine->log().note("loaded {} kernel {}, entry {:#x}", kernel_format_name(kernel.format),
-                      config.kernel_path, kernel.entry.eip);
+  auto built = set_up_machine(config, console, &console);
+  if (auto* failed = std::get_if<ExitStatus>(&built)) return status(*failed);
+  MachineSetup& setup = std::get<MachineSetup>(built);
+  Machine* machine = setup.machine.get();
+  const LoadedKernel& kernel = setup.kernel;
 
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Vcpu> vcpu;
@@ -263,7 +224,7 @@ int run_machine(const MachineConfig& config) {
     return status(ExitStatus::kBackendUnavailable);
   }
   vcpu->set_state(kernel.entry);
-  running_machine = machine.get();
+  running_machine = machine;
   running_vcpu = vcpu.get();
 
   int exit_status;

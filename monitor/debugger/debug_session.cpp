@@ -14,8 +14,8 @@
 #include "monitor/debugger/gdb_stub.h"
 #include "monitor/debugger/interrupt_watcher.h"
 #include "monitor/exit_status.h"
-#include "monitor/kernel_loader.h"
 #include "monitor/kvm/kvm_debug_target.h"
+#include "monitor/machine_setup.h"
 #include "runtime/bt/bt_debug_target.h"
 
 namespace bt86 {
@@ -82,45 +82,12 @@ int run_debug_session(const DebugOptions& options, Backend& backend) {
       return status(ExitStatus::kUsage);
     }
   }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> debug_log(nullptr, &std::fclose);
-  if (!config.debug_log_path.empty()) {
-    debug_log.reset(std::fopen(config.debug_log_path.c_str(), "w"));
-    if (!debug_log) {
-      fmt::print(stderr, "bt86: cannot open the debug log '{}': {}\n", config.debug_log_path,
-                 std::strerror(errno));
-      return status(ExitStatus::kUsage);
-    }
-  }
-
-  BootImages images;
-  try {
-    images.kernel = read_image_file(config.kernel_path);
-    if (config.initrd_path) images.initrd = read_image_file(*config.initrd_path);
-  } catch (const ImageFileError& e) {
-    fmt::print(stderr, "bt86: {}\n", e.what());
-    return status(ExitStatus::kUsage);
-  }
-  images.cmdline = config.cmdline;
-
   StdoutSerial serial;
-  MachineParts parts;
-  parts.ram_size = config.ram_size;
-  parts.serial = &serial;
-  parts.debug_log = debug_log.get();
-  std::unique_ptr<Machine> machine;
-  try {
-    machine = std::make_unique<Machine>(std::move(parts));
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bt86: cannot build the machine: {}\n", e.what());
-    return status(ExitStatus::kHostError);
-  }
-  LoadedKernel kernel;
-  try {
-    kernel = load_kernel(machine->memory(), machine->memory_map(), images);
-  } catch (const ImageError& e) {
-    fmt::print(stderr, "bt86: {}\n", e.what());
-    return status(ExitStatus::kBadImage);
-  }
+  auto built = set_up_machine(config, serial, nullptr);
+  if (auto* failed = std::get_if<ExitStatus>(&built)) return status(*failed);
+  MachineSetup& setup = std::get<MachineSetup>(built);
+  Machine* machine = setup.machine.get();
+  const LoadedKernel& kernel = setup.kernel;
 
   std::unique_ptr<DebugTarget> target;
   try {
