@@ -22,6 +22,8 @@ VERDICTS = {"MET", "MISSED", "NOT MEASURED"}
 
 
 def load_runner_module(path):
+    # No __pycache__ in the source tree.
+    sys.dont_write_bytecode = True
     spec = importlib.util.spec_from_file_location("run_workloads", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
