@@ -312,7 +312,7 @@ class GuestRunner(Runner):
         finished = "bt86-init: command exited with status 0" in texts
         if status != 0 or not finished or "boot_wall" not in run:
             reason = guest_failure_reason(lines, stderr, status, self.timeout)
-            if status == 6:
+            if self.name in ("bt", "kvm") and status == 6:  # bt86: backend unavailable
                 reason = stderr.strip().removeprefix("bt86: ")
             raise RunFailed(reason, "\n".join(texts) + "\n--- stderr ---\n" + stderr)
         return run
