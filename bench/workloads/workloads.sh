@@ -17,12 +17,15 @@
 #
 # Output lines (parsed by run_workloads.py):
 #   bt86-wl-data <bytes> <sha256 of the data file>
-#   bt86-wl-begin <name>
-#   bt86-wl-end <name> <sec0> <usec0> <sec1> <usec1> <result>
-# <result> is what proves the work was done right (a checksum, a count);
-# the runner refuses to time a workload whose result differs from native.
-# `e` takes the command that computes <result> as text and runs it after the
-# end stamp, so checking the work is never part of the timed interval.
+#   bt86-wl-begin <name>                      (right after the start stamp)
+#   bt86-wl-end <name> <sec0> <usec0> <sec1> <usec1>   (right after the end)
+#   bt86-wl-result <name> <result>
+# The host notes when the begin and end lines arrive, an interval that
+# matches the stamped one without trusting the guest's clock. <result> is
+# what proves the work was done right (a checksum, a count); the runner
+# refuses to time a workload whose result differs from native. `e` takes the
+# command that computes it as text and runs it after the end line, so
+# checking the work is never part of either interval.
 stamp() {
   set -- $(adjtimex)
   while [ $# -gt 0 ]; do
@@ -34,13 +37,14 @@ stamp() {
   done
 }
 b() {
-  echo "bt86-wl-begin $1"
   stamp
   s0=$s u0=$u
+  echo "bt86-wl-begin $1"
 }
 e() {
   stamp
-  echo "bt86-wl-end $1 $s0 $u0 $s $u $(eval "$2")"
+  echo "bt86-wl-end $1 $s0 $u0 $s $u"
+  echo "bt86-wl-result $1 $(eval "$2")"
 }
 cd $WORK || exit 1
 [ $KMSG = 1 ] && echo "<2>bt86-boot-marker" >/dev/kmsg
