@@ -164,11 +164,30 @@ std::string format_spaces(BtDebugTarget& target) {
   return s;
 }
 
-std::string format_adaptations(BtDebugTarget& target) {
-  return fmt::format(
-      "the bt engine keeps no adaptation log yet: adaptive retranslation is not implemented "
-      "({} adaptations counted)\n",
-      target.adaptations());
+std::string format_adaptations(BtDebugTarget& target, const SymbolTable& symbols) {
+  if (!target.adaptation_enabled()) {
+    return "adaptive retranslation is off (--no-adapt): trace-faulting stores keep faulting\n";
+  }
+  const Disassembler guest(Disassembler::Mode::kGuest32);
+  std::string s;
+  int n = 0;
+  for (const BtAdaptation& a : target.adaptations()) {
+    const auto lines = guest.disassemble(a.bytes, a.eip, 1);
+    const std::string text = lines.empty() ? "(bad)" : lines[0].text;
+    s += fmt::format("#{} eip 0x{:08x}{}: {}\n", ++n, a.eip, symbol_suffix(a.eip, symbols), text);
+    s += fmt::format("   {} trace faults ({} frame): retranslated as a traced-store callout ({})\n",
+                     a.trace_faults, trace_kind_names(a.kinds),
+                     a.plain_store ? "the mov stores through guest linear memory"
+                                   : "runs singly with its page opened");
+    std::string old_units;
+    for (uint32_t id : a.old_units) old_units += fmt::format(" #{}", id);
+    s += fmt::format(
+        "   old unit{} -> new unit {}\n", old_units.empty() ? " none" : old_units,
+        a.new_unit ? fmt::format("#{}", *a.new_unit) : std::string("(not translated since)"));
+  }
+  s += fmt::format("{} adaptation(s), threshold {} trace faults per instruction\n", n,
+                   target.adaptation_threshold());
+  return s;
 }
 
 std::string format_page_walk(const GuestView& view, const CpuState& cpu, uint32_t linear,

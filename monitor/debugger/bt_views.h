@@ -24,8 +24,9 @@ std::string format_unit_list(BtDebugTarget& target, std::string_view filter,
                              const SymbolTable& symbols);
 std::string format_traces(BtDebugTarget& target);
 std::string format_spaces(BtDebugTarget& target);
-// The adaptation log; says plainly what the engine does not record.
-std::string format_adaptations(BtDebugTarget& target);
+// The adaptation log: per adapted store, its EIP and instruction, the
+// trace faults that led there, why, and the units it retired and got.
+std::string format_adaptations(BtDebugTarget& target, const SymbolTable& symbols);
 // bt may be null (KVM): then only the guest side is shown.
 std::string format_page_walk(const GuestView& view, const CpuState& cpu, uint32_t linear,
                              BtDebugTarget* bt);

@@ -688,7 +688,7 @@ void DebuggerRepl::cmd_tc(const Args& args) {
 
 void DebuggerRepl::cmd_adapt(const Args&) {
   if (!require_bt("adapt")) return;
-  print(format_adaptations(*target_.bt()));
+  print(format_adaptations(*target_.bt(), symbols_));
 }
 
 void DebuggerRepl::cmd_traces(const Args&) {

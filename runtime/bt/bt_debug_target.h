@@ -1,7 +1,8 @@
 // The debugger's view of a BtVcpu: exact breakpoints and single steps
 // through the dispatcher's hooks (runtime/bt/bt_debug_hooks.h), write
 // watchpoints as traced frames, and the translator's and shadow MMU's
-// state for the BT-only commands (translate, tc, traces, pt, spaces).
+// state for the BT-only commands (translate, tc, adapt, traces, pt,
+// spaces).
 //
 // Stepping runs every instruction as its own single-instruction unit, so a
 // step is one guest instruction whatever unit would have held it.
@@ -60,7 +61,9 @@ class BtDebugTarget final : public DebugTarget, private BtDebugHooks {
   std::string statistics() const { return vcpu_->statistics(); }
   uint64_t flush_count() const { return vcpu_->cache_.flush_count(); }
   void flush_cache();
-  uint64_t adaptations() const { return vcpu_->counters_.adaptations; }
+  const std::vector<BtAdaptation>& adaptations() const { return vcpu_->adaptations(); }
+  bool adaptation_enabled() const { return vcpu_->options_.adapt; }
+  uint32_t adaptation_threshold() const { return vcpu_->options_.adapt_threshold; }
 
   struct TracedFrame {
     uint32_t frame;

@@ -47,6 +47,16 @@ bool is_single(const TranslationUnit& u) {
   return (u.key.mode & kSingleInstructionBit) != 0;
 }
 
+// The form run_traced_store does itself through guest linear memory.
+bool is_plain_mov_store(const DecodedInstruction& d, const ZydisDecodedOperand* op) {
+  const ZydisDecodedOperand& source = d.operands[1];
+  const bool plain_source =
+      source.type == ZYDIS_OPERAND_TYPE_IMMEDIATE ||
+      (source.type == ZYDIS_OPERAND_TYPE_REGISTER && !is_segment_register(source.reg.value));
+  return d.mnemonic() == ZYDIS_MNEMONIC_MOV && op == &d.operands[0] && op->size / 8 <= 4 &&
+         plain_source;
+}
+
 VcpuExit error_exit(std::string message) {
   return {VcpuExit::Kind::kError, 0, std::move(message)};
 }
@@ -369,9 +379,12 @@ void BtVcpu::invalidate_page(uint32_t linear) {
   drop_nonglobal_lookups();
 }
 
+// Stores done by the runtime (callouts, system instructions, adapted
+// stores) take no trace fault, so the debugger hears of them here.
 void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) {
   if (has_kind(kinds, TraceKind::kPageTable)) drop_nonglobal_lookups();
-  if (!has_kind(kinds, TraceKind::kCode)) return;
+  const bool watched = debug_hooks_ && has_kind(kinds, TraceKind::kWatch);
+  if (!has_kind(kinds, TraceKind::kCode) && !watched) return;
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
   uint32_t done = 0;
   while (done < length) {
@@ -383,7 +396,8 @@ void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds 
       if (!r.ok()) break;
       physical = r.translation->physical;
     }
-    invalidate_physical(physical, piece);
+    if (watched) debug_hooks_->traced_write(physical, piece, kinds);
+    if (has_kind(kinds, TraceKind::kCode)) invalidate_physical(physical, piece);
     done += piece;
   }
 }
@@ -453,6 +467,7 @@ TranslationUnit* BtVcpu::unit_for(uint32_t eip, bool single, std::optional<VcpuE
   const uint64_t start = now_ns();
   TranslationUnit& u = translator_.translate(key, mode, *this);
   note_code(u);
+  if (adaptations_awaiting_unit_ != 0) note_adapted_translation(u);
   counters_.translate_ns += now_ns() - start;
   return &u;
 }
@@ -635,7 +650,7 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
         if (fault.exception.vector & (1 << bit)) ++counters_.trace_faults[bit];
       }
       if (debug_hooks_) debug_hooks_->trace_fault(fault.physical, fault.exception.vector);
-      count_trace_fault(context_->eip);
+      count_trace_fault(context_->eip, fault.exception.vector);
       return emulate_traced_store(fault.linear, fault.physical);
     case HostFault::Kind::kNotRam:
       if (fault.write) return emulate_traced_store(fault.linear, fault.physical);
@@ -789,18 +804,46 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
 // Adaptation: past the threshold, the units holding the instruction are
 // retired (every way into them is unlinked, so the next arrival goes through
 // the dispatcher) and it is retranslated as a kTracedStore callout.
-void BtVcpu::count_trace_fault(uint32_t eip) {
+void BtVcpu::count_trace_fault(uint32_t eip, TraceKinds kinds) {
   if (!options_.adapt || adapted_.contains(eip)) return;
   if (++trace_fault_counts_[eip] < options_.adapt_threshold) return;
   DecodedInstruction d;
-  if (!decode_at(eip, &d) || explicit_store_operand(d) == nullptr) return;
+  if (!decode_at(eip, &d)) return;
+  const ZydisDecodedOperand* op = explicit_store_operand(d);
+  if (op == nullptr) return;
   adapted_.insert(eip);
   ++counters_.adaptations;
+  BtAdaptation a{.eip = eip,
+                 .bytes = {d.bytes.begin(), d.bytes.begin() + d.length()},
+                 .trace_faults = trace_fault_counts_[eip],
+                 .kinds = kinds,
+                 .plain_store = is_plain_mov_store(d, op),
+                 .old_units = {},
+                 .new_unit = std::nullopt};
   for (TranslationUnit* u : cache_.units_on_linear_page(eip >> 12)) {
-    if (u->guest_start <= eip && eip < u->guest_end) cache_.retire(*u);
+    if (u->guest_start <= eip && eip < u->guest_end) {
+      a.old_units.push_back(u->id);
+      cache_.retire(*u);
+    }
   }
+  std::sort(a.old_units.begin(), a.old_units.end());
   machine_.log().note("bt: adapted the store at {} after {} trace faults",
-                      describe_instruction(eip), trace_fault_counts_[eip]);
+                      describe_instruction(eip), a.trace_faults);
+  adaptations_.push_back(std::move(a));
+  ++adaptations_awaiting_unit_;
+}
+
+// Fills in the new unit of the adaptations a fresh translation covers.
+void BtVcpu::note_adapted_translation(const TranslationUnit& unit) {
+  const uint32_t end = std::max(unit.guest_end, unit.guest_start + 1);
+  for (auto it = adaptations_.rbegin(); it != adaptations_.rend() && adaptations_awaiting_unit_;
+       ++it) {
+    // A single-instruction unit only runs it once; the adapted unit is
+    // the one the dispatcher enters from now on.
+    if (it->new_unit || is_single(unit) || it->eip < unit.guest_start || it->eip >= end) continue;
+    it->new_unit = unit.id;
+    --adaptations_awaiting_unit_;
+  }
 }
 
 // An adapted store, with cpu_ current at the instruction: a plain mov is
@@ -810,11 +853,7 @@ void BtVcpu::count_trace_fault(uint32_t eip) {
 std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
   const ZydisDecodedOperand* op = explicit_store_operand(d);
   const int size = op->size / 8;
-  const ZydisDecodedOperand& source = d.operands[1];
-  const bool plain_source =
-      source.type == ZYDIS_OPERAND_TYPE_IMMEDIATE ||
-      (source.type == ZYDIS_OPERAND_TYPE_REGISTER && !is_segment_register(source.reg.value));
-  if (d.mnemonic() == ZYDIS_MNEMONIC_MOV && op == &d.operands[0] && size <= 4 && plain_source) {
+  if (is_plain_mov_store(d, op)) {
     uint32_t value = 0;
     SystemOutcome o = read_operand(*this, d, d.operands[1], size, &value);
     if (o.continues()) o = write_operand(*this, d, d.operands[0], size, value);

@@ -92,6 +92,17 @@ struct BtOptions {
   uint32_t adapt_threshold = 8;
 };
 
+// One adaptive retranslation, for the debugger's `adapt`.
+struct BtAdaptation {
+  uint32_t eip = 0;
+  std::vector<uint8_t> bytes;  // The instruction as it was adapted.
+  uint32_t trace_faults = 0;
+  TraceKinds kinds = 0;              // Of the frame its last trace fault hit.
+  bool plain_store = false;          // A mov stored through guest linear memory (else run singly).
+  std::vector<uint32_t> old_units;   // Retired (ids until the next cache flush).
+  std::optional<uint32_t> new_unit;  // The first unit translated over it since.
+};
+
 struct UnassignedPage {
   int fd = -1;
   uint8_t* view = nullptr;
@@ -134,6 +145,7 @@ class BtVcpu final : public Vcpu,
 
   std::string statistics() const override;
   const BtCounters& counters() const { return counters_; }
+  const std::vector<BtAdaptation>& adaptations() const { return adaptations_; }
 
   // The debugger's hooks (nullptr: none); see runtime/bt/bt_debug_hooks.h.
   void set_debug_hooks(BtDebugHooks* hooks) { debug_hooks_ = hooks; }
@@ -189,7 +201,8 @@ class BtVcpu final : public Vcpu,
   std::optional<VcpuExit> run_system_instruction(const DecodedInstruction& d);
   std::optional<VcpuExit> emulate_traced_store(uint32_t linear, uint32_t physical);
   std::optional<VcpuExit> run_traced_store(const DecodedInstruction& d);
-  void count_trace_fault(uint32_t eip);
+  void count_trace_fault(uint32_t eip, TraceKinds kinds);
+  void note_adapted_translation(const TranslationUnit& unit);
   void close_pages(std::vector<OpenedPage>& pages);
   void invalidate_physical(uint32_t physical, uint32_t length);
   void set_interrupt_window(bool armed);
@@ -207,6 +220,8 @@ class BtVcpu final : public Vcpu,
   // Adaptation: trace faults per guest EIP, and the EIPs adapted.
   std::unordered_map<uint32_t, uint32_t> trace_fault_counts_;
   std::unordered_set<uint32_t> adapted_;
+  std::vector<BtAdaptation> adaptations_;
+  size_t adaptations_awaiting_unit_ = 0;  // Entries without new_unit yet.
   TranslationCache cache_;
   Translator translator_;
   std::unique_ptr<EventKicker> kicker_;
