@@ -176,6 +176,35 @@ def case_watch(args):
     ])
 
 
+def case_adapt(args):
+    """On pt_writer, whose one PTE store (pte_store) keeps writing into a
+    page table: `adapt` lists it with the trace faults that led there, the
+    units it retired and the unit that replaced them, and `traces` shows the
+    page-table frame it wrote with those trace faults."""
+    s = symbols(args.kernel)
+    store = s["pte_store"]
+    r = run_session(args, "break guest_finish\ncontinue\nadapt\npt 0x00801000\ntraces\n"
+                    "translate pte_store\ndelete\ncontinue\n")
+    expect(r.stdout, [
+        r"^breakpoint 1 hit$",
+        rf"^#1 eip 0x{store:08x} <pte_store>: mov dword ptr \[eax\], edx$",
+        r"^   ([89]|[1-9]\d+) trace faults \(page-table frame\): retranslated as a traced-store "
+        r"callout \(the mov stores through guest linear memory\)$",
+        r"^   old unit( #\d+)+ -> new unit #\d+$",
+        r"^1 adaptation\(s\), threshold 8 trace faults per instruction$",
+        # The retranslated unit calls out for the store.
+        rf"^  0x{store:08x}  callout\s+89 10\s+mov dword ptr \[eax\], edx$",
+        r"^PASS pt_writer$",
+    ])
+    pte = re.search(r"^PTE\[1\] at 0x([0-9a-f]+) = ", r.stdout, re.MULTILINE)
+    if pte is None:
+        fail("pt 0x00801000 shows no PTE", r.stdout)
+    table = int(pte.group(1), 16) & ~0xFFF
+    expect(r.stdout, [rf"^frame 0x{table:08x}  page-table\s+([89]|[1-9]\d+) trace fault\(s\)$"])
+    if r.returncode != GUEST_PASS_STATUS:
+        fail(f"exit status {r.returncode}, expected the guest's {GUEST_PASS_STATUS}", r.stdout)
+
+
 def case_kvm(args):
     """Breakpoints and stepping under KVM, on the hello guest (the paging
     guest's CR0 write faults under a software-only /dev/kvm)."""
@@ -251,6 +280,7 @@ def case_gdb(args):
 CASES = {
     "breakpoint": case_breakpoint,
     "late_break": case_late_break,
+    "adapt": case_adapt,
     "translate": case_translate,
     "pt": case_pt,
     "watch": case_watch,
@@ -264,7 +294,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bt86", required=True)
     parser.add_argument("--kernel", required=True,
-                        help="the paging test guest (ELF); hello for case kvm")
+                        help="the paging test guest (ELF); hello for case kvm, pt_writer "
+                        "for case adapt")
     parser.add_argument("--case", required=True, choices=sorted(CASES))
     args = parser.parse_args()
     for tool in ("nm", "objdump"):
