@@ -6,7 +6,9 @@
 // single-instruction units until the breakpoint's EIP comes up), and units
 // that hold one are retired when it is inserted so no chained jump or
 // indirect lookup reaches them. Watchpoints are traced frames: the store
-// faults, is emulated, and the changed bytes are reported here.
+// faults, is emulated, and the changed bytes are reported here; a store
+// that no longer faults (adapted after repeated trace faults, or made by
+// a callout) is reported by the runtime as it writes.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +33,8 @@ class BtDebugHooks {
   // A store faulted on a traced frame (before it is emulated).
   virtual void trace_fault(uint32_t physical, TraceKinds kinds) = 0;
   // A trace write: an emulated store changed [physical, physical + length)
-  // of a frame traced with kinds.
+  // of a frame traced with kinds, or a store the runtime made itself (a
+  // callout, an adapted store: no trace fault) wrote that range.
   virtual void traced_write(uint32_t physical, uint32_t length, TraceKinds kinds) = 0;
 };
 

@@ -43,7 +43,9 @@
 // (which unlinks every way into them, so no entry needs patching) and it is
 // retranslated as a kTracedStore callout: a plain mov stores through
 // GuestLinearMemory (which does the tracing work), other forms run as a
-// single instruction with their page opened, without a host fault.
+// single instruction with their page opened, without a host fault. Each
+// adaptation is logged (adaptations(), the debugger's `adapt`) with the
+// units it retired and the first full unit translated over it after.
 //
 // Memory outside RAM reads as zeros (the shadow MMU maps a shared zero page
 // there) and stores to it are discarded; the Machine's MMIO bus is not
