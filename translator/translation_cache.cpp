@@ -11,12 +11,20 @@ namespace {
 constexpr uint64_t kUnitAlignment = 16;
 
 void add_unit_totals(const TranslationUnit& u, ExecutedTotals& t) {
-  if (u.execution_counter == nullptr) return;
-  const uint64_t n = *u.execution_counter;
-  t.ident += n * u.ident_count;
-  t.compensated += n * u.compensated_count;
-  t.callout += n * u.callout_count;
-  t.instructions += n * (u.ident_count + u.compensated_count + u.callout_count);
+  for (size_t i = 0; i < u.segments.size(); ++i) {
+    const ExecutionSegment& s = u.segments[i];
+    const bool last = i + 1 == u.segments.size();
+    const uint32_t ident = (last ? u.ident_count : u.segments[i + 1].ident_before) - s.ident_before;
+    const uint32_t compensated =
+        (last ? u.compensated_count : u.segments[i + 1].compensated_before) - s.compensated_before;
+    const uint32_t callout =
+        (last ? u.callout_count : u.segments[i + 1].callout_before) - s.callout_before;
+    const uint64_t n = *s.counter;
+    t.ident += n * ident;
+    t.compensated += n * compensated;
+    t.callout += n * callout;
+    t.instructions += n * (ident + compensated + callout);
+  }
 }
 }  // namespace
 

@@ -3,10 +3,13 @@
 // host byte back to the guest instruction it implements.
 //
 // Invariants: a unit covers one contiguous guest byte range; it ends at the
-// first control transfer, callout, fault-raising instruction or the size
-// limit. Each exit is either direct (a patchable jmp rel32 that initially
-// points at the exit's own stub and, once linked, at the target unit's entry)
-// or one of the shared paths (indirect lookup, callout, exception). Every host
+// first unconditional control transfer, callout, fault-raising instruction or
+// the size limit. A unit is a superblock: a conditional branch leaves through
+// a side exit when taken and translation continues on its fall-through path,
+// so a unit has one entry and several exits but no internal back edges (every
+// loop iteration re-enters a unit and passes its poll load). Each exit is either direct (a
+// patchable jmp rel32 that initially points at the exit's own stub and, once linked, at the target
+// unit's entry) or one of the shared paths (indirect lookup, callout, exception). Every host
 // instruction that can fault lies in the range of exactly one guest
 // instruction, together with the recipe that rebuilds guest state there.
 #pragma once
@@ -93,6 +96,18 @@ struct CodeRange {
   uint32_t length = 0;
 };
 
+// A stretch of a unit that runs as a whole once entered: the unit entry,
+// or the fall-through of a side exit. Its counter is bumped on arrival when
+// counting is on; the *_before fields are the unit's counts of instructions
+// preceding the segment, so a segment's own counts are the difference to
+// the next segment's (or the unit's totals for the last one).
+struct ExecutionSegment {
+  uint64_t* counter = nullptr;
+  uint32_t ident_before = 0;
+  uint32_t compensated_before = 0;
+  uint32_t callout_before = 0;
+};
+
 struct TranslationUnit {
   uint32_t id = 0;
   UnitKey key;
@@ -107,7 +122,8 @@ struct TranslationUnit {
   uint32_t ident_count = 0;
   uint32_t compensated_count = 0;
   uint32_t callout_count = 0;
-  uint64_t* execution_counter = nullptr;  // Bumped at entry when counting is on.
+  uint64_t* execution_counter = nullptr;   // Bumped at entry when counting is on.
+  std::vector<ExecutionSegment> segments;  // In order; the first is the entry's.
   // Where the code came from (one range, or two when it crosses a page) and
   // whether every page is global (paging off, or G=1 with CR4.PGE): global
   // units stay valid across address-space switches, others only in the

@@ -125,12 +125,18 @@ UnitEmitter::UnitEmitter(TranslationCache& cache, uint64_t host_start, const Uni
   auto& a = assembler_;
   // The poll load: faults once the runtime protects the poll page.
   a.mov(x86::r9d, ctx(ctx_offset::kPollPage, 4));
-  if (execution_counter != nullptr) {
-    a.mov(x86::r9, Imm(reinterpret_cast<uint64_t>(execution_counter)));
-    a.mov(x86::r10, x86::qword_ptr(x86::r9));
-    a.lea(x86::r10, x86::ptr(x86::r10, 1));
-    a.mov(x86::qword_ptr(x86::r9), x86::r10);
-  }
+  if (execution_counter != nullptr) begin_segment(execution_counter);
+}
+
+// Flags are guest state here, so the increment is a lea.
+void UnitEmitter::begin_segment(uint64_t* counter) {
+  auto& a = assembler_;
+  unit_->segments.push_back(
+      {counter, unit_->ident_count, unit_->compensated_count, unit_->callout_count});
+  a.mov(x86::r9, Imm(reinterpret_cast<uint64_t>(counter)));
+  a.mov(x86::r10, x86::qword_ptr(x86::r9));
+  a.lea(x86::r10, x86::ptr(x86::r10, 1));
+  a.mov(x86::qword_ptr(x86::r9), x86::r10);
 }
 
 void UnitEmitter::begin_instruction(const DecodedInstruction& d, TranslationKind kind) {
@@ -140,6 +146,10 @@ void UnitEmitter::begin_instruction(const DecodedInstruction& d, TranslationKind
   m.kind = kind;
   m.host_begin = unit_->instructions.empty() ? 0 : static_cast<uint32_t>(assembler_.offset());
   unit_->instructions.push_back(std::move(m));
+  if (follows_side_exit_ && unit_->execution_counter != nullptr) {
+    begin_segment(cache_.new_execution_counter());
+  }
+  follows_side_exit_ = false;
   switch (kind) {
     case TranslationKind::kIdent:
       ++unit_->ident_count;
@@ -306,9 +316,15 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       ends = true;
       break;
     case Emitter::kJcc:
+      // Taken: a side exit. Not taken: the unit goes on (a superblock),
+      // except in single-instruction units, which must stop after one.
       direct_exit(static_cast<uint8_t>(d.insn.opcode & 0xF), d.branch_target());
-      direct_exit(std::nullopt, d.next_eip());
-      ends = true;
+      if (mode_.single_instruction) {
+        direct_exit(std::nullopt, d.next_eip());
+        ends = true;
+      } else {
+        follows_side_exit_ = true;
+      }
       break;
     case Emitter::kCounterBranch: {
       // jecxz/loop only have rel8 forms: hop over the 5-byte not-taken exit.

@@ -54,6 +54,7 @@ class UnitEmitter {
     uint32_t guest_target;
   };
 
+  void begin_segment(uint64_t* counter);
   void begin_instruction(const DecodedInstruction& d, TranslationKind kind);
   void end_instruction(uint32_t next_guest);
   void add_recovery(uint32_t begin, Recovery recovery);
@@ -85,6 +86,9 @@ class UnitEmitter {
   std::vector<uint32_t> patch_offsets_;  // Parallel to the direct exits in unit_->exits.
   std::vector<uint32_t> direct_exit_ids_;
   std::vector<uint8_t> scratch_;
+  // The last instruction was a conditional side exit: the next one starts
+  // a new execution segment.
+  bool follows_side_exit_ = false;
 };
 
 }  // namespace bt86
