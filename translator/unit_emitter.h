@@ -11,7 +11,12 @@
 // with a recovery recipe if guest state is half updated there.
 //
 // Exits are emitted out of line after the unit body, so the hot path falls
-// through or jumps straight to the next unit once linked.
+// through or jumps straight to the next unit once linked. A conditional
+// branch is a side exit (jcc rel32, patched like any direct exit) and the
+// unit goes on along its fall-through, so a loop body with early-out tests
+// runs as one unit. Units still have no internal back edges: a loop always
+// re-enters a unit through its poll load, which keeps the latency of
+// asynchronous events bounded by one unit's straight-line code.
 #pragma once
 
 #include <asmjit/x86.h>
