@@ -12,8 +12,9 @@
 //    that ran IDENT (target: at least 0.9), from a separate pass with
 //    count_executed=true. Direct branches are compensated, so the IDENT
 //    share is at most one minus the kernel's branch density (insertion
-//    sort's inner loop: 7 of 9; crc32's: 7 of 8). Both sides must compute the same result and leave
-//    the same input buffer, otherwise the benchmark stops with an error.
+//    sort's inner loop: 7 of 9; crc32's: 7 of 8). Both sides must compute
+//    the same result and leave the same input buffer, otherwise the
+//    benchmark stops with an error.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
