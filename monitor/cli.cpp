@@ -95,13 +95,13 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
                         "write the VMM's debug log to this file");
     command->add_flag("--allow-software-kvm", config.allow_software_kvm,
                       "run the kvm backend even without hardware virtualization behind /dev/kvm");
+    command->add_flag("--no-adapt", config.no_adapt,
+                      "bt: do not retranslate instructions that keep taking trace faults");
   }
   CLI::Option* timeout_option =
       run->add_option("--timeout", timeout, "stop with status 10 after this many seconds")
           ->check(CLI::PositiveNumber);
   run->add_flag("--stats", config.stats, "print the backend's statistics at exit");
-  run->add_flag("--no-adapt", config.no_adapt,
-                "bt: do not retranslate instructions that keep taking trace faults");
   DebugOptions debug_options;
   std::string script, symbols;
   uint16_t gdb_port = 0;
@@ -256,7 +256,8 @@ int debug_machine(const DebugOptions& options) {
   try {
     // No execution counters: `translate` shows the code a plain run executes.
     backend = make_backend(options.machine.backend,
-                           {.allow_software_kvm = options.machine.allow_software_kvm});
+                           {.allow_software_kvm = options.machine.allow_software_kvm,
+                            .adaptive_retranslation = !options.machine.no_adapt});
   } catch (const BackendUnavailable& e) {
     fmt::print(stderr, "bt86: {}\n", e.what());
     return status(ExitStatus::kBackendUnavailable);

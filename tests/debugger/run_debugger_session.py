@@ -205,6 +205,18 @@ def case_adapt(args):
         fail(f"exit status {r.returncode}, expected the guest's {GUEST_PASS_STATUS}", r.stdout)
 
 
+def case_no_adapt(args):
+    """pt_writer under --no-adapt: its PTE store keeps faulting, nothing is
+    adapted, and `adapt` says why the log is empty."""
+    r = run_session(args, "continue\nadapt\n", "bt", ("--no-adapt",))
+    expect(r.stdout, [
+        r"^PASS pt_writer$",
+        r"^adaptive retranslation is off \(--no-adapt\): trace-faulting stores keep faulting$",
+    ])
+    if re.search(r"^#\d+ eip ", r.stdout, re.MULTILINE):
+        fail("an adaptation was logged under --no-adapt", r.stdout)
+
+
 def case_kvm(args):
     """Breakpoints and stepping under KVM, on the hello guest (the paging
     guest's CR0 write faults under a software-only /dev/kvm)."""
@@ -281,6 +293,7 @@ CASES = {
     "breakpoint": case_breakpoint,
     "late_break": case_late_break,
     "adapt": case_adapt,
+    "no_adapt": case_no_adapt,
     "translate": case_translate,
     "pt": case_pt,
     "watch": case_watch,
@@ -295,7 +308,7 @@ def main():
     parser.add_argument("--bt86", required=True)
     parser.add_argument("--kernel", required=True,
                         help="the paging test guest (ELF); hello for case kvm, pt_writer "
-                        "for case adapt")
+                        "for cases adapt and no_adapt")
     parser.add_argument("--case", required=True, choices=sorted(CASES))
     args = parser.parse_args()
     for tool in ("nm", "objdump"):
