@@ -181,7 +181,7 @@ void BtDebugTarget::retrace_watched_frames() {
 void BtDebugTarget::memory_written(uint32_t physical, uint32_t length) {
   vcpu_->mmu_.note_guest_write(physical, length);
   vcpu_->invalidate_physical(physical, length);
-  vcpu_->drop_nonglobal_lookups();
+  vcpu_->detach_all_nonglobal();
 }
 
 std::vector<const TranslationUnit*> BtDebugTarget::units_covering(uint32_t linear) {
@@ -210,7 +210,7 @@ const TranslationUnit* BtDebugTarget::unit_at_host(uint64_t exec_address) const 
 
 void BtDebugTarget::flush_cache() {
   vcpu_->cache_.flush();
-  vcpu_->drop_nonglobal_lookups();
+  vcpu_->detach_all_nonglobal();
 }
 
 std::vector<BtDebugTarget::TracedFrame> BtDebugTarget::traced_frames() const {

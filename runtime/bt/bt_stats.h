@@ -23,6 +23,9 @@ struct BtCounters {
   uint64_t lookup_hits = 0;
   uint64_t chained_jumps = 0;  // Direct exits linked.
   uint64_t indirect_misses = 0;
+  // Non-global units cut off from links and lookups by a page-table store
+  // or invlpg on their pages (not counting whole-space switches).
+  uint64_t nonglobal_detaches = 0;
   uint64_t hidden_page_faults = 0;
   uint64_t guest_page_faults = 0;
   std::array<uint64_t, 3> trace_faults{};  // By TraceKind bit: page table, descriptor, code.

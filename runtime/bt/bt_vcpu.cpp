@@ -301,7 +301,7 @@ void BtVcpu::refresh_view() {
     space_ = mode ? &mmu_.activate(*mode) : &mmu_.activate_identity();
     paging_ = mode;
     paging_known_ = true;
-    drop_nonglobal_lookups();
+    detach_all_nonglobal();
   }
   const uint8_t cpl = cpu_.cpl();
   window_ = (mode && cpl == 3) ? WindowKind::kUser : WindowKind::kSupervisor;
@@ -353,12 +353,74 @@ void BtVcpu::refresh_view() {
   context_->lookup_table = cache_.lookup(table).address();
 }
 
-void BtVcpu::drop_nonglobal_lookups() {
-  if (cache_.flush_count() == lookups_flush_count_) {
-    for (const LookupEntry& e : nonglobal_lookups_) cache_.lookup(e.table).remove(e.eip, e.host);
+void BtVcpu::note_entered_nonglobal(const TranslationUnit& unit) {
+  if (cache_.flush_count() != entered_flush_count_) {
+    entered_nonglobal_.clear();
+    entered_nonglobal_by_page_.clear();
+    entered_flush_count_ = cache_.flush_count();
   }
-  nonglobal_lookups_.clear();
-  lookups_flush_count_ = cache_.flush_count();
+  if (!entered_nonglobal_.insert(unit.id).second) return;
+  for (const CodeRange& r : unit.code) entered_nonglobal_by_page_[r.linear_page].push_back(unit.id);
+}
+
+void BtVcpu::detach_all_nonglobal() {
+  if (cache_.flush_count() == entered_flush_count_) {
+    for (uint32_t id : entered_nonglobal_) cache_.detach(cache_.unit(id));
+  }
+  entered_nonglobal_.clear();
+  entered_nonglobal_by_page_.clear();
+}
+
+void BtVcpu::detach_nonglobal_pages(uint32_t first_page, uint32_t page_count) {
+  if (cache_.flush_count() != entered_flush_count_) {
+    detach_all_nonglobal();
+    return;
+  }
+  auto it = entered_nonglobal_by_page_.lower_bound(first_page);
+  while (it != entered_nonglobal_by_page_.end() && it->first - first_page < page_count) {
+    for (uint32_t id : it->second) {
+      if (entered_nonglobal_.erase(id) != 0) {
+        cache_.detach(cache_.unit(id));
+        ++counters_.nonglobal_detaches;
+      }
+    }
+    it = entered_nonglobal_by_page_.erase(it);
+  }
+}
+
+// The mapping of the current space is its directory plus the tables its
+// entries name, so a store changes the meaning of a linear page only if it
+// lands in the directory (a whole 4 MiB region) or in a frame a directory
+// entry names (the pages of that region its entries cover). Entries are
+// matched by frame alone, present or not, large or not: that can only
+// detach more. Stores to tables of other spaces change nothing here; every
+// entry is detached when the space changes.
+void BtVcpu::detach_nonglobal_mapped_by(uint32_t physical, uint32_t length) {
+  if (entered_nonglobal_.empty() || length == 0) return;
+  if (!paging_) {
+    detach_all_nonglobal();
+    return;
+  }
+  const uint32_t directory = paging_->cr3 >> 12;
+  if (!machine_.memory().contains(uint64_t{directory} << 12, kPage)) {
+    detach_all_nonglobal();
+    return;
+  }
+  const auto* pde = reinterpret_cast<const uint32_t*>(
+      machine_.memory().host_pointer(uint64_t{directory} << 12, kPage));
+  const uint64_t last = uint64_t{physical} + length - 1;
+  for (uint64_t frame = physical >> 12; frame <= last >> 12; ++frame) {
+    const uint64_t base = frame << 12;
+    const uint32_t first_entry =
+        static_cast<uint32_t>((std::max<uint64_t>(physical, base) - base) / 4);
+    const uint32_t last_entry =
+        static_cast<uint32_t>((std::min(last, base + kPage - 1) - base) / 4);
+    const uint32_t count = last_entry - first_entry + 1;
+    if (frame == directory) detach_nonglobal_pages(first_entry << 10, count << 10);
+    for (uint32_t region = 0; region < 1024; ++region) {
+      if (pde[region] >> 12 == frame) detach_nonglobal_pages((region << 10) + first_entry, count);
+    }
+  }
 }
 
 void BtVcpu::paging_changed() {
@@ -368,7 +430,8 @@ void BtVcpu::paging_changed() {
       (mode && (mode->pse != paging_->pse || mode->wp != paging_->wp || mode->pge != paging_->pge));
   if (global_meaning_changed) {
     cache_.unlink_all();
-    nonglobal_lookups_.clear();
+    entered_nonglobal_.clear();
+    entered_nonglobal_by_page_.clear();
   }
   view_dirty_ = true;
 }
@@ -376,15 +439,15 @@ void BtVcpu::paging_changed() {
 void BtVcpu::invalidate_page(uint32_t linear) {
   if (paging_ && space_ != nullptr) mmu_.invalidate_page(*space_, linear);
   for (TranslationUnit* u : cache_.units_on_linear_page(linear >> 12)) cache_.detach(*u);
-  drop_nonglobal_lookups();
+  detach_nonglobal_pages(linear >> 12, 1);
 }
 
 // Stores done by the runtime (callouts, system instructions, adapted
 // stores) take no trace fault, so the debugger hears of them here.
 void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) {
-  if (has_kind(kinds, TraceKind::kPageTable)) drop_nonglobal_lookups();
+  const bool page_table = has_kind(kinds, TraceKind::kPageTable);
   const bool watched = debug_hooks_ && has_kind(kinds, TraceKind::kWatch);
-  if (!has_kind(kinds, TraceKind::kCode) && !watched) return;
+  if (!page_table && !has_kind(kinds, TraceKind::kCode) && !watched) return;
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
   uint32_t done = 0;
   while (done < length) {
@@ -393,8 +456,20 @@ void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds 
     uint32_t physical = at;
     if (mode) {
       const PageWalkResult r = mmu_.walker().probe(*mode, at, {AccessType::kRead, false});
-      if (!r.ok()) break;
+      if (!r.ok()) {
+        if (page_table) detach_all_nonglobal();
+        break;
+      }
       physical = r.translation->physical;
+    }
+    if (page_table) {
+      // The walk is made after the store: a store that remapped its own
+      // page walks to a frame that is no page table, so detach everything.
+      if (has_kind(mmu_.trace_kinds(physical >> 12), TraceKind::kPageTable)) {
+        detach_nonglobal_mapped_by(physical, piece);
+      } else {
+        detach_all_nonglobal();
+      }
     }
     if (watched) debug_hooks_->traced_write(physical, piece, kinds);
     if (has_kind(kinds, TraceKind::kCode)) invalidate_physical(physical, piece);
@@ -500,7 +575,12 @@ void BtVcpu::note_code(TranslationUnit& unit) {
 bool BtVcpu::may_link(const TranslationUnit& from, const TranslationUnit& to) const {
   if (!from.live || !to.live || is_single(from) || is_single(to)) return false;
   if (debug_hooks_ && !debug_hooks_->may_enter_directly(to)) return false;
-  if (to.global) return true;
+  return true;
+}
+
+// A target in the source's own pages needs no entry in the index: the
+// source being entered at all means those pages still map where they did.
+bool BtVcpu::within_pages_of(const TranslationUnit& from, const TranslationUnit& to) {
   for (const CodeRange& r : to.code) {
     const bool inside = std::any_of(from.code.begin(), from.code.end(), [&](const CodeRange& q) {
       return q.linear_page == r.linear_page && q.physical >> 12 == r.physical >> 12;
@@ -573,10 +653,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
     if (unit != nullptr && (!debug_hooks_ || debug_hooks_->may_enter_directly(*unit))) {
       const int table = mode_.cpl == 3 ? 1 : 0;
       cache_.lookup(table).insert(target, unit->host_start);
-      if (!unit->global) {
-        if (cache_.flush_count() != lookups_flush_count_) drop_nonglobal_lookups();
-        nonglobal_lookups_.push_back({table, target, unit->host_start});
-      }
+      if (!unit->global) note_entered_nonglobal(*unit);
     }
     return exit;
   }
@@ -590,6 +667,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
       if (target == nullptr || cache_.flush_count() != flushes) return e;
       TranslationUnit& from = cache_.unit(exit.unit);
       if (may_link(from, *target)) {
+        if (!target->global && !within_pages_of(from, *target)) note_entered_nonglobal(*target);
         cache_.link(exit_id, *target);
         ++counters_.chained_jumps;
       }
@@ -958,11 +1036,12 @@ void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
       const TraceKinds k = mmu_.note_guest_write(p.physical_page + i, end - i);
       if (debug_hooks_) debug_hooks_->traced_write(p.physical_page + i, end - i, k);
       kinds |= k;
+      if (has_kind(k, TraceKind::kPageTable))
+        detach_nonglobal_mapped_by(p.physical_page + i, end - i);
       if (has_kind(k, TraceKind::kCode)) invalidate_physical(p.physical_page + i, end - i);
       i = end;
     }
   }
-  if (has_kind(kinds, TraceKind::kPageTable)) drop_nonglobal_lookups();
   pages.clear();
 }
 

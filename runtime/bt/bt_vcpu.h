@@ -18,16 +18,26 @@
 // Translations and address spaces. Code is guest-physical content, so a
 // unit is found by (EIP, frame EIP is fetched from, mode) after a walk, and
 // records the physical ranges it came from. The ways into a unit that skip
-// that walk must stay right when the space changes:
-// - direct links go only to a unit whose pages are global (paging off, or
-//   G=1 with CR4.PGE, which the architecture itself keeps across CR3
-//   writes) or lie in the source unit's own pages (then the source being
-//   valid implies the target is); invlpg detaches the units of that page,
-//   CR0/CR4 paging-mode writes unlink everything;
-// - indirect lookups use one table per privilege; entries for non-global
-//   units are dropped on every address-space switch and every page-table
-//   write.
-// The cache therefore survives CR3 switches.
+// that walk (direct links, indirect lookup entries; one lookup table per
+// privilege) must stay right when the mapping changes:
+// - a global unit (paging off, or G=1 with CR4.PGE, which the architecture
+//   itself keeps across CR3 writes) is linked and looked up freely; invlpg
+//   detaches the units of that page, CR0/CR4 paging-mode writes unlink
+//   everything;
+// - a link to a non-global unit in the source unit's own pages needs
+//   nothing more (the source being valid implies the target is);
+// - any other link or lookup entry into a non-global unit records that
+//   unit in an index by each linear page it was translated from. The unit
+//   is detached (every link and lookup entry into it dropped) when the
+//   current space's mapping of one of those pages may change: on an
+//   address-space switch (all of them), on invlpg of the page, and on a
+//   store to the current page directory (the 4 MiB regions whose entries
+//   were written) or to a frame one of its entries names (the pages the
+//   written entries map). Stores to other spaces' tables detach nothing;
+//   their entries go at the switch. A unit still attached is therefore
+//   reached only while its pages map the frames it was translated from.
+// The cache therefore survives CR3 switches, and user code chains across
+// its pages.
 //
 // Tracing. Frames that code was translated from are traced (kCode). A store
 // to a traced frame (trace fault) leaves the cache with precise state; the
@@ -61,6 +71,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -173,11 +184,6 @@ class BtVcpu final : public Vcpu,
     std::vector<uint8_t> before;
     bool unassigned = false;  // Backed by the unassigned page: the store is discarded.
   };
-  struct LookupEntry {
-    int table;
-    uint32_t eip;
-    uint64_t host;
-  };
 
   VcpuExit run_loop();
   void load_context();  // cpu_ -> context_
@@ -190,12 +196,19 @@ class BtVcpu final : public Vcpu,
 
   void refresh_view();
   void switch_space();
-  void drop_nonglobal_lookups();
+  // Non-global units that a link or lookup entry reaches without a walk.
+  void note_entered_nonglobal(const TranslationUnit& unit);
+  void detach_all_nonglobal();
+  void detach_nonglobal_pages(uint32_t first_page, uint32_t page_count);
+  // A page-table store to [physical, physical + length) in the current
+  // space: detaches those whose linear pages the written entries map.
+  void detach_nonglobal_mapped_by(uint32_t physical, uint32_t length);
   TranslationMode current_mode(bool single) const;
   std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);
   TranslationUnit* unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit);
   void note_code(TranslationUnit& unit);
   bool may_link(const TranslationUnit& from, const TranslationUnit& to) const;
+  static bool within_pages_of(const TranslationUnit& from, const TranslationUnit& to);
 
   std::optional<VcpuExit> handle_exit(uint32_t exit_id);
   std::optional<VcpuExit> handle_host_fault();
@@ -237,9 +250,15 @@ class BtVcpu final : public Vcpu,
   WindowKind window_ = WindowKind::kSupervisor;
   TranslationMode mode_;
   uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.
-  std::vector<LookupEntry> nonglobal_lookups_;
+  // Ids of non-global units entered without a walk (note_entered_nonglobal),
+  // and the same ids by each linear page they were translated from. An id
+  // may linger under a page after it was detached through another: that
+  // only detaches it once more. Valid while the cache's flush count is
+  // entered_flush_count_.
+  std::unordered_set<uint32_t> entered_nonglobal_;
+  std::map<uint32_t, std::vector<uint32_t>> entered_nonglobal_by_page_;
+  uint64_t entered_flush_count_ = 0;
   std::array<uint32_t, TranslationCache::kLookupTables> table_mode_{};
-  uint64_t lookups_flush_count_ = 0;
   bool interrupt_window_armed_ = false;
   uint32_t logged_fs_base_ = 0;
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).

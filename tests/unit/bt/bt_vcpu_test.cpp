@@ -185,6 +185,97 @@ TEST_F(BtVcpuTest, PagingAndGuestPageFault) {
   EXPECT_EQ(exit.status, ((0x21) << 1) | 1);
 }
 
+// Linked code across pages must follow the guest's page tables: a call
+// into another (non-global) page runs three times; the last two go through
+// the same direct exit (of the unit at the loop head), linked after the
+// second. Between them that page is remapped to another frame, either by
+// rewriting its page-table entry (no invlpg: the walk the hardware would
+// make sees the new entry) or by switching to a second address space. The
+// third call must run the new frame's code (eax = 2), not a stale link.
+class BtRemapTest : public BtVcpuTest {
+ protected:
+  static constexpr uint32_t kDir = 0x200000, kTable = 0x201000;
+  static constexpr uint32_t kDir2 = 0x202000, kTable2 = 0x203000;
+  static constexpr uint32_t kRemapped = 0x400000;
+  static constexpr uint32_t kFrameA = 0x300000, kFrameB = 0x301000;
+
+  // remap: run between the second and the third call; the guest exits with
+  // the three results as two-bit fields, first call highest (1,1,2: 0x16).
+  VcpuExit run_remap(const std::function<void(x86::Assembler&)>& remap) {
+    GuestMemory& m = machine_->memory();
+    for (uint32_t dir : {kDir, kDir2}) m.write_u32(dir, 0x00000083);  // 0-4 MiB, 4 MiB page.
+    m.write_u32(kDir + 4, kTable | 0x3);
+    m.write_u32(kDir2 + 4, kTable2 | 0x3);
+    m.write_u32(kTable, kFrameA | 0x3);
+    m.write_u32(kTable2, kFrameB | 0x3);
+    load(kFrameA, [](x86::Assembler& a) {
+      a.mov(x86::eax, 1);
+      a.ret();
+    });
+    load(kFrameB, [](x86::Assembler& a) {
+      a.mov(x86::eax, 2);
+      a.ret();
+    });
+    load(kCode, [&](x86::Assembler& a) {
+      a.mov(x86::eax, kDir);
+      a.mov(x86::cr3, x86::eax);
+      a.mov(x86::eax, x86::cr4);
+      a.or_(x86::eax, cr4::kPse);
+      a.mov(x86::cr4, x86::eax);
+      a.mov(x86::eax, x86::cr0);
+      a.or_(x86::eax, cr0::kPg);
+      a.mov(x86::cr0, x86::eax);
+      // A data access maps the page, so the shadow MMU traces its table.
+      a.mov(x86::eax, x86::dword_ptr(kRemapped + 0x800));
+      a.xor_(x86::ebx, x86::ebx);
+      a.mov(x86::esi, 3);
+      Label again = a.newLabel(), same = a.newLabel();
+      a.bind(again);
+      a.call(Imm(kRemapped));
+      a.shl(x86::ebx, 2);
+      a.or_(x86::ebx, x86::eax);
+      a.cmp(x86::esi, 2);
+      a.jne(same);
+      remap(a);
+      a.bind(same);
+      a.dec(x86::esi);
+      a.jnz(again);
+      a.mov(x86::eax, x86::ebx);
+      a.out(Imm(0xF4), x86::al);
+    });
+    return run_from(kCode);
+  }
+};
+
+TEST_F(BtRemapTest, PageTableRewriteRetargetsALinkedCall) {
+  const VcpuExit exit =
+      run_remap([](x86::Assembler& a) { a.mov(x86::dword_ptr(kTable), kFrameB | 0x3); });
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (0x16 << 1) | 1);
+  EXPECT_NE(vcpu_->statistics().find(" 1 non-global units detached"), std::string::npos)
+      << vcpu_->statistics();
+}
+
+TEST_F(BtRemapTest, AddressSpaceSwitchRetargetsALinkedCall) {
+  const VcpuExit exit = run_remap([](x86::Assembler& a) {
+    a.mov(x86::ecx, kDir2);
+    a.mov(x86::cr3, x86::ecx);
+  });
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (0x16 << 1) | 1);
+}
+
+// A store to a page table of the current space that maps other pages
+// leaves the linked call alone: it still runs frame A's code.
+TEST_F(BtRemapTest, UnrelatedPageTableStoreKeepsTheLink) {
+  const VcpuExit exit =
+      run_remap([](x86::Assembler& a) { a.mov(x86::dword_ptr(kTable + 4), kFrameB | 0x3); });
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (0x15 << 1) | 1);
+  EXPECT_NE(vcpu_->statistics().find(" 0 non-global units detached"), std::string::npos)
+      << vcpu_->statistics();
+}
+
 // The PIT's IRQ 0 reaches an sti; hlt loop through the IDT.
 TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
   constexpr uint32_t kIdt = 0x202000;
