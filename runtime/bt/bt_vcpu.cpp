@@ -432,6 +432,11 @@ void BtVcpu::paging_changed() {
     cache_.unlink_all();
     entered_nonglobal_.clear();
     entered_nonglobal_by_page_.clear();
+  } else {
+    // Every CR3 write flushes the non-global TLB, even of the same value:
+    // that is how a guest publishes a page-table store the shadow MMU did
+    // not trace (a table no shadow mapping was derived from).
+    detach_all_nonglobal();
   }
   view_dirty_ = true;
 }

@@ -29,13 +29,16 @@
 // - any other link or lookup entry into a non-global unit records that
 //   unit in an index by each linear page it was translated from. The unit
 //   is detached (every link and lookup entry into it dropped) when the
-//   current space's mapping of one of those pages may change: on an
-//   address-space switch (all of them), on invlpg of the page, and on a
-//   store to the current page directory (the 4 MiB regions whose entries
-//   were written) or to a frame one of its entries names (the pages the
-//   written entries map). Stores to other spaces' tables detach nothing;
-//   their entries go at the switch. A unit still attached is therefore
-//   reached only while its pages map the frames it was translated from.
+//   current space's mapping of one of those pages may change: on every CR3
+//   write (all of them: a non-global TLB flush, even to the same value), on
+//   invlpg of the page, and on a traced store to the current page directory
+//   (the 4 MiB regions whose entries were written) or to a frame one of its
+//   entries names (the pages the written entries map). Stores to other
+//   spaces' tables detach nothing; their entries go at the switch. A table
+//   no shadow mapping was derived from is not traced: as on hardware with
+//   a TLB, a store to it counts once the guest invalidates (invlpg, CR3).
+//   A unit still attached is therefore reached only while its pages map
+//   the frames it was translated from.
 // The cache therefore survives CR3 switches, and user code chains across
 // its pages.
 //

@@ -201,7 +201,9 @@ class BtRemapTest : public BtVcpuTest {
 
   // remap: run between the second and the third call; the guest exits with
   // the three results as two-bit fields, first call highest (1,1,2: 0x16).
-  VcpuExit run_remap(const std::function<void(x86::Assembler&)>& remap) {
+  // trace_table: touch data in the page first, so the shadow MMU derives a
+  // mapping from its table and traces that table.
+  VcpuExit run_remap(const std::function<void(x86::Assembler&)>& remap, bool trace_table = true) {
     GuestMemory& m = machine_->memory();
     for (uint32_t dir : {kDir, kDir2}) m.write_u32(dir, 0x00000083);  // 0-4 MiB, 4 MiB page.
     m.write_u32(kDir + 4, kTable | 0x3);
@@ -225,8 +227,7 @@ class BtRemapTest : public BtVcpuTest {
       a.mov(x86::eax, x86::cr0);
       a.or_(x86::eax, cr0::kPg);
       a.mov(x86::cr0, x86::eax);
-      // A data access maps the page, so the shadow MMU traces its table.
-      a.mov(x86::eax, x86::dword_ptr(kRemapped + 0x800));
+      if (trace_table) a.mov(x86::eax, x86::dword_ptr(kRemapped + 0x800));
       a.xor_(x86::ebx, x86::ebx);
       a.mov(x86::esi, 3);
       Label again = a.newLabel(), same = a.newLabel();
@@ -261,6 +262,20 @@ TEST_F(BtRemapTest, AddressSpaceSwitchRetargetsALinkedCall) {
     a.mov(x86::ecx, kDir2);
     a.mov(x86::cr3, x86::ecx);
   });
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (0x16 << 1) | 1);
+}
+
+// Nothing traces a table no shadow mapping came from: the store counts once
+// the guest flushes its TLB by reloading CR3 with the same value.
+TEST_F(BtRemapTest, UntracedTableStoreCountsAfterACr3Reload) {
+  const VcpuExit exit = run_remap(
+      [](x86::Assembler& a) {
+        a.mov(x86::dword_ptr(kTable), kFrameB | 0x3);
+        a.mov(x86::ecx, x86::cr3);
+        a.mov(x86::cr3, x86::ecx);
+      },
+      false);
   ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
   EXPECT_EQ(exit.status, (0x16 << 1) | 1);
 }
