@@ -468,8 +468,10 @@ void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds 
       physical = r.translation->physical;
     }
     if (page_table) {
-      // The walk is made after the store: a store that remapped its own
-      // page walks to a frame that is no page table, so detach everything.
+      // The walk is made after the store, so a store that remapped its own
+      // page (a self-mapping table) walks to another frame: when that one
+      // is no page table, detach everything. Left open: the new frame
+      // being itself a page table, where the scan reads the wrong one.
       if (has_kind(mmu_.trace_kinds(physical >> 12), TraceKind::kPageTable)) {
         detach_nonglobal_mapped_by(physical, piece);
       } else {
