@@ -35,6 +35,19 @@ inline void load32(FlatHarness& h, uint32_t base,
   std::memcpy(h.memory().data() + base, bytes.data(), bytes.size());
 }
 
+// EAX = 1000 + 999 + ... + 1 by a loop of add, dec, jnz; then hlt (12 bytes
+// before the hlt: mov 5, xor 2, add 2, dec 1, jnz 2).
+inline void emit_sum_loop(asmjit::x86::Assembler& a) {
+  asmjit::Label loop = a.newLabel();
+  a.mov(asmjit::x86::ecx, 1000);
+  a.xor_(asmjit::x86::eax, asmjit::x86::eax);
+  a.bind(loop);
+  a.add(asmjit::x86::eax, asmjit::x86::ecx);
+  a.dec(asmjit::x86::ecx);
+  a.jnz(loop);
+  a.hlt();
+}
+
 inline void load_bytes(FlatHarness& h, uint32_t base, std::initializer_list<uint8_t> bytes) {
   std::memcpy(h.memory().data() + base, std::data(bytes), bytes.size());
 }

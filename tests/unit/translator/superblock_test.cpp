@@ -80,16 +80,7 @@ TEST(Superblock, SingleInstructionUnitsStopAtTheBranch) {
 // the instructions they skipped.
 TEST(Superblock, ExecutionCountsAreExactPerSegment) {
   FlatHarness h({.memory_size = kMemory, .count_executed = true});
-  load32(h, kCode, [](x86::Assembler& a) {
-    Label loop = a.newLabel();
-    a.mov(x86::ecx, 1000);
-    a.xor_(x86::eax, x86::eax);
-    a.bind(loop);
-    a.add(x86::eax, x86::ecx);
-    a.dec(x86::ecx);
-    a.jnz(loop);
-    a.hlt();
-  });
+  load32(h, kCode, test::emit_sum_loop);
   FlatRunResult r = h.run(FlatHarness::initial_state(kCode, kStack));
   ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
   EXPECT_EQ(r.state.reg(Gpr::kEax), 500500u);
