@@ -25,9 +25,10 @@ class Machine;
 
 struct VcpuExit {
   enum class Kind {
-    kDebugExit,      // The guest wrote to the isa-debug-exit port; see status.
-    kReset,          // The guest asked for a reset (8042 pulse, port 0x92, triple fault with --no-reboot semantics).
-    kPowerOff,       // The guest halted with interrupts disabled and nothing can wake it.
+    kDebugExit,  // The guest wrote to the isa-debug-exit port; see status.
+    kReset,     // The guest asked for a reset (8042 pulse, port 0x92, triple fault with --no-reboot
+                // semantics).
+    kPowerOff,  // The guest halted with interrupts disabled and nothing can wake it.
     kTripleFault,    // Shutdown: an exception while delivering a double fault.
     kStopRequested,  // request_stop(): user quit, --timeout, the debugger.
     kError,          // The backend cannot continue (message says why).

@@ -23,15 +23,15 @@ inline constexpr int kNumSegRegs = 6;
 struct Segment {
   uint16_t selector = 0;
   uint32_t base = 0;
-  uint32_t limit = 0;      // Byte granular: already scaled when G=1.
-  uint8_t type = 0;        // Descriptor type field (4 bits).
-  bool s = false;          // S bit: 1 = code/data, 0 = system (TSS, LDT, gates).
+  uint32_t limit = 0;  // Byte granular: already scaled when G=1.
+  uint8_t type = 0;    // Descriptor type field (4 bits).
+  bool s = false;      // S bit: 1 = code/data, 0 = system (TSS, LDT, gates).
   uint8_t dpl = 0;
   bool present = false;
   bool avl = false;
-  bool db = false;         // D/B: 32-bit default operand/stack size.
+  bool db = false;  // D/B: 32-bit default operand/stack size.
   bool granularity = false;
-  bool unusable = false;   // Loaded with a null selector.
+  bool unusable = false;  // Loaded with a null selector.
 
   friend bool operator==(const Segment&, const Segment&) = default;
 };

@@ -17,6 +17,8 @@ enum class ExitStatus : int {
   kHostError = 12,          // An error of the host (out of memory, a failed system call).
 };
 
-inline int debug_exit_status(unsigned value) { return static_cast<int>(((value & 0xFF) << 1) | 1); }
+inline int debug_exit_status(unsigned value) {
+  return static_cast<int>(((value & 0xFF) << 1) | 1);
+}
 
 }  // namespace bt86

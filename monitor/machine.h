@@ -70,7 +70,7 @@ struct MachineConfig {
   // Where the DebugLog writes; empty: disabled.
   std::string debug_log_path;
   bool allow_software_kvm = false;
-  bool stats = false;  // Print the backend's statistics at exit (--stats).
+  bool stats = false;     // Print the backend's statistics at exit (--stats).
   bool no_adapt = false;  // BT: no adaptive retranslation (--no-adapt).
 };
 

@@ -19,13 +19,14 @@ struct kernel_params {
 void kernel_main(volatile struct kernel_params* p);
 
 /* Entry: call kernel_main with the parameter block, then hlt. */
-#define KERNEL_ENTRY                                                       \
-  __asm__(".section .text.start,\"ax\"\n"                                  \
-          ".globl _start\n"                                                \
-          "_start:\n"                                                      \
-          "  pushl $0x200000\n"                                            \
-          "  call kernel_main\n"                                           \
-          "  hlt\n"                                                        \
-          ".previous\n")
+#define KERNEL_ENTRY                  \
+  __asm__(                            \
+      ".section .text.start,\"ax\"\n" \
+      ".globl _start\n"               \
+      "_start:\n"                     \
+      "  pushl $0x200000\n"           \
+      "  call kernel_main\n"          \
+      "  hlt\n"                       \
+      ".previous\n")
 
 #endif
