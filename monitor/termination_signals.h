@@ -18,7 +18,8 @@
 
 #include <atomic>
 #include <functional>
-#include <thread>
+
+#include "monitor/signal_watcher.h"
 
 namespace bt86 {
 
@@ -26,9 +27,6 @@ class TerminationSignals {
  public:
   // Throws std::system_error if the signalfd or eventfd cannot be made.
   explicit TerminationSignals(std::function<void(int)> on_signal);
-  ~TerminationSignals();
-  TerminationSignals(const TerminationSignals&) = delete;
-  TerminationSignals& operator=(const TerminationSignals&) = delete;
 
   // The first signal received, or 0.
   int received() const { return received_.load(); }
@@ -37,13 +35,9 @@ class TerminationSignals {
   void reraise();
 
  private:
-  void watch();
-
   std::function<void(int)> on_signal_;
-  int signal_fd_ = -1;
-  int stop_fd_ = -1;
   std::atomic<int> received_{0};
-  std::thread thread_;
+  SignalWatcher watcher_;  // Last: its thread uses the members above.
 };
 
 }  // namespace bt86

@@ -13,8 +13,8 @@
 #pragma once
 
 #include <functional>
-#include <mutex>
-#include <thread>
+
+#include "monitor/signal_watcher.h"
 
 namespace bt86 {
 
@@ -22,22 +22,15 @@ class InterruptWatcher {
  public:
   // Throws std::system_error if the signalfd or eventfd cannot be made.
   InterruptWatcher();
-  ~InterruptWatcher();
-  InterruptWatcher(const InterruptWatcher&) = delete;
-  InterruptWatcher& operator=(const InterruptWatcher&) = delete;
 
   void arm(std::function<void()> on_interrupt);
   void disarm();
 
  private:
-  void watch();
-  void drain();
-
-  int signal_fd_ = -1;
-  int stop_fd_ = -1;
-  std::mutex mutex_;
+  // Guarded by the watcher: read only inside its callback, written only
+  // through while_paused().
   std::function<void()> on_interrupt_;
-  std::thread thread_;
+  SignalWatcher watcher_;  // Last: its thread uses on_interrupt_.
 };
 
 }  // namespace bt86
