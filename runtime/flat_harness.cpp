@@ -126,7 +126,7 @@ FlatHarness::Impl::Impl(const Options& options)
   context_->window_base = reinterpret_cast<uint64_t>(window_);
   context_->negative_window_base = 0 - context_->window_base;
   context_->fs_window_base = context_->window_base;
-  context_->lookup_table = cache_.lookup().address();
+  context_->lookup_table = cache_.lookup_for_mode(TranslationMode{}.key()).address();
 }
 
 FlatHarness::Impl::~Impl() {
@@ -307,7 +307,7 @@ FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
     if (exit_id == kExitIndirectMiss) {
       ++indirect_misses_;
       const uint32_t target = context_->eip;
-      cache_.lookup().insert(target, unit_for(target).host_start);
+      cache_.lookup_for_mode(TranslationMode{}.key()).insert(target, unit_for(target).host_start);
       continue;
     }
     const ExitRecord exit = cache_.exit(exit_id);

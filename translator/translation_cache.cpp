@@ -29,11 +29,30 @@ void add_unit_totals(const TranslationUnit& u, ExecutedTotals& t) {
 }  // namespace
 
 TranslationCache::TranslationCache(size_t code_bytes)
-    : memory_(code_bytes),
-      stubs_(emit_cache_stubs(memory_)),
-      lookups_{IndirectLookupTable(stubs_.indirect_miss),
-               IndirectLookupTable(stubs_.indirect_miss)} {
+    : memory_(code_bytes), stubs_(emit_cache_stubs(memory_)) {
   cursor_ = stubs_.end;
+}
+
+IndirectLookupTable& TranslationCache::lookup_for_mode(uint32_t mode_key) {
+  ++lookup_choices_;
+  for (ModeLookup& l : lookups_) {
+    if (l.mode_key == mode_key) {
+      l.last_chosen = lookup_choices_;
+      return *l.table;
+    }
+  }
+  if (lookups_.size() < kLookupTables) {
+    lookups_.push_back(ModeLookup{mode_key, lookup_choices_,
+                                  std::make_unique<IndirectLookupTable>(stubs_.indirect_miss)});
+    return *lookups_.back().table;
+  }
+  ModeLookup& oldest = *std::min_element(
+      lookups_.begin(), lookups_.end(),
+      [](const ModeLookup& a, const ModeLookup& b) { return a.last_chosen < b.last_chosen; });
+  oldest.table->clear();
+  oldest.mode_key = mode_key;
+  oldest.last_chosen = lookup_choices_;
+  return *oldest.table;
 }
 
 TranslationUnit* TranslationCache::find(const UnitKey& key) {
@@ -123,14 +142,14 @@ std::vector<TranslationUnit*> TranslationCache::units_on_linear_page(uint32_t li
 void TranslationCache::detach(TranslationUnit& unit) {
   unlink_incoming(memory_, exits_, unit);
   // Entries point at unit entries and are filed under the unit's EIP.
-  for (auto& table : lookups_) table.remove(unit.guest_start, unit.host_start);
+  for (ModeLookup& l : lookups_) l.table->remove(unit.guest_start, unit.host_start);
 }
 
 void TranslationCache::unlink_all() {
   for (auto& u : units_) {
     if (u->live) unlink_incoming(memory_, exits_, *u);
   }
-  for (auto& table : lookups_) table.clear();
+  for (ModeLookup& l : lookups_) l.table->clear();
 }
 
 void TranslationCache::retire(TranslationUnit& unit) {
@@ -166,7 +185,7 @@ void TranslationCache::flush() {
   by_linear_page_.clear();
   by_host_.clear();
   counters_.clear();
-  for (auto& table : lookups_) table.clear();
+  for (ModeLookup& l : lookups_) l.table->clear();
   cursor_ = stubs_.end;
   ++flush_count_;
 }

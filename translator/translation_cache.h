@@ -51,8 +51,14 @@ class TranslationCache {
   // The unit with this id (live or retired) until the next flush.
   TranslationUnit& unit(uint32_t id) { return *units_[id]; }
   const CacheStubs& stubs() const { return stubs_; }
-  IndirectLookupTable& lookup(int table = 0) { return lookups_[table]; }
-  static constexpr int kLookupTables = 2;
+  // The lookup table for code translated in this mode (TranslationMode::key()).
+  // Each table holds entries of one mode only, and several are kept because
+  // guests alternate between modes all the time (a Linux system call enters
+  // CPL 0 with the user's segments and loads its per-CPU FS a few
+  // instructions later): emptying a 1 MiB table at each switch cost more
+  // than the system call itself. The least recently chosen table is reused.
+  IndirectLookupTable& lookup_for_mode(uint32_t mode_key);
+  static constexpr size_t kLookupTables = 8;
 
   TranslationUnit* find(uint32_t guest_eip) { return find(UnitKey{guest_eip, guest_eip >> 12, 0}); }
   TranslationUnit* find(const UnitKey& key);
@@ -97,7 +103,13 @@ class TranslationCache {
  private:
   CodeMemory memory_;
   CacheStubs stubs_;
-  std::array<IndirectLookupTable, kLookupTables> lookups_;
+  struct ModeLookup {
+    uint32_t mode_key;
+    uint64_t last_chosen;
+    std::unique_ptr<IndirectLookupTable> table;
+  };
+  std::vector<ModeLookup> lookups_;
+  uint64_t lookup_choices_ = 0;
   uint64_t cursor_ = 0;
   std::vector<std::unique_ptr<TranslationUnit>> units_;
   std::vector<ExitRecord> exits_;

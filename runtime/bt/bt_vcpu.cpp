@@ -80,7 +80,8 @@ BtVcpu::BtVcpu(Machine& machine, const BtOptions& options)
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (ctx == MAP_FAILED) throw std::runtime_error("cannot allocate the vCPU context");
   context_ = new (ctx) VcpuContext();
-  context_->lookup_table = cache_.lookup(0).address();
+  lookup_ = &cache_.lookup_for_mode(mode_.key());
+  context_->lookup_table = lookup_->address();
   kicker_ = std::make_unique<EventKicker>(context_->poll_page);
 }
 
@@ -342,15 +343,8 @@ void BtVcpu::refresh_view() {
                                    ((cpu_.cr0 & cr0::kEm) ? fpu_mode::kEm : 0) |
                                    ((cpu_.cr0 & cr0::kMp) ? fpu_mode::kMp : 0) |
                                    ((cpu_.cr4 & cr4::kOsfxsr) ? 0 : fpu_mode::kNoOsfxsr));
-  // A lookup table serves one privilege; its entries must also belong to
-  // the rest of the current mode (TS, IOPL, segment routing), which changes
-  // rarely: start the table afresh when it does.
-  const int table = cpl == 3 ? 1 : 0;
-  if (table_mode_[table] != mode_.key()) {
-    cache_.lookup(table).clear();
-    table_mode_[table] = mode_.key();
-  }
-  context_->lookup_table = cache_.lookup(table).address();
+  lookup_ = &cache_.lookup_for_mode(mode_.key());
+  context_->lookup_table = lookup_->address();
 }
 
 void BtVcpu::note_entered_nonglobal(const TranslationUnit& unit) {
@@ -658,8 +652,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
     std::optional<VcpuExit> exit;
     TranslationUnit* unit = unit_for(target, false, &exit);
     if (unit != nullptr && (!debug_hooks_ || debug_hooks_->may_enter_directly(*unit))) {
-      const int table = mode_.cpl == 3 ? 1 : 0;
-      cache_.lookup(table).insert(target, unit->host_start);
+      lookup_->insert(target, unit->host_start);
       if (!unit->global) note_entered_nonglobal(*unit);
     }
     return exit;

@@ -261,7 +261,7 @@ class BtVcpu final : public Vcpu,
   std::unordered_set<uint32_t> entered_nonglobal_;
   std::map<uint32_t, std::vector<uint32_t>> entered_nonglobal_by_page_;
   uint64_t entered_flush_count_ = 0;
-  std::array<uint32_t, TranslationCache::kLookupTables> table_mode_{};
+  IndirectLookupTable* lookup_;  // The cache's table for mode_.
   bool interrupt_window_armed_ = false;
   uint32_t logged_fs_base_ = 0;
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).

@@ -60,13 +60,34 @@ TEST(CodeIndex, DetachKeepsTheUnitButDropsItsLookupEntry) {
   TranslationUnit& u = translator.translate({0x2000, 0x2, 0}, TranslationMode{}, source);
   u.code = {{0x2, 0x2000, 2}};
   cache.index_code(u);
-  cache.lookup(1).insert(0x2000, u.host_start);
-  const auto* entries = reinterpret_cast<const IndirectLookupEntry*>(cache.lookup(1).address());
+  cache.lookup_for_mode(3).insert(0x2000, u.host_start);
+  const auto* entries =
+      reinterpret_cast<const IndirectLookupEntry*>(cache.lookup_for_mode(3).address());
   EXPECT_EQ(entries[0x2000 & IndirectLookupTable::kIndexMask].host, u.host_start);
   cache.detach(u);
   EXPECT_NE(entries[0x2000 & IndirectLookupTable::kIndexMask].host, u.host_start);
   EXPECT_TRUE(u.live);
   EXPECT_EQ(cache.units_on_linear_page(0x2).size(), 1u);
+}
+
+TEST(CodeIndex, LookupTablesOfAlternatingModesKeepTheirEntries) {
+  TranslationCache cache(1 << 20);
+  const auto entry_of = [](IndirectLookupTable& t, uint32_t eip) {
+    return reinterpret_cast<const IndirectLookupEntry*>(
+        t.address())[eip & IndirectLookupTable::kIndexMask];
+  };
+  cache.lookup_for_mode(0).insert(0x1000, 0xAAAA);
+  cache.lookup_for_mode(8).insert(0x1000, 0xBBBB);
+  EXPECT_EQ(entry_of(cache.lookup_for_mode(0), 0x1000).host, 0xAAAAu);
+  EXPECT_EQ(entry_of(cache.lookup_for_mode(8), 0x1000).host, 0xBBBBu);
+  // Choosing more modes than there are tables reuses the least recently
+  // chosen one, emptied: mode 8 was chosen last, so mode 0's table goes.
+  for (uint32_t mode = 1; mode < TranslationCache::kLookupTables; ++mode) {
+    cache.lookup_for_mode(8);
+    cache.lookup_for_mode(mode * 16);
+  }
+  EXPECT_EQ(entry_of(cache.lookup_for_mode(8), 0x1000).host, 0xBBBBu);
+  EXPECT_NE(entry_of(cache.lookup_for_mode(0), 0x1000).host, 0xAAAAu);
 }
 
 }  // namespace
