@@ -259,16 +259,29 @@ void ShadowMmu::drop_page(ShadowAddressSpace& space, WindowKind window, uint32_t
 void ShadowMmu::drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count) {
   for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
     auto& mapped = space.mapped_[index_of(w)];
-    std::vector<uint32_t> doomed;
-    for (auto it = mapped.lower_bound(first_page);
-         it != mapped.end() && it->first - first_page < page_count; ++it) {
-      doomed.push_back(it->first);
+    auto it = mapped.lower_bound(first_page);
+    // One host call per run of adjacent mapped pages: a guest clearing a
+    // table of entries (exit, exec) would otherwise pay a system call each.
+    while (it != mapped.end() && it->first - first_page < page_count) {
+      const uint32_t run_first = it->first;
+      uint32_t run_pages = 0;
+      while (it != mapped.end() && it->first == run_first + run_pages &&
+             it->first - first_page < page_count) {
+        if (auto uses = frame_uses_.find(it->second.frame); uses != frame_uses_.end()) {
+          erase_value(uses->second, FrameUse{&space, w, it->first});
+          if (uses->second.empty()) frame_uses_.erase(uses);
+        }
+        it = mapped.erase(it);
+        ++run_pages;
+      }
+      space.window(w).unmap(run_first << kPageShift, uint64_t{run_pages} << kPageShift);
+      stats_.mappings_dropped += run_pages;
     }
-    for (uint32_t page : doomed) drop_page(space, w, page);
   }
 }
 
 void ShadowMmu::invalidate_page(ShadowAddressSpace& space, uint32_t linear) {
+  flush_table_writes();
   drop_range(space, linear >> kPageShift, 1);
 }
 
@@ -280,31 +293,56 @@ TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {
     auto traced = traced_.find(frame);
     if (traced == traced_.end()) continue;
     touched |= traced->second;
-    auto uses = table_uses_.find(frame);
-    if (uses == table_uses_.end()) continue;
+    if (!table_uses_.contains(frame)) continue;
     const uint32_t frame_base = frame << kPageShift;
-    const uint32_t lo = std::max(physical, frame_base) - frame_base;
-    const uint32_t hi = std::min(last, frame_base + 4095) - frame_base;
-    const uint32_t first_entry = lo / 4;
-    const uint32_t entry_count = hi / 4 - first_entry + 1;
-    // Copy: dropping a directory region may forget table uses of this frame.
-    const std::vector<TableUse> uses_now = uses->second;
-    for (const TableUse& use : uses_now) {
-      if (use.directory) {
-        for (uint32_t region = first_entry; region < first_entry + entry_count; ++region) {
-          drop_range(*use.space, region * kPagesPerRegion, kPagesPerRegion);
-          const uint32_t table = use.space->table_of_region_[region];
-          if (table != kNoFrame) {
-            use.space->table_of_region_[region] = kNoFrame;
-            forget_table_use(table, {use.space, false, region << 22});
-          }
-        }
-      } else {
-        drop_range(*use.space, (use.region_base >> kPageShift) + first_entry, entry_count);
-      }
-    }
+    const uint32_t first_entry = (std::max(physical, frame_base) - frame_base) / 4;
+    const uint32_t last_entry = (std::min(last, frame_base + 4095) - frame_base) / 4;
+    EntrySet& written = pending_table_writes_[frame];
+    for (uint32_t e = first_entry; e <= last_entry; ++e) written[e / 64] |= uint64_t{1} << (e % 64);
   }
   return touched;
+}
+
+void ShadowMmu::flush_table_writes() {
+  if (pending_table_writes_.empty()) return;
+  // Dropping a directory region forgets table uses and may trace or untrace
+  // frames, so work from a copy.
+  const auto pending = std::move(pending_table_writes_);
+  pending_table_writes_.clear();
+  for (const auto& [frame, written] : pending) {
+    uint32_t e = 0;
+    while (e < kPagesPerRegion) {
+      if (!(written[e / 64] >> (e % 64) & 1)) {
+        ++e;
+        continue;
+      }
+      uint32_t end = e + 1;
+      while (end < kPagesPerRegion && (written[end / 64] >> (end % 64) & 1)) ++end;
+      drop_derived(frame, e, end - e);
+      e = end;
+    }
+  }
+}
+
+void ShadowMmu::drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count) {
+  auto uses = table_uses_.find(frame);
+  if (uses == table_uses_.end()) return;
+  // Copy: dropping a directory region may forget table uses of this frame.
+  const std::vector<TableUse> uses_now = uses->second;
+  for (const TableUse& use : uses_now) {
+    if (use.directory) {
+      for (uint32_t region = first_entry; region < first_entry + entry_count; ++region) {
+        drop_range(*use.space, region * kPagesPerRegion, kPagesPerRegion);
+        const uint32_t table = use.space->table_of_region_[region];
+        if (table != kNoFrame) {
+          use.space->table_of_region_[region] = kNoFrame;
+          forget_table_use(table, {use.space, false, region << 22});
+        }
+      }
+    } else {
+      drop_range(*use.space, (use.region_base >> kPageShift) + first_entry, entry_count);
+    }
+  }
 }
 
 void ShadowMmu::trace_frame(uint32_t frame, TraceKind kind) {
@@ -371,6 +409,7 @@ void ShadowMmu::evict(ShadowAddressSpace& space) {
 }
 
 void ShadowMmu::flush_all() {
+  pending_table_writes_.clear();
   while (!spaces_.empty()) evict(*spaces_.back());
 }
 

@@ -10,11 +10,14 @@
 // with its already-accessed, physically contiguous neighbours in one mmap.
 //
 // Invariants (docs/architecture.md repeats them):
-// 1. A window never grants more than the guest's tables do for its privilege:
-//    every mapping is derived from a successful walk, and every frame that
-//    served as a page directory or page table for a mapping is traced, so a
-//    guest store that changes an entry drops the mappings derived from it
-//    before the store is visible (note_guest_write).
+// 1. A window never grants more than the guest's tables did at the last TLB
+//    flush for its privilege: every mapping is derived from a successful
+//    walk, and every frame that served as a page directory or page table for
+//    a mapping is traced. A guest store to an entry is recorded
+//    (note_guest_write) and the mappings derived from it are dropped at the
+//    guest's next TLB flush (flush_table_writes: invlpg, CR3 write, paging
+//    mode change), which is when hardware guarantees the store is seen; until
+//    then a stale mapping is what a TLB entry would be.
 // 2. A page is mapped writable only if its dirty bit is set in the guest
 //    entry (so the first write faults and sets D) and its frame is not traced.
 // 3. The reverse map knows every (space, window, linear page) a frame is
@@ -141,8 +144,14 @@ class ShadowMmu {
   HiddenFaultResult resolve_fault(ShadowAddressSpace& space, WindowKind window, uint32_t linear,
                                   bool write);
 
-  // invlpg: drop the page in every window of space.
+  // invlpg: apply the page-table stores so far, then drop the page in every
+  // window of space.
   void invalidate_page(ShadowAddressSpace& space, uint32_t linear);
+  // A guest TLB flush: drop the mappings derived from every page-table entry
+  // written since the last one. Deferring this is what makes a guest that
+  // rewrites thousands of entries and then flushes once (fork, exit, exec)
+  // pay one host call per run of dropped pages rather than one per store.
+  void flush_table_writes();
   void flush_all();
 
   void trace_frame(uint32_t frame, TraceKind kind);
@@ -150,9 +159,10 @@ class ShadowMmu {
   TraceKinds trace_kinds(uint32_t frame) const;
 
   // The guest (through an emulated store) or the VMM wrote [physical,
-  // physical + length): drop shadow state derived from the entries written.
-  // Returns the trace kinds of the frames touched, for the caller's own
-  // derived state (descriptors, translations).
+  // physical + length): page-table entries written are recorded for the
+  // next flush_table_writes(). Returns the trace kinds of the frames touched,
+  // for the caller's own derived state (descriptors, translations), which
+  // must be brought up to date at once.
   TraceKinds note_guest_write(uint32_t physical, uint32_t length);
 
   const ShadowMmuStats& stats() const { return stats_; }
@@ -195,6 +205,9 @@ class ShadowMmu {
   void note_tables(ShadowAddressSpace& space, const PageTranslation& t);
   void drop_page(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page);
   void drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
+  // Drops the mappings derived from entries [first_entry, +entry_count) of
+  // the table or directory in frame.
+  void drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count);
   void forget_table_use(uint32_t frame, const TableUse& use);
   void clear(ShadowAddressSpace& space);
   void evict(ShadowAddressSpace& space);
@@ -208,6 +221,8 @@ class ShadowMmu {
   std::unordered_map<uint32_t, std::vector<FrameUse>> frame_uses_;
   std::unordered_map<uint32_t, std::vector<TableUse>> table_uses_;
   std::unordered_map<uint32_t, TraceKinds> traced_;
+  using EntrySet = std::array<uint64_t, 16>;  // One bit per entry of a 4 KiB table.
+  std::unordered_map<uint32_t, EntrySet> pending_table_writes_;
   ShadowMmuStats stats_;
 };
 

@@ -180,6 +180,7 @@ void BtDebugTarget::retrace_watched_frames() {
 
 void BtDebugTarget::memory_written(uint32_t physical, uint32_t length) {
   vcpu_->mmu_.note_guest_write(physical, length);
+  vcpu_->mmu_.flush_table_writes();  // The user expects to see the write take effect.
   vcpu_->invalidate_physical(physical, length);
   vcpu_->detach_all_nonglobal();
 }

@@ -382,42 +382,8 @@ void BtVcpu::detach_nonglobal_pages(uint32_t first_page, uint32_t page_count) {
   }
 }
 
-// The mapping of the current space is its directory plus the tables its
-// entries name, so a store changes the meaning of a linear page only if it
-// lands in the directory (a whole 4 MiB region) or in a frame a directory
-// entry names (the pages of that region its entries cover). Entries are
-// matched by frame alone, present or not, large or not: that can only
-// detach more. Stores to tables of other spaces change nothing here; every
-// entry is detached when the space changes.
-void BtVcpu::detach_nonglobal_mapped_by(uint32_t physical, uint32_t length) {
-  if (entered_nonglobal_.empty() || length == 0) return;
-  if (!paging_) {
-    detach_all_nonglobal();
-    return;
-  }
-  const uint32_t directory = paging_->cr3 >> 12;
-  if (!machine_.memory().contains(uint64_t{directory} << 12, kPage)) {
-    detach_all_nonglobal();
-    return;
-  }
-  const auto* pde = reinterpret_cast<const uint32_t*>(
-      machine_.memory().host_pointer(uint64_t{directory} << 12, kPage));
-  const uint64_t last = uint64_t{physical} + length - 1;
-  for (uint64_t frame = physical >> 12; frame <= last >> 12; ++frame) {
-    const uint64_t base = frame << 12;
-    const uint32_t first_entry =
-        static_cast<uint32_t>((std::max<uint64_t>(physical, base) - base) / 4);
-    const uint32_t last_entry =
-        static_cast<uint32_t>((std::min(last, base + kPage - 1) - base) / 4);
-    const uint32_t count = last_entry - first_entry + 1;
-    if (frame == directory) detach_nonglobal_pages(first_entry << 10, count << 10);
-    for (uint32_t region = 0; region < 1024; ++region) {
-      if (pde[region] >> 12 == frame) detach_nonglobal_pages((region << 10) + first_entry, count);
-    }
-  }
-}
-
 void BtVcpu::paging_changed() {
+  mmu_.flush_table_writes();
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
   const bool global_meaning_changed =
       !paging_known_ || mode.has_value() != paging_.has_value() ||
@@ -444,9 +410,8 @@ void BtVcpu::invalidate_page(uint32_t linear) {
 // Stores done by the runtime (callouts, system instructions, adapted
 // stores) take no trace fault, so the debugger hears of them here.
 void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) {
-  const bool page_table = has_kind(kinds, TraceKind::kPageTable);
   const bool watched = debug_hooks_ && has_kind(kinds, TraceKind::kWatch);
-  if (!page_table && !has_kind(kinds, TraceKind::kCode) && !watched) return;
+  if (!has_kind(kinds, TraceKind::kCode) && !watched) return;
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
   uint32_t done = 0;
   while (done < length) {
@@ -454,23 +419,11 @@ void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds 
     const uint32_t piece = std::min(length - done, kPage - (at & (kPage - 1)));
     uint32_t physical = at;
     if (mode) {
+      // Page-table stores take effect at the next TLB flush, so this walk
+      // still finds the frame the store went to.
       const PageWalkResult r = mmu_.walker().probe(*mode, at, {AccessType::kRead, false});
-      if (!r.ok()) {
-        if (page_table) detach_all_nonglobal();
-        break;
-      }
+      if (!r.ok()) break;
       physical = r.translation->physical;
-    }
-    if (page_table) {
-      // The walk is made after the store, so a store that remapped its own
-      // page (a self-mapping table) walks to another frame: when that one
-      // is no page table, detach everything. Left open: the new frame
-      // being itself a page table, where the scan reads the wrong one.
-      if (has_kind(mmu_.trace_kinds(physical >> 12), TraceKind::kPageTable)) {
-        detach_nonglobal_mapped_by(physical, piece);
-      } else {
-        detach_all_nonglobal();
-      }
     }
     if (watched) debug_hooks_->traced_write(physical, piece, kinds);
     if (has_kind(kinds, TraceKind::kCode)) invalidate_physical(physical, piece);
@@ -1036,8 +989,6 @@ void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
       const TraceKinds k = mmu_.note_guest_write(p.physical_page + i, end - i);
       if (debug_hooks_) debug_hooks_->traced_write(p.physical_page + i, end - i, k);
       kinds |= k;
-      if (has_kind(k, TraceKind::kPageTable))
-        detach_nonglobal_mapped_by(p.physical_page + i, end - i);
       if (has_kind(k, TraceKind::kCode)) invalidate_physical(p.physical_page + i, end - i);
       i = end;
     }

@@ -203,9 +203,6 @@ class BtVcpu final : public Vcpu,
   void note_entered_nonglobal(const TranslationUnit& unit);
   void detach_all_nonglobal();
   void detach_nonglobal_pages(uint32_t first_page, uint32_t page_count);
-  // A page-table store to [physical, physical + length) in the current
-  // space: detaches those whose linear pages the written entries map.
-  void detach_nonglobal_mapped_by(uint32_t physical, uint32_t length);
   TranslationMode current_mode(bool single) const;
   std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);
   TranslationUnit* unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit);

@@ -248,9 +248,11 @@ class BtRemapTest : public BtVcpuTest {
   }
 };
 
-TEST_F(BtRemapTest, PageTableRewriteRetargetsALinkedCall) {
-  const VcpuExit exit =
-      run_remap([](x86::Assembler& a) { a.mov(x86::dword_ptr(kTable), kFrameB | 0x3); });
+TEST_F(BtRemapTest, PageTableRewriteAndInvlpgRetargetsALinkedCall) {
+  const VcpuExit exit = run_remap([](x86::Assembler& a) {
+    a.mov(x86::dword_ptr(kTable), kFrameB | 0x3);
+    a.invlpg(x86::dword_ptr(kRemapped));
+  });
   ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
   EXPECT_EQ(exit.status, (0x16 << 1) | 1);
   EXPECT_NE(vcpu_->statistics().find(" 1 non-global units detached"), std::string::npos)

@@ -102,6 +102,8 @@ TEST_F(ShadowMmuTest, PageTablesAreTracedAndWritesToThemDropDerivedMappings) {
   // The runtime emulates the store (remapping 0x00404000), then reports it.
   map(0x00404000, 0x00300000, P | W | U | A | D);
   mmu_.note_guest_write(kPt + 4 * 4, 4);
+  EXPECT_TRUE(s.mappings(WindowKind::kUser).contains(0x00404)) << "stale until the TLB flush";
+  mmu_.flush_table_writes();
   EXPECT_FALSE(s.mappings(WindowKind::kUser).contains(0x00404));
   EXPECT_EQ(host_protection(at(s, WindowKind::kUser, 0x00404000)), "---");
   memory_.write_u32(0x00300000, 0x1234);
@@ -117,6 +119,8 @@ TEST_F(ShadowMmuTest, DirectoryWritesDropTheWholeRegionAndReleaseItsTable) {
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00406000, true).kind, Kind::kMapped);
   memory_.write_u32(kPd + 4, 0);
   mmu_.note_guest_write(kPd + 4, 4);
+  EXPECT_FALSE(s.mappings(WindowKind::kSupervisor).empty()) << "stale until the TLB flush";
+  mmu_.flush_table_writes();
   EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).empty());
   EXPECT_FALSE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable))
       << "a table no space uses any more is no longer traced";
