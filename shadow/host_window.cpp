@@ -65,33 +65,57 @@ uint32_t HostWindow::linear_of(const void* host_address) const {
 void HostWindow::map(uint32_t linear, int fd, uint64_t offset, uint64_t length,
                      HostProtection prot) {
   check_range(linear, length);
-  for (uint64_t half : {uint64_t{0}, kSpan}) {
-    if (mmap(base_ + half + linear, length, prot_bits(prot), MAP_SHARED | MAP_FIXED, fd,
-             static_cast<off_t>(offset)) == MAP_FAILED) {
-      fail("mmap", linear, length);
-    }
+  unmirror(linear, length);
+  if (mmap(base_ + linear, length, prot_bits(prot), MAP_SHARED | MAP_FIXED, fd,
+           static_cast<off_t>(offset)) == MAP_FAILED) {
+    fail("mmap", linear, length);
   }
-  mapping_count_ += 2;
+  ++mapping_count_;
 }
 
 void HostWindow::protect(uint32_t linear, uint64_t length, HostProtection prot) {
   check_range(linear, length);
-  for (uint64_t half : {uint64_t{0}, kSpan}) {
-    if (mprotect(base_ + half + linear, length, prot_bits(prot)) != 0) {
-      fail("mprotect", linear, length);
+  if (mprotect(base_ + linear, length, prot_bits(prot)) != 0) fail("mprotect", linear, length);
+  const uint32_t first = linear >> 12;
+  for (auto it = mirrored_.lower_bound(first); it != mirrored_.end() && *it - first < length >> 12;
+       ++it) {
+    if (mprotect(base_ + kSpan + (uint64_t{*it} << 12), 4096, prot_bits(prot)) != 0) {
+      fail("mprotect", *it << 12, 4096);
     }
   }
 }
 
 void HostWindow::unmap(uint32_t linear, uint64_t length) {
   check_range(linear, length);
-  for (uint64_t half : {uint64_t{0}, kSpan}) {
-    if (mmap(base_ + half + linear, length, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
-      fail("unmap", linear, length);
-    }
+  if (mmap(base_ + linear, length, PROT_NONE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+    fail("unmap", linear, length);
   }
-  mapping_count_ = mapping_count_ > 2 ? mapping_count_ - 2 : 0;
+  mapping_count_ = mapping_count_ > 1 ? mapping_count_ - 1 : 0;
+  unmirror(linear, length);
+}
+
+void HostWindow::unmirror(uint32_t linear, uint64_t length) {
+  const uint32_t first = linear >> 12;
+  auto it = mirrored_.lower_bound(first);
+  while (it != mirrored_.end() && *it - first < length >> 12) {
+    if (mmap(base_ + kSpan + (uint64_t{*it} << 12), 4096, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+      fail("unmap", *it << 12, 4096);
+    }
+    mapping_count_ = mapping_count_ > 1 ? mapping_count_ - 1 : 0;
+    it = mirrored_.erase(it);
+  }
+}
+
+bool HostWindow::mirror(uint32_t linear_page) {
+  uint8_t* page = base_ + (uint64_t{linear_page} << 12);
+  // An old size of 0 duplicates a shared mapping instead of moving it.
+  if (mremap(page, 0, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, page + kSpan) == MAP_FAILED) {
+    return false;  // EINVAL: the page is the PROT_NONE reservation, not a memfd mapping.
+  }
+  if (mirrored_.insert(linear_page).second) ++mapping_count_;
+  return true;
 }
 
 void HostWindow::unmap_all() {
@@ -101,6 +125,7 @@ void HostWindow::unmap_all() {
         fmt::format("host window: unmapping everything failed: {}", std::strerror(errno)));
   }
   mapping_count_ = 0;
+  mirrored_.clear();
 }
 
 }  // namespace bt86

@@ -8,12 +8,15 @@
 // parts are PROT_NONE, so the first touch of a page raises a host fault that
 // the shadow MMU resolves (a "hidden page fault").
 //
-// Above the 4 GiB the window holds a mirror of it: every map, protect and
-// unmap is applied at L and at 4 GiB + L. A segment-prefixed access whose
-// host segment base is base() + guest segment base (the FS-routed guest
-// segment) reaches base() + guest base + offset, which can exceed 4 GiB
-// where the guest wraps (Linux's user TLS lives at negative offsets from
-// GS); the mirror makes that wrap come out right.
+// Above the 4 GiB the window holds a mirror of it: a segment-prefixed access
+// whose host segment base is base() + guest segment base (the FS-routed
+// guest segment) reaches base() + guest base + offset, which can exceed
+// 4 GiB where the guest wraps (Linux's user TLS lives at negative offsets
+// from GS); the mirror makes that wrap come out right. Few pages are ever
+// reached that way, so the mirror is filled lazily: the fault handler calls
+// mirror() for a page first touched at 4 GiB + L, and from then on protect
+// and unmap apply to both copies. Mapping both halves eagerly doubled the
+// cost of every hidden fault and every dropped mapping.
 //
 // Pages are memfd (guest RAM) pages mapped MAP_SHARED, so every window and
 // the VMM's own mapping see one copy. The window counts the host mappings it
@@ -25,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 
 namespace bt86 {
 
@@ -54,14 +58,20 @@ class HostWindow {
   // Back to reserved-and-inaccessible.
   void unmap(uint32_t linear, uint64_t length);
   void unmap_all();
+  // Makes 4 GiB + linear_page's address show the page mapped at linear_page
+  // (same frame, same protection); false if nothing is mapped there.
+  bool mirror(uint32_t linear_page);
 
   // Host mappings created and not yet removed, mirrors included (an upper bound: the kernel may
   // merge neighbours, and a partial unmap or protect may split one).
   uint64_t mapping_count() const { return mapping_count_; }
 
  private:
+  void unmirror(uint32_t linear, uint64_t length);
+
   uint8_t* base_ = nullptr;
   uint64_t mapping_count_ = 0;
+  std::set<uint32_t> mirrored_;  // Linear page numbers mirrored above 4 GiB.
 };
 
 }  // namespace bt86

@@ -780,6 +780,10 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
           fault_.error = "the shadow MMU could not map a guest page (host mmap failed)";
           break;
         }
+        // Touched through the mirror (an FS-relative access that wrapped):
+        // the page just resolved, or the traced page now to be emulated,
+        // must be there too.
+        if (address - base >= HostWindow::kSpan) space_->window(window_).mirror(linear >> 12);
         counters_.hidden_fault_ns += now_ns() - start;
         switch (r.kind) {
           case HiddenFaultResult::Kind::kMapped:

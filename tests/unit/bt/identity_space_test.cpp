@@ -4,7 +4,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "shadow/host_window.h"
 #include "shadow/shadow_mmu.h"
 
 namespace bt86 {
@@ -53,30 +52,6 @@ TEST(IdentitySpace, OutsideRamReadsTheUnassignedPage) {
   EXPECT_EQ(strict.resolve_fault(t, WindowKind::kSupervisor, 0xC0001234, false).kind,
             HiddenFaultResult::Kind::kNotRam);
   close(fd);
-}
-
-}  // namespace
-}  // namespace bt86
-
-namespace bt86 {
-namespace {
-
-// The mirror above 4 GiB: base + 4 GiB + L is L again, so an access whose
-// segment base plus offset passes 4 GiB wraps as it does on the guest.
-TEST(HostWindowMirror, MapProtectAndUnmapApplyToBothHalves) {
-  GuestMemory ram(1u << 20);
-  ram.write_u32(0x3000, 0x11223344);
-  HostWindow w;
-  w.map(0xFFFFF000, ram.fd(), 0x3000, 4096, HostProtection::kReadWrite);
-  volatile uint32_t* low = reinterpret_cast<uint32_t*>(w.base() + 0xFFFFF000);
-  volatile uint32_t* high = reinterpret_cast<uint32_t*>(w.base() + HostWindow::kSpan + 0xFFFFF000);
-  EXPECT_EQ(*low, 0x11223344u);
-  EXPECT_EQ(*high, 0x11223344u);
-  *high = 5;
-  EXPECT_EQ(ram.read_u32(0x3000), 5u);
-  EXPECT_EQ(w.mapping_count(), 2u);
-  w.unmap(0xFFFFF000, 4096);
-  EXPECT_EQ(w.mapping_count(), 0u);
 }
 
 }  // namespace

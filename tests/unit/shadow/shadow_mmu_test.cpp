@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include "tests/unit/shadow/host_protection.h"
+
 namespace bt86 {
 namespace {
 
@@ -16,21 +18,6 @@ constexpr uint32_t kPt = 0x11000;
 constexpr uint32_t P = pte::kPresent, W = pte::kWritable, U = pte::kUser, A = pte::kAccessed,
                    D = pte::kDirty;
 using Kind = HiddenFaultResult::Kind;
-
-// What the host kernel really has at addr: "r--", "rw-", "---", or "" if unmapped.
-std::string host_protection(const void* addr) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  const auto a = reinterpret_cast<uintptr_t>(addr);
-  while (std::getline(maps, line)) {
-    uintptr_t lo = 0, hi = 0;
-    char perms[5] = {};
-    if (std::sscanf(line.c_str(), "%lx-%lx %4s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
-      return std::string(perms, 3);
-    }
-  }
-  return "";
-}
 
 class ShadowMmuTest : public ::testing::Test {
  protected:

@@ -1,0 +1,38 @@
+#include "shadow/host_window.h"
+
+#include <gtest/gtest.h>
+
+#include "monitor/guest_memory.h"
+#include "tests/unit/shadow/host_protection.h"
+
+namespace bt86 {
+namespace {
+
+// The mirror above 4 GiB: base + 4 GiB + L is L again, so an access whose
+// segment base plus offset passes 4 GiB wraps as it does on the guest. It is
+// filled on demand (the fault handler calls mirror()), and once there it
+// follows protect and unmap.
+TEST(HostWindowMirror, MirroredPagesFollowProtectAndUnmap) {
+  GuestMemory ram(1u << 20);
+  ram.write_u32(0x3000, 0x11223344);
+  HostWindow w;
+  w.map(0xFFFFF000, ram.fd(), 0x3000, 4096, HostProtection::kReadWrite);
+  EXPECT_EQ(w.mapping_count(), 1u);
+  EXPECT_FALSE(w.mirror(0xFFFFE)) << "nothing mapped there";
+  ASSERT_TRUE(w.mirror(0xFFFFF));
+  volatile uint32_t* low = reinterpret_cast<uint32_t*>(w.base() + 0xFFFFF000);
+  volatile uint32_t* high = reinterpret_cast<uint32_t*>(w.base() + HostWindow::kSpan + 0xFFFFF000);
+  EXPECT_EQ(*low, 0x11223344u);
+  EXPECT_EQ(*high, 0x11223344u);
+  *high = 5;
+  EXPECT_EQ(ram.read_u32(0x3000), 5u);
+  EXPECT_EQ(w.mapping_count(), 2u);
+  w.protect(0xFFFFF000, 4096, HostProtection::kRead);
+  EXPECT_EQ(host_protection(const_cast<uint32_t*>(high)), "r--");
+  w.unmap(0xFFFFF000, 4096);
+  EXPECT_EQ(w.mapping_count(), 0u);
+  EXPECT_EQ(host_protection(const_cast<uint32_t*>(high)), "---");
+}
+
+}  // namespace
+}  // namespace bt86
