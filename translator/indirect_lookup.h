@@ -30,6 +30,11 @@ class IndirectLookupTable {
   explicit IndirectLookupTable(uint64_t miss_target);
   uint64_t address() const { return reinterpret_cast<uint64_t>(entries_.data()); }
   void insert(uint32_t guest_eip, uint64_t host);
+  // The host entry for guest_eip, or 0 if the table has none.
+  uint64_t find(uint32_t guest_eip) const {
+    const IndirectLookupEntry& e = entries_[guest_eip & kIndexMask];
+    return e.guest_eip == guest_eip && e.host != miss_target_ ? e.host : 0;
+  }
   // Drops the entry for guest_eip if it points at host (O(1)).
   void remove(uint32_t guest_eip, uint64_t host);
   void clear();

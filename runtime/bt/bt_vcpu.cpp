@@ -174,7 +174,11 @@ VcpuExit BtVcpu::run_loop() {
       return *e;
     }
     const uint64_t now = machine_.clock().now_ns();
-    if (auto d = machine_.next_deadline_ns(); d && *d <= now) machine_.service_events();
+    std::optional<uint64_t> deadline = machine_.next_deadline_ns();
+    if (deadline && *deadline <= now) {
+      machine_.service_events();
+      deadline = machine_.next_deadline_ns();
+    }
     if (cpu_.events.halted) {
       if (auto e = wait_while_halted()) {
         save_context();
@@ -190,8 +194,22 @@ VcpuExit BtVcpu::run_loop() {
     }
     set_interrupt_window(machine_.interrupt_pending() && !context_->virtual_if);
     if (view_dirty_) refresh_view();
-    kicker_->set_deadline(machine_.next_deadline_ns(), now);
+    kicker_->set_deadline(deadline, now);
 
+    // The common case after a callout or an exit: the next unit is in the
+    // lookup table translated code itself uses, so skip the walk and the
+    // unit index (the debugger needs the unit, so it takes the long way).
+    if (!debug_hooks_ && !single_step_next_) {
+      if (const uint64_t host = lookup_->find(context_->eip)) {
+        ++counters_.dispatches;
+        enter(context_, host);
+        if (auto e = handle_exit(context_->exit_id)) {
+          save_context();
+          return *e;
+        }
+        continue;
+      }
+    }
     if (debug_hooks_ && debug_hooks_->stop_before(context_->eip)) {
       save_context();
       return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "the debugger stopped the guest"};
@@ -638,7 +656,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
       return deliver(GuestEvent::exception(e));
     }
     case ExitKind::kCallout:
-      return handle_callout(exit);
+      return handle_callout(exit_id, exit);
   }
   return std::nullopt;
 }
@@ -700,27 +718,85 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
   return std::nullopt;
 }
 
-std::optional<VcpuExit> BtVcpu::handle_callout(const ExitRecord& exit) {
+BtVcpu::CalloutSite* BtVcpu::callout_site(uint32_t exit_id, const ExitRecord& exit) {
+  if (callout_sites_flush_count_ != cache_.flush_count()) {
+    callout_sites_.clear();
+    callout_sites_flush_count_ = cache_.flush_count();
+  }
+  if (auto it = callout_sites_.find(exit_id); it != callout_sites_.end()) return &it->second;
+  CalloutSite site;
+  if (!decode_at(exit.guest_target, &site.instruction)) return nullptr;
+  const DecodedInstruction& d = site.instruction;
+  const std::string name = exit.callout == CalloutId::kSystem || exit.callout == CalloutId::kHalt ||
+                                   exit.callout == CalloutId::kCpuid ||
+                                   exit.callout == CalloutId::kSoftwareInterrupt ||
+                                   exit.callout == CalloutId::kInto
+                               ? ZydisMnemonicGetString(d.mnemonic())
+                               : callout_spec(exit.callout).name;
+  site.count = &counters_.callouts[name];
+  site.ns = &counters_.callout_ns[name];
+  site.view_neutral = exit.callout == CalloutId::kTracedStore || is_view_neutral(d);
+  return &callout_sites_.emplace(exit_id, site).first->second;
+}
+
+// Instructions after which the dispatcher need not recompute the window,
+// segment routing and translation mode: they change none of CPL, segment
+// registers, control registers, IOPL or EFLAGS.IF.
+bool BtVcpu::is_view_neutral(const DecodedInstruction& d) {
+  switch (d.mnemonic()) {
+    case ZYDIS_MNEMONIC_IN:
+    case ZYDIS_MNEMONIC_OUT:
+    case ZYDIS_MNEMONIC_INSB:
+    case ZYDIS_MNEMONIC_INSW:
+    case ZYDIS_MNEMONIC_INSD:
+    case ZYDIS_MNEMONIC_OUTSB:
+    case ZYDIS_MNEMONIC_OUTSW:
+    case ZYDIS_MNEMONIC_OUTSD:
+    case ZYDIS_MNEMONIC_CPUID:
+    case ZYDIS_MNEMONIC_RDMSR:
+    case ZYDIS_MNEMONIC_VERR:
+    case ZYDIS_MNEMONIC_VERW:
+    case ZYDIS_MNEMONIC_LAR:
+    case ZYDIS_MNEMONIC_LSL:
+    case ZYDIS_MNEMONIC_SGDT:
+    case ZYDIS_MNEMONIC_SIDT:
+    case ZYDIS_MNEMONIC_SLDT:
+    case ZYDIS_MNEMONIC_STR:
+    case ZYDIS_MNEMONIC_SMSW:
+    case ZYDIS_MNEMONIC_WBINVD:
+    case ZYDIS_MNEMONIC_INVD:
+      return true;
+    case ZYDIS_MNEMONIC_MOV:
+      // Reading a segment, control or debug register; writes change the view.
+      return d.operands[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+             ZydisRegisterGetClass(d.operands[0].reg.value) == ZYDIS_REGCLASS_GPR32;
+    default:
+      return false;
+  }
+}
+
+std::optional<VcpuExit> BtVcpu::handle_callout(uint32_t exit_id, const ExitRecord& exit) {
   save_context();
   cpu_.eip = exit.guest_target;
-  DecodedInstruction d;
-  if (!decode_at(exit.guest_target, &d)) {
-    // The bytes changed under the translation: retranslate from here.
+  CalloutSite* site = callout_site(exit_id, exit);
+  if (site == nullptr) {
+    // The bytes cannot be fetched or decoded any more: retranslate from here.
     return std::nullopt;
   }
-  const char* name = exit.callout == CalloutId::kSystem || exit.callout == CalloutId::kHalt ||
-                             exit.callout == CalloutId::kCpuid ||
-                             exit.callout == CalloutId::kSoftwareInterrupt ||
-                             exit.callout == CalloutId::kInto
-                         ? ZydisMnemonicGetString(d.mnemonic())
-                         : callout_spec(exit.callout).name;
-  ++counters_.callouts[name];
-  const uint64_t start = now_ns();
+  const DecodedInstruction& d = site->instruction;
+  ++*site->count;
+  const uint64_t start = options_.count_executed ? now_ns() : 0;
   std::optional<VcpuExit> result;
   if (exit.callout == CalloutId::kTracedStore) {
     result = run_traced_store(d);
   } else if (is_system_instruction(d)) {
-    result = finish_outcome(execute_system_instruction(*this, d));
+    const SystemOutcome outcome = execute_system_instruction(*this, d);
+    // A neutral instruction that completed leaves the view as it was (an
+    // exception delivered on its behalf changes it).
+    const bool keep_view =
+        site->view_neutral && outcome.kind == SystemOutcome::Kind::kContinue && !view_dirty_;
+    result = finish_outcome(outcome);
+    if (keep_view) view_dirty_ = false;
   } else if (exit.callout == CalloutId::kSystem) {
     result = deliver(GuestEvent::exception({vector::kUd, std::nullopt, std::nullopt}));
   } else {
@@ -740,7 +816,7 @@ std::optional<VcpuExit> BtVcpu::handle_callout(const ExitRecord& exit) {
         break;
     }
   }
-  counters_.callout_ns[name] += now_ns() - start;
+  if (options_.count_executed) *site->ns += now_ns() - start;
   return result;
 }
 

@@ -212,7 +212,18 @@ class BtVcpu final : public Vcpu,
 
   std::optional<VcpuExit> handle_exit(uint32_t exit_id);
   std::optional<VcpuExit> handle_host_fault();
-  std::optional<VcpuExit> handle_callout(const ExitRecord& exit);
+  std::optional<VcpuExit> handle_callout(uint32_t exit_id, const ExitRecord& exit);
+  // A callout exit's instruction, decoded once: the exit belongs to a unit
+  // whose bytes tracing keeps current, so they cannot change under it, and
+  // fetching and decoding them at every call was a third of a callout.
+  struct CalloutSite {
+    DecodedInstruction instruction;
+    uint64_t* count;  // Its entries in counters_ (stable std::map nodes).
+    uint64_t* ns;
+    bool view_neutral;  // See is_view_neutral().
+  };
+  CalloutSite* callout_site(uint32_t exit_id, const ExitRecord& exit);
+  static bool is_view_neutral(const DecodedInstruction& d);
   std::optional<VcpuExit> run_system_instruction(const DecodedInstruction& d);
   std::optional<VcpuExit> emulate_traced_store(uint32_t linear, uint32_t physical);
   std::optional<VcpuExit> run_traced_store(const DecodedInstruction& d);
@@ -258,7 +269,9 @@ class BtVcpu final : public Vcpu,
   std::unordered_set<uint32_t> entered_nonglobal_;
   std::map<uint32_t, std::vector<uint32_t>> entered_nonglobal_by_page_;
   uint64_t entered_flush_count_ = 0;
-  IndirectLookupTable* lookup_;  // The cache's table for mode_.
+  IndirectLookupTable* lookup_;                              // The cache's table for mode_.
+  std::unordered_map<uint32_t, CalloutSite> callout_sites_;  // By exit id.
+  uint64_t callout_sites_flush_count_ = 0;
   bool interrupt_window_armed_ = false;
   uint32_t logged_fs_base_ = 0;
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).
