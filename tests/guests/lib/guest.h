@@ -82,10 +82,19 @@ struct caught_trap {
  * instruction). Returns whether a trap was caught. A second trap while the
  * first is being handled is not caught and fails the guest. */
 bool trap_catch(void (*trigger)(void), const void* resume_eip, struct caught_trap* out);
+/* trap_catch and the checks every expected fault starts with: "<what>"
+ * (a trap was caught), "vector" and "saved eip" (insn, the faulting
+ * instruction). When nothing was caught *out is zeroed, so checks of its
+ * other fields fail too. Returns whether a trap was caught. */
+bool check_trap(const char* what, void (*trigger)(void), const void* insn, const void* resume_eip,
+                uint32_t vector, struct caught_trap* out);
 
 /* Descriptor-table control the guests need. */
 void idt_set_gate(uint8_t vector, uint8_t dpl);
 uint32_t tss_esp0(void);
+/* Sets the TSS's SS0:ESP0, the stack the CPU loads on a trap from CPL 3.
+ * The CPU reads the TSS at each such trap, so the next one uses it. */
+void tss_set_stack0(uint16_t ss0, uint32_t esp0);
 /* GDT entries 6 and 7 (selectors 0x30, 0x38) are free for guests; they
  * start zero (loading them faults). access/flags as in the descriptor:
  * e.g. 0x92 read/write data, 0x90 read-only data; flags 0x4 = 32-bit,

@@ -27,3 +27,9 @@ void paging_identity_4k(uint32_t start, uint32_t end, uint32_t flags);
 void paging_map_4m(uint32_t linear, uint32_t phys, uint32_t flags);
 /* CR3 = the directory, CR4.PSE, then CR0.PG and CR0.WP. */
 void paging_enable(void);
+
+/* The 32-bit word at a linear address, volatile: the compiler cannot see
+ * aliases or page-table changes. */
+static inline volatile uint32_t* linear_word(uint32_t linear) {
+  return (volatile uint32_t*)linear;
+}

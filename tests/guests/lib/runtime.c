@@ -87,6 +87,11 @@ uint32_t tss_esp0(void) {
   return tss.esp0;
 }
 
+void tss_set_stack0(uint16_t ss0, uint32_t esp0) {
+  tss.ss0 = ss0;
+  tss.esp0 = esp0;
+}
+
 void gdt_set_segment(uint32_t index, uint32_t base, uint32_t limit, uint8_t access, uint8_t flags) {
   if (index < 6 || index >= sizeof(gdt) / sizeof(gdt[0])) {
     kprintf("FAIL runtime: GDT entry %u is not a guest entry\n", index);
@@ -131,6 +136,15 @@ bool trap_catch(void (*trigger)(void), const void* resume_eip, struct caught_tra
   trigger();
   expectation.armed = false;
   return expectation.caught;
+}
+
+bool check_trap(const char* what, void (*trigger)(void), const void* insn, const void* resume_eip,
+                uint32_t vector, struct caught_trap* out) {
+  const bool caught = check(what, trap_catch(trigger, resume_eip, out));
+  if (!caught) *out = (struct caught_trap){0};
+  check_eq("vector", out->frame.vector, vector);
+  check_eq("saved eip", out->frame.eip, (uint32_t)insn);
+  return caught;
 }
 
 bool check(const char* what, bool ok) {
