@@ -2,7 +2,8 @@
  * tables, which a shadow MMU has to emulate. Fresh 4 KiB PTEs start with
  * A=D=0; a read sets A only, a write (alone or after a read) sets A and D,
  * an instruction fetch and the source of a movs set A only, a locked
- * read-modify-write and the destination of a movs set A and D. The PDE
+ * read-modify-write and the destination of a movs set A and D, a dword
+ * access across two pages sets the bits in both PTEs. The PDE
  * over a page table gets A on the first access through it (and never D);
  * a 4 MiB page keeps A and D in its PDE. After the guest clears A, D or
  * both and invalidates (invlpg, a CR3 reload), the next read sets A again
@@ -23,10 +24,22 @@
 #define LOCKED_PAGE (PAGES_4K + 0x5000u)
 #define MOVS_SOURCE_PAGE (PAGES_4K + 0x6000u)
 #define MOVS_DEST_PAGE (PAGES_4K + 0x7000u)
+#define SPLIT_LOW_PAGE (PAGES_4K + 0x8000u)  // a dword access across these two
+#define SPLIT_HIGH_PAGE (PAGES_4K + 0x9000u)
 #define BIG_PAGE 0x01000000u  // a 4 MiB page over physical 4-8 MiB
 #define BIG_PAGE_PHYS 0x00400000u
 
-enum { FRAME_READ, FRAME_WRITE, FRAME_READ_WRITE, FRAME_CODE, FRAME_LOCKED, FRAME_DEST, FRAMES };
+enum {
+  FRAME_READ,
+  FRAME_WRITE,
+  FRAME_READ_WRITE,
+  FRAME_CODE,
+  FRAME_LOCKED,
+  FRAME_DEST,
+  FRAME_SPLIT_LOW,
+  FRAME_SPLIT_HIGH,
+  FRAMES
+};
 static volatile uint32_t frames[FRAMES][1024] __attribute__((aligned(4096)));
 
 __asm__(
@@ -57,7 +70,7 @@ static void fresh_pages(void) {
   kprintf("fresh 4 KiB pages\n");
   check_eq("PDE over the test pages: A and D clear", pde_ad(PAGES_4K), 0);
   uint32_t dirty_or_accessed = 0;
-  for (uint32_t page = PAGES_4K; page <= MOVS_DEST_PAGE; page += PAGE_SIZE) {
+  for (uint32_t page = PAGES_4K; page <= SPLIT_HIGH_PAGE; page += PAGE_SIZE) {
     dirty_or_accessed += pte_ad(page) != 0;
   }
   check_eq("test PTEs with A or D set", dirty_or_accessed, 0);
@@ -87,6 +100,18 @@ static void fetch_locked_movs(void) {
   check_eq("movs copied", frames[FRAME_DEST][15], 0xA000000F);
   check_eq("movs source: A only", pte_ad(MOVS_SOURCE_PAGE), PTE_A);
   check_eq("movs destination: A and D", pte_ad(MOVS_DEST_PAGE), AD);
+}
+
+static void split_access(void) {
+  kprintf("a dword across two pages\n");
+  check_eq("read", *linear_word(SPLIT_HIGH_PAGE - 2), 0x0000a000);
+  check_eq("the read sets A only, in the low page", pte_ad(SPLIT_LOW_PAGE), PTE_A);
+  check_eq("and in the high page", pte_ad(SPLIT_HIGH_PAGE), PTE_A);
+  *linear_word(SPLIT_HIGH_PAGE - 2) = 0x12345678;
+  check_eq("the write sets D in the low page", pte_ad(SPLIT_LOW_PAGE), AD);
+  check_eq("and in the high page", pte_ad(SPLIT_HIGH_PAGE), AD);
+  check("both halves reached their frames",
+        frames[FRAME_SPLIT_LOW][1023] == 0x567803ff && frames[FRAME_SPLIT_HIGH][0] == 0xa0001234);
 }
 
 static void cleared_bits(void) {
@@ -176,12 +201,15 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   paging_map_4k(LOCKED_PAGE, (uint32_t)frames[FRAME_LOCKED], PTE_P | PTE_W);
   paging_map_4k(MOVS_SOURCE_PAGE, (uint32_t)frames[FRAME_READ], PTE_P | PTE_W);
   paging_map_4k(MOVS_DEST_PAGE, (uint32_t)frames[FRAME_DEST], PTE_P | PTE_W);
+  paging_map_4k(SPLIT_LOW_PAGE, (uint32_t)frames[FRAME_SPLIT_LOW], PTE_P | PTE_W);
+  paging_map_4k(SPLIT_HIGH_PAGE, (uint32_t)frames[FRAME_SPLIT_HIGH], PTE_P | PTE_W);
   paging_identity_4k(BIG_PAGE_PHYS, BIG_PAGE_PHYS + 0x00400000, PTE_P | PTE_W);
   paging_map_4m(BIG_PAGE, BIG_PAGE_PHYS, PTE_P | PTE_W);
   paging_enable();
   kprintf("paging on\n");
   fresh_pages();
   fetch_locked_movs();
+  split_access();
   cleared_bits();
   big_page();
   write_protect();

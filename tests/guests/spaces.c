@@ -7,7 +7,9 @@
  * space must see its own data and run its own code at the same linear
  * address (a binary translator must not reuse one space's translation or
  * data address in another). Then a PTE changed in one space (with invlpg)
- * changes only that space, for data and for code. Last, global pages
+ * changes only that space, for data and for code; so does a routine
+ * rewritten from another space, and a not-present code page faults only
+ * in its own space (#PF at the fetch). Last, global pages
  * (CR4.PGE, G on the kernel's PTEs and on a page shared by all spaces):
  * the loop runs again with the kernel global, and changes to the global
  * PTE show in every space after invlpg and after a CR4.PGE toggle. */
@@ -142,6 +144,43 @@ static void remap_one_space(void) {
   round_robin(300);
 }
 
+/* Jumps to CODE with the return address pushed, so that CODE's ret and a
+ * resume after a fault at CODE both come back through code_fetch_next. */
+__asm__(
+    ".text\n"
+    "code_fetch: push $code_fetch_next; jmp 0x00801000\n"
+    "code_fetch_next: ret\n");
+void code_fetch(void);
+extern const char code_fetch_next[];
+
+static void code_changes(void) {
+  kprintf("space 1's routine rewritten from space 0\n");
+  switch_to(0);
+  code_frames[1][7] = 0x11;  // add $0xc0de1000 -> add $0xc0de1100
+  switch_to(1);
+  want_code[1] += 0x100;
+  check_eq("space 1 runs the new routine", call(CODE), want_code[1]);
+  switch_to(0);
+  check_eq("space 0 still runs its own routine", call(CODE), want_code[0]);
+
+  kprintf("space 2's code page not present\n");
+  uint32_t* code_pte = &space_tables[2][(CODE >> 12) & 0x3ff];
+  switch_to(2);
+  *code_pte &= ~PTE_P;
+  invlpg(CODE);
+  struct caught_trap t;
+  check_trap("the fetch faults", code_fetch, (const void*)CODE, code_fetch_next, 14, &t);
+  check_eq("error code (not present, read)", t.frame.error, 0);
+  check_eq("cr2", t.cr2, CODE);
+  switch_to(0);
+  check_eq("space 0 still runs its own routine", call(CODE), want_code[0]);
+  switch_to(2);
+  *code_pte |= PTE_P;
+  invlpg(CODE);
+  check_eq("present again, space 2 runs its routine", call(CODE), want_code[2]);
+  round_robin(300);
+}
+
 /* How many spaces read something other than want at word 5 of the
  * global page. */
 static uint32_t spaces_misreading_global(uint32_t want) {
@@ -200,6 +239,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   switch_to(0);
   round_robin(999);
   remap_one_space();
+  code_changes();
   global_pages();
   guest_finish("spaces");
 }

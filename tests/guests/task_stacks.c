@@ -11,9 +11,11 @@
  *   - that iret back to CPL 3 restores the user's SS:ESP and EFLAGS, also
  *     when the handler moved the user to another stack;
  *   - that an int from CPL 0 (at boot and nested inside a CPL 3 entry)
- *     does not switch stacks.
- * Paging stays off and interrupts disabled: this guest tests privilege
- * levels only. User code records what it saw in user_seen (the flat user
+ *     does not switch stacks;
+ *   - that timer interrupts (IRQ0) taken while CPL 3 spins with IF=1
+ *     switch stacks the same way.
+ * Paging stays off and interrupts are disabled but for the spin: this
+ * guest tests privilege levels only. User code records what it saw in user_seen (the flat user
  * segments reach kernel data) and the kernel checks it at the exit call. */
 #include "tests/guests/lib/guest.h"
 #include "tests/guests/lib/x86.h"
@@ -24,6 +26,8 @@
 #define SYS_MOVE_USER 4   // also moves the user to user_alt_stack
 #define SYS_NESTED 5      // also runs a CPL 0 -> CPL 0 int inside the handler
 #define SYS_EXIT 6
+#define SYS_START_TIMER 7  // starts the PIT and returns with IF=1
+#define TIMER_TICKS 3
 #define VECTOR_SAME_CPL 0x2f
 #define USER_FLAGS 0x8d7u  // OF SF ZF AF PF CF and the reserved bit 1
 #define SEL_ALT_KERNEL_DATA 0x30
@@ -68,12 +72,23 @@ __asm__(
     "user_gp_next: mov %esp, user_seen+4; movl $0, user_seen+8; mov %ss, user_seen+8\n"
     "  pushfl; popl user_seen+12; ret\n"
     /* same_cpl_int(): int from CPL 0 with EDX = ESP. */
-    "same_cpl_int: mov %esp, %edx; int $0x2f; ret\n");
+    "same_cpl_int: mov %esp, %edx; int $0x2f; ret\n"
+    /* user_wait_ticks(): starts the timer, then spins at CPL 3 with IF=1
+       until TIMER_TICKS interrupts have come (the last one clears IF). */
+    "user_wait_ticks: mov %esp, user_seen; mov %esp, %edx; mov $7, %eax; pushl $0x8d7; popfl\n"
+    "  int $0x80\n"
+    "user_spin: cmpl $3, timer_ticks\n"
+    "  jb user_spin\n"
+    "user_spin_end: ret\n");
 __attribute__((noreturn)) void enter_user(void (*entry)(void), uint8_t* stack_top);
 void user_int80(uint32_t number);
 void user_load_kernel_ds(void);
 void same_cpl_int(void);
+void user_wait_ticks(void);
 extern const char user_int80_insn[], user_int80_next[], user_gp_insn[], user_gp_next[];
+extern const char user_spin[], user_spin_end[];
+volatile uint32_t timer_ticks;  // read by the user's spin loop
+static uint32_t timer_ticks_with_wrong_frame;
 
 static uint32_t top(const uint8_t* stack) {
   return (uint32_t)stack + STACK_SIZE;
@@ -133,7 +148,10 @@ static void user_exit_checks(void);
 
 static void handle_syscall(struct int_frame* frame, uint32_t esp, uint32_t ss) {
   kprintf("int $0x80 from CPL 3, call %u\n", frame->eax);
-  if (frame->eax != SYS_EXIT) check_cpl3_entry(frame, esp, ss, (uint32_t)user_int80_next);
+  if (frame->eax != SYS_EXIT) {
+    const char* resume = frame->eax == SYS_START_TIMER ? user_spin : user_int80_next;
+    check_cpl3_entry(frame, esp, ss, (uint32_t)resume);
+  }
   switch (frame->eax) {
     case SYS_PLAIN:
       return;
@@ -154,6 +172,13 @@ static void handle_syscall(struct int_frame* frame, uint32_t esp, uint32_t ss) {
       nested_interrupted_ss = ss;
       same_cpl_int();
       return;
+    case SYS_START_TIMER:
+      kprintf("timer interrupts while CPL 3 spins\n");
+      pic_init(0x20);
+      pit_start_periodic(1000);
+      pic_unmask(0);
+      frame->eflags |= EFLAGS_IF;
+      return;
     case SYS_EXIT:
       user_exit_checks();
       guest_finish("task_stacks");
@@ -161,6 +186,24 @@ static void handle_syscall(struct int_frame* frame, uint32_t esp, uint32_t ss) {
       kprintf("FAIL unknown call %u\n", frame->eax);
       guest_exit(1);
   }
+}
+
+/* IRQ0 while the user spins: the same stack switch as a trap, with the
+ * interrupted EIP inside the spin loop. Reported after the last tick. */
+static void handle_timer(struct int_frame* frame, uint32_t esp, uint32_t ss) {
+  if (!on_stack(esp, top(want_stack)) || ss != want_ss0 ||
+      (uint32_t)frame + sizeof(*frame) != top(want_stack) ||
+      (frame->user_ss & 0xFFFF) != SEL_USER_DATA || frame->user_esp != user_seen.esp_before ||
+      (frame->cs & 0xFFFF) != SEL_USER_CODE || frame->eip < (uint32_t)user_spin ||
+      frame->eip > (uint32_t)user_spin_end || (frame->eflags & EFLAGS_IF) == 0) {
+    ++timer_ticks_with_wrong_frame;
+  }
+  pic_eoi(0);
+  if (++timer_ticks < TIMER_TICKS) return;
+  pic_mask(0);
+  frame->eflags &= ~EFLAGS_IF;
+  check_eq("timer interrupts from CPL 3 with a wrong stack or frame", timer_ticks_with_wrong_frame,
+           0);
 }
 
 bool guest_trap(struct int_frame* frame) {
@@ -174,6 +217,10 @@ bool guest_trap(struct int_frame* frame) {
     check_eq("error code is the selector", frame->error, SEL_KERNEL_DATA);
     check_cpl3_entry(frame, esp, ss, (uint32_t)user_gp_insn);
     frame->eip = (uint32_t)user_gp_next;
+    return true;
+  }
+  if (frame->vector == 0x20) {
+    handle_timer(frame, esp, ss);
     return true;
   }
   if (frame->vector == VECTOR_SAME_CPL) {
@@ -207,6 +254,7 @@ static void user_main(void) {
   user_record();
   user_int80(SYS_NESTED);
   user_record();
+  user_wait_ticks();
   user_int80(SYS_EXIT);
   for (;;) {
   }
