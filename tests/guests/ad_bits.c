@@ -3,7 +3,9 @@
  * A=D=0; a read sets A only, a write (alone or after a read) sets A and D,
  * an instruction fetch and the source of a movs set A only, a locked
  * read-modify-write and the destination of a movs set A and D, a dword
- * access across two pages sets the bits in both PTEs. The PDE
+ * access across two pages sets the bits in both PTEs; so do the CPU's own
+ * accesses: a push and an interrupt frame set A and D, reading an IDT
+ * gate sets A. The PDE
  * over a page table gets A on the first access through it (and never D);
  * a 4 MiB page keeps A and D in its PDE. After the guest clears A, D or
  * both and invalidates (invlpg, a CR3 reload), the next read sets A again
@@ -26,6 +28,10 @@
 #define MOVS_DEST_PAGE (PAGES_4K + 0x7000u)
 #define SPLIT_LOW_PAGE (PAGES_4K + 0x8000u)  // a dword access across these two
 #define SPLIT_HIGH_PAGE (PAGES_4K + 0x9000u)
+#define PUSH_PAGE (PAGES_4K + 0xa000u)  // a stack page for push
+#define TRAP_PAGE (PAGES_4K + 0xb000u)  // a stack page for an interrupt frame
+#define IDT_ALIAS (PAGES_4K + 0xc000u)  // two pages: the IDT seen through an alias
+#define VECTOR_ON_TRAP_PAGE 0x2f
 #define BIG_PAGE 0x01000000u  // a 4 MiB page over physical 4-8 MiB
 #define BIG_PAGE_PHYS 0x00400000u
 
@@ -38,6 +44,8 @@ enum {
   FRAME_DEST,
   FRAME_SPLIT_LOW,
   FRAME_SPLIT_HIGH,
+  FRAME_PUSH,
+  FRAME_TRAP,
   FRAMES
 };
 static volatile uint32_t frames[FRAMES][1024] __attribute__((aligned(4096)));
@@ -70,7 +78,7 @@ static void fresh_pages(void) {
   kprintf("fresh 4 KiB pages\n");
   check_eq("PDE over the test pages: A and D clear", pde_ad(PAGES_4K), 0);
   uint32_t dirty_or_accessed = 0;
-  for (uint32_t page = PAGES_4K; page <= SPLIT_HIGH_PAGE; page += PAGE_SIZE) {
+  for (uint32_t page = PAGES_4K; page <= IDT_ALIAS + PAGE_SIZE; page += PAGE_SIZE) {
     dirty_or_accessed += pte_ad(page) != 0;
   }
   check_eq("test PTEs with A or D set", dirty_or_accessed, 0);
@@ -112,6 +120,38 @@ static void split_access(void) {
   check_eq("and in the high page", pte_ad(SPLIT_HIGH_PAGE), AD);
   check("both halves reached their frames",
         frames[FRAME_SPLIT_LOW][1023] == 0x567803ff && frames[FRAME_SPLIT_HIGH][0] == 0xa0001234);
+}
+
+struct table_pointer {
+  uint16_t limit;
+  uint32_t base;
+} __attribute__((packed));
+
+bool guest_trap(struct int_frame* frame) {
+  return frame->vector == VECTOR_ON_TRAP_PAGE;
+}
+
+/* Accesses the CPU makes for an instruction: a push, an interrupt frame
+ * (int from CPL 0 with ESP at the top of a fresh page), the IDT read. */
+static void cpu_made_accesses(void) {
+  kprintf("accesses the CPU makes\n");
+  __asm__ volatile(
+      "mov %%esp, %%ecx; mov %0, %%esp; push $1; mov %%ecx, %%esp" ::"i"(PUSH_PAGE + PAGE_SIZE)
+      : "ecx", "memory");
+  check_eq("push into a fresh stack page sets A and D", pte_ad(PUSH_PAGE), AD);
+  __asm__ volatile(
+      "mov %%esp, %%ebx; mov %0, %%esp; int %1; mov %%ebx, %%esp" ::"i"(TRAP_PAGE + PAGE_SIZE),
+      "i"(VECTOR_ON_TRAP_PAGE)
+      : "eax", "ebx", "ecx", "edx", "memory");
+  check_eq("an interrupt frame on a fresh stack page sets A and D", pte_ad(TRAP_PAGE), AD);
+
+  struct table_pointer idtr;
+  __asm__ volatile("sidt %0" : "=m"(idtr));
+  const struct table_pointer alias = {idtr.limit, IDT_ALIAS + (idtr.base & (PAGE_SIZE - 1))};
+  const uint32_t gate = alias.base + 8 * VECTOR_ON_TRAP_PAGE;
+  __asm__ volatile("lidt %0; int %1; lidt %2" ::"m"(alias), "i"(VECTOR_ON_TRAP_PAGE), "m"(idtr)
+                   : "eax", "ecx", "edx", "memory");
+  check_eq("an int through an IDT alias sets A, not D, on the gate's page", pte_ad(gate), PTE_A);
 }
 
 static void cleared_bits(void) {
@@ -203,6 +243,14 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   paging_map_4k(MOVS_DEST_PAGE, (uint32_t)frames[FRAME_DEST], PTE_P | PTE_W);
   paging_map_4k(SPLIT_LOW_PAGE, (uint32_t)frames[FRAME_SPLIT_LOW], PTE_P | PTE_W);
   paging_map_4k(SPLIT_HIGH_PAGE, (uint32_t)frames[FRAME_SPLIT_HIGH], PTE_P | PTE_W);
+  paging_map_4k(PUSH_PAGE, (uint32_t)frames[FRAME_PUSH], PTE_P | PTE_W);
+  paging_map_4k(TRAP_PAGE, (uint32_t)frames[FRAME_TRAP], PTE_P | PTE_W);
+  struct table_pointer idtr;
+  __asm__ volatile("sidt %0" : "=m"(idtr));
+  for (uint32_t page = 0; page < 2; ++page) {
+    paging_map_4k(IDT_ALIAS + page * PAGE_SIZE, (idtr.base & ~(PAGE_SIZE - 1)) + page * PAGE_SIZE,
+                  PTE_P | PTE_W);
+  }
   paging_identity_4k(BIG_PAGE_PHYS, BIG_PAGE_PHYS + 0x00400000, PTE_P | PTE_W);
   paging_map_4m(BIG_PAGE, BIG_PAGE_PHYS, PTE_P | PTE_W);
   paging_enable();
@@ -210,6 +258,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   fresh_pages();
   fetch_locked_movs();
   split_access();
+  cpu_made_accesses();
   cleared_bits();
   big_page();
   write_protect();
