@@ -1,28 +1,33 @@
 /* spaces: several address spaces, switched by CR3 writes. Three page
  * directories share the kernel's identity map (0-4 MiB) and map the same
- * linear pages to different frames: a data page, a code page holding a
- * different routine in each space, and a code page shared by all spaces
- * that reads the data page. A round-robin loop of 999 CR3 switches calls
- * both routines and reads and writes the data page in each space: every
- * space must see its own data and run its own code at the same linear
- * address (a binary translator must not reuse one space's translation or
- * data address in another). Then a PTE changed in one space (with invlpg)
- * changes only that space, for data and for code; so does a routine
- * rewritten from another space, and a not-present code page faults only
- * in its own space (#PF at the fetch). Last, global pages
- * (CR4.PGE, G on the kernel's PTEs and on a page shared by all spaces):
- * the loop runs again with the kernel global, and changes to the global
- * PTE show in every space after invlpg and after a CR4.PGE toggle. */
+ * linear pages to different frames: a data page; a code page holding a
+ * different routine in each space; a code page shared by all spaces whose
+ * routine reads the data page; and a page-crossing routine, its first
+ * instruction running from the shared page into a page that differs per
+ * space. A round-robin loop of 999 CR3 switches calls the routines and
+ * reads and writes the data page in each space: every space must see its
+ * own data and run its own code at the same linear address (a binary
+ * translator must not reuse one space's translation or data address in
+ * another). Then a PTE changed in one space (with invlpg) changes only
+ * that space, for data and for code; so does a routine rewritten from
+ * another space; a not-present code page faults only in its own space
+ * (#PF at the fetch); and remapping the second page of the page-crossing
+ * routine changes what it returns. Last, global pages (CR4.PGE, G on the
+ * kernel's PTEs and on a page shared by all spaces): the loop runs again
+ * with the kernel global, and changes to the global PTE show in every
+ * space after invlpg and after a CR4.PGE toggle. */
 #include "tests/guests/lib/guest.h"
 #include "tests/guests/lib/paging.h"
 #include "tests/guests/lib/x86.h"
 
 #define PTE_G 0x100u
 #define SPACES 3u
-#define DATA 0x00800000u         // per space: its own data frame
-#define CODE 0x00801000u         // per space: its own routine
-#define SHARED_CODE 0x00802000u  // one frame in every space: returns *DATA
-#define GLOBAL_PAGE 0x00c00000u  // one global frame in every space
+#define DATA 0x00800000u            // per space: its own data frame
+#define CODE 0x00801000u            // per space: its own routine
+#define SHARED_CODE 0x00802000u     // one frame in every space: returns *DATA
+#define TAIL_PAGE 0x00803000u       // per space: the end of the page-crossing routine
+#define SPLIT_CODE (TAIL_PAGE - 4)  // a routine whose first instruction crosses the pages
+#define GLOBAL_PAGE 0x00c00000u     // one global frame in every space
 #define MARKER(s) (0x5a000000u | (s))
 #define COUNTER 1  // word of a data frame the loop increments
 
@@ -32,6 +37,7 @@ static uint32_t global_table[1024] __attribute__((aligned(4096)));
 static volatile uint32_t data_frames[SPACES + 1][1024] __attribute__((aligned(4096)));
 static uint8_t code_frames[SPACES + 1][4096] __attribute__((aligned(4096)));
 static uint8_t shared_code_frame[4096] __attribute__((aligned(4096)));
+static uint8_t tail_frames[SPACES + 1][4096] __attribute__((aligned(4096)));
 static volatile uint32_t global_frames[2][1024] __attribute__((aligned(4096)));
 
 /* The routines, as machine code copied into the code frames. */
@@ -45,10 +51,21 @@ static const uint8_t code_space2[] = {0x31, 0xc0,                    // xor %eax
                                       0xc3};
 static const uint8_t code_replacement[] = {0xb8, 0x22, 0x22, 0xde, 0xc0, 0xc3};  // $0xc0de2222
 static const uint8_t code_shared[] = {0xa1, 0x00, 0x00, 0x80, 0x00, 0xc3};  // mov 0x800000, %eax
+/* SPLIT_CODE: "mov $0xTT332211, %eax; add $S, %eax; ret", the first three
+   bytes at the end of the shared page, TT and the rest in the space's
+   TAIL_PAGE frame. */
+static const uint8_t code_split_head[] = {0xb8, 0x11, 0x22, 0x33};
+static void write_split_tail(uint8_t* frame, uint8_t top_byte, uint8_t addend) {
+  const uint8_t tail[] = {top_byte, 0x83, 0xc0, addend, 0xc3};
+  for (uint32_t i = 0; i < sizeof(tail); ++i) frame[i] = tail[i];
+}
+#define SPLIT_RESULT(top_byte, addend) (((uint32_t)(top_byte) << 24 | 0x332211u) + (addend))
 
 /* What each space must see; updated when a test remaps a page. */
 static uint32_t want_code[SPACES] = {0xc0de0000u, MARKER(1) + 0xc0de1000u, 0xc0de2001u};
 static uint32_t want_marker[SPACES] = {MARKER(0), MARKER(1), MARKER(2)};
+static uint32_t want_split[SPACES] = {SPLIT_RESULT(0x40, 0), SPLIT_RESULT(0x41, 1),
+                                      SPLIT_RESULT(0x42, 2)};
 static volatile uint32_t* counter_frame[SPACES] = {data_frames[0], data_frames[1], data_frames[2]};
 
 static uint32_t call(uint32_t linear) {
@@ -66,7 +83,7 @@ static void switch_to(uint32_t space) {
 /* switches CR3 round robin; in each space calls both routines, reads the
  * marker and increments the counter through DATA. */
 static void round_robin(uint32_t switches) {
-  uint32_t wrong_code = 0, wrong_shared = 0, wrong_marker = 0;
+  uint32_t wrong_code = 0, wrong_shared = 0, wrong_split = 0, wrong_marker = 0;
   uint32_t before[SPACES], visits[SPACES] = {0};
   for (uint32_t s = 0; s < SPACES; ++s) before[s] = counter_frame[s][COUNTER];
   for (uint32_t i = 0; i < switches; ++i) {
@@ -74,6 +91,7 @@ static void round_robin(uint32_t switches) {
     switch_to(s);
     if (call(CODE) != want_code[s]) ++wrong_code;
     if (call(SHARED_CODE) != want_marker[s]) ++wrong_shared;
+    if (call(SPLIT_CODE) != want_split[s]) ++wrong_split;
     if (*linear_word(DATA) != want_marker[s]) ++wrong_marker;
     ++*linear_word(DATA + 4 * COUNTER);
     ++visits[s];
@@ -82,6 +100,7 @@ static void round_robin(uint32_t switches) {
   kprintf("%u CR3 switches\n", switches);
   check_eq("calls of the space's own routine with a wrong result", wrong_code, 0);
   check_eq("calls of the shared routine with a wrong result", wrong_shared, 0);
+  check_eq("calls of the page-crossing routine with a wrong result", wrong_split, 0);
   check_eq("reads of the space's marker with a wrong result", wrong_marker, 0);
   uint32_t wrong_counters = 0;
   for (uint32_t s = 0; s < SPACES; ++s) {
@@ -108,9 +127,13 @@ static void build_spaces(void) {
     space_tables[s][(DATA >> 12) & 0x3ff] = (uint32_t)data_frames[s] | PTE_P | PTE_W;
     space_tables[s][(CODE >> 12) & 0x3ff] = (uint32_t)code_frames[s] | PTE_P | PTE_W;
     space_tables[s][(SHARED_CODE >> 12) & 0x3ff] = (uint32_t)shared_code_frame | PTE_P | PTE_W;
+    space_tables[s][(TAIL_PAGE >> 12) & 0x3ff] = (uint32_t)tail_frames[s] | PTE_P | PTE_W;
+    write_split_tail(tail_frames[s], (uint8_t)(0x40 + s), (uint8_t)s);
   }
   copy_code(code_frames[SPACES], code_replacement, sizeof(code_replacement));
   copy_code(shared_code_frame, code_shared, sizeof(code_shared));
+  copy_code(shared_code_frame + PAGE_SIZE - 4, code_split_head, sizeof(code_split_head));
+  write_split_tail(tail_frames[SPACES], 0x4f, 9);
   for (uint32_t g = 0; g < 2; ++g) {
     for (uint32_t i = 0; i < 1024; ++i) global_frames[g][i] = 0x6000000u * (g + 1) + i;
   }
@@ -178,6 +201,17 @@ static void code_changes(void) {
   *code_pte |= PTE_P;
   invlpg(CODE);
   check_eq("present again, space 2 runs its routine", call(CODE), want_code[2]);
+
+  kprintf("space 0's tail page remapped\n");
+  switch_to(0);
+  space_tables[0][(TAIL_PAGE >> 12) & 0x3ff] = (uint32_t)tail_frames[SPACES] | PTE_P | PTE_W;
+  invlpg(TAIL_PAGE);
+  want_split[0] = SPLIT_RESULT(0x4f, 9);
+  check_eq("space 0 runs the new end of the page-crossing routine", call(SPLIT_CODE),
+           want_split[0]);
+  switch_to(1);
+  check_eq("space 1 still runs its own end", call(SPLIT_CODE), want_split[1]);
+  switch_to(0);
   round_robin(300);
 }
 
@@ -233,8 +267,8 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   kprintf("three address spaces\n");
   for (uint32_t s = 0; s < SPACES; ++s) {
     switch_to(s);
-    kprintf("space %u: routine %08x, shared routine %08x, data %08x\n", s, call(CODE),
-            call(SHARED_CODE), *linear_word(DATA));
+    kprintf("space %u: routine %08x, shared routine %08x, page-crossing routine %08x, data %08x\n",
+            s, call(CODE), call(SHARED_CODE), call(SPLIT_CODE), *linear_word(DATA));
   }
   switch_to(0);
   round_robin(999);
