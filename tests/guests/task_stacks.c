@@ -12,6 +12,9 @@
  *     when the handler moved the user to another stack;
  *   - that an int from CPL 0 (at boot and nested inside a CPL 3 entry)
  *     does not switch stacks;
+ *   - that int3, int $3 and into from CPL 3 through DPL 0 gates raise #GP
+ *     (error code: the gate) at the instruction, through DPL 3 gates the
+ *     trap with the next EIP, and that bound's #BR ignores the gate's DPL;
  *   - that timer interrupts (IRQ0) taken while CPL 3 spins with IF=1
  *     switch stacks the same way.
  * Paging stays off and interrupts are disabled but for the spin: this
@@ -27,6 +30,7 @@
 #define SYS_NESTED 5      // also runs a CPL 0 -> CPL 0 int inside the handler
 #define SYS_EXIT 6
 #define SYS_START_TIMER 7  // starts the PIT and returns with IF=1
+#define SYS_GATES_DPL3 8   // gives the #BP and #OF gates DPL 3
 #define TIMER_TICKS 3
 #define VECTOR_SAME_CPL 0x2f
 #define USER_FLAGS 0x8d7u  // OF SF ZF AF PF CF and the reserved bit 1
@@ -79,7 +83,21 @@ __asm__(
     "  int $0x80\n"
     "user_spin: cmpl $3, timer_ticks\n"
     "  jb user_spin\n"
-    "user_spin_end: ret\n");
+    "user_spin_end: ret\n"
+    /* Software interrupts and bound from CPL 3, each with EDX = ESP and
+       EFLAGS = USER_FLAGS (OF set, so into traps). */
+    "user_int3: mov %esp, %edx; pushl $0x8d7; popfl\n"
+    "user_int3_insn: int3\n"
+    "user_int3_next: ret\n"
+    "user_int_3: mov %esp, %edx; pushl $0x8d7; popfl\n"
+    "user_int_3_insn: .byte 0xcd, 0x03\n" /* int $3: the assembler would emit int3 */
+    "user_int_3_next: ret\n"
+    "user_into: mov %esp, %edx; pushl $0x8d7; popfl\n"
+    "user_into_insn: into\n"
+    "user_into_next: ret\n"
+    "user_bound: push $5; push $1; mov $9, %eax; mov %esp, %edx; pushl $0x8d7; popfl\n"
+    "user_bound_insn: bound %eax, (%esp)\n"
+    "user_bound_next: add $8, %esp; ret\n");
 __attribute__((noreturn)) void enter_user(void (*entry)(void), uint8_t* stack_top);
 void user_int80(uint32_t number);
 void user_load_kernel_ds(void);
@@ -87,6 +105,30 @@ void same_cpl_int(void);
 void user_wait_ticks(void);
 extern const char user_int80_insn[], user_int80_next[], user_gp_insn[], user_gp_next[];
 extern const char user_spin[], user_spin_end[];
+void user_int3(void);
+void user_int_3(void);
+void user_into(void);
+void user_bound(void);
+extern const char user_int3_insn[], user_int3_next[], user_int_3_insn[], user_int_3_next[];
+extern const char user_into_insn[], user_into_next[], user_bound_insn[], user_bound_next[];
+
+/* The traps the user's software interrupts must raise, in order. */
+struct soft_event {
+  const char* what;
+  uint32_t vector, error;
+  const char* eip;     // pushed EIP: the instruction (fault) or the next one (trap)
+  const char* resume;  // where the user goes on
+};
+static const struct soft_event soft_events[] = {
+    {"int3, DPL 0 gate: #GP(0x1a) at the int3", 13, 3 * 8 + 2, user_int3_insn, user_int3_next},
+    {"int $3, DPL 0 gate: #GP(0x1a) at the int", 13, 3 * 8 + 2, user_int_3_insn, user_int_3_next},
+    {"into, DPL 0 gate: #GP(0x22) at the into", 13, 4 * 8 + 2, user_into_insn, user_into_next},
+    {"bound, DPL 0 gate: #BR at the bound (no DPL check)", 5, 0, user_bound_insn, user_bound_next},
+    {"int3, DPL 3 gate: #BP after the int3", 3, 0, user_int3_next, user_int3_next},
+    {"int $3, DPL 3 gate: #BP after the int", 3, 0, user_int_3_next, user_int_3_next},
+    {"into, DPL 3 gate: #OF after the into", 4, 0, user_into_next, user_into_next},
+};
+static uint32_t soft_event_count;
 volatile uint32_t timer_ticks;  // read by the user's spin loop
 static uint32_t timer_ticks_with_wrong_frame;
 
@@ -172,6 +214,11 @@ static void handle_syscall(struct int_frame* frame, uint32_t esp, uint32_t ss) {
       nested_interrupted_ss = ss;
       same_cpl_int();
       return;
+    case SYS_GATES_DPL3:
+      kprintf("#BP and #OF gates get DPL 3\n");
+      idt_set_gate(3, 3);
+      idt_set_gate(4, 3);
+      return;
     case SYS_START_TIMER:
       kprintf("timer interrupts while CPL 3 spins\n");
       pic_init(0x20);
@@ -206,6 +253,22 @@ static void handle_timer(struct int_frame* frame, uint32_t esp, uint32_t ss) {
            0);
 }
 
+/* #GP, #BP, #OF or #BR from a software interrupt or bound at CPL 3: the
+ * next expected event, on the ESP0 stack with the user's frame. */
+static bool handle_soft_event(struct int_frame* frame, uint32_t esp, uint32_t ss) {
+  if (soft_event_count == sizeof(soft_events) / sizeof(soft_events[0])) return false;
+  if (soft_event_count == 0) kprintf("int3, int $3, into, bound from CPL 3\n");
+  const struct soft_event* e = &soft_events[soft_event_count++];
+  check(e->what, frame->vector == e->vector && frame->error == e->error &&
+                     frame->eip == (uint32_t)e->eip && on_stack(esp, top(want_stack)) &&
+                     ss == want_ss0 && (uint32_t)frame + sizeof(*frame) == top(want_stack) &&
+                     frame->user_esp == frame->edx && (frame->user_ss & 0xFFFF) == SEL_USER_DATA &&
+                     (frame->cs & 0xFFFF) == SEL_USER_CODE &&
+                     (frame->eflags & ~EFLAGS_RF) == USER_FLAGS);
+  frame->eip = (uint32_t)e->resume;
+  return true;
+}
+
 bool guest_trap(struct int_frame* frame) {
   const uint32_t esp = handler_esp(), ss = handler_ss();
   if (frame->vector == 0x80) {
@@ -218,6 +281,10 @@ bool guest_trap(struct int_frame* frame) {
     check_cpl3_entry(frame, esp, ss, (uint32_t)user_gp_insn);
     frame->eip = (uint32_t)user_gp_next;
     return true;
+  }
+  if ((frame->cs & 3) == 3 &&
+      (frame->vector == 3 || frame->vector == 4 || frame->vector == 5 || frame->vector == 13)) {
+    return handle_soft_event(frame, esp, ss);
   }
   if (frame->vector == 0x20) {
     handle_timer(frame, esp, ss);
@@ -254,6 +321,14 @@ static void user_main(void) {
   user_record();
   user_int80(SYS_NESTED);
   user_record();
+  user_int3();
+  user_int_3();
+  user_into();
+  user_bound();
+  user_int80(SYS_GATES_DPL3);
+  user_int3();
+  user_int_3();
+  user_into();
   user_wait_ticks();
   user_int80(SYS_EXIT);
   for (;;) {
