@@ -8,14 +8,15 @@
  * reads and writes the data page in each space: every space must see its
  * own data and run its own code at the same linear address (a binary
  * translator must not reuse one space's translation or data address in
- * another). Then a PTE changed in one space (with invlpg) changes only
- * that space, for data and for code; so does a routine rewritten from
- * another space; a not-present code page faults only in its own space
- * (#PF at the fetch); and remapping the second page of the page-crossing
- * routine changes what it returns. Last, global pages (CR4.PGE, G on the
- * kernel's PTEs and on a page shared by all spaces): the loop runs again
- * with the kernel global, and changes to the global PTE show in every
- * space after invlpg and after a CR4.PGE toggle. */
+ * another). Code in a per-space page that writes CR3 goes on with the
+ * new space's bytes. Then a PTE changed in one space (with invlpg)
+ * changes only that space, for data and for code; so does a routine
+ * rewritten from another space; a not-present code page faults only in
+ * its own space (#PF at the fetch); and remapping the second page of the
+ * page-crossing routine changes what it returns. Last, global pages
+ * (CR4.PGE, G on the kernel's PTEs and on a page shared by all spaces):
+ * the loop runs again with the kernel global, and changes to the global
+ * PTE show in every space after invlpg and after a CR4.PGE toggle. */
 #include "tests/guests/lib/guest.h"
 #include "tests/guests/lib/paging.h"
 #include "tests/guests/lib/x86.h"
@@ -27,6 +28,7 @@
 #define SHARED_CODE 0x00802000u     // one frame in every space: returns *DATA
 #define TAIL_PAGE 0x00803000u       // per space: the end of the page-crossing routine
 #define SPLIT_CODE (TAIL_PAGE - 4)  // a routine whose first instruction crosses the pages
+#define SWITCH_CODE 0x00804000u     // per space: writes CR3, then returns a per-space value
 #define GLOBAL_PAGE 0x00c00000u     // one global frame in every space
 #define MARKER(s) (0x5a000000u | (s))
 #define COUNTER 1  // word of a data frame the loop increments
@@ -38,6 +40,7 @@ static volatile uint32_t data_frames[SPACES + 1][1024] __attribute__((aligned(40
 static uint8_t code_frames[SPACES + 1][4096] __attribute__((aligned(4096)));
 static uint8_t shared_code_frame[4096] __attribute__((aligned(4096)));
 static uint8_t tail_frames[SPACES + 1][4096] __attribute__((aligned(4096)));
+static uint8_t switch_frames[SPACES][4096] __attribute__((aligned(4096)));
 static volatile uint32_t global_frames[2][1024] __attribute__((aligned(4096)));
 
 /* The routines, as machine code copied into the code frames. */
@@ -60,6 +63,10 @@ static void write_split_tail(uint8_t* frame, uint8_t top_byte, uint8_t addend) {
   for (uint32_t i = 0; i < sizeof(tail); ++i) frame[i] = tail[i];
 }
 #define SPLIT_RESULT(top_byte, addend) (((uint32_t)(top_byte) << 24 | 0x332211u) + (addend))
+/* SWITCH_CODE: "mov %edx, %cr3; mov $0x5c000000+s, %eax; ret": the mov
+   after the CR3 write runs from the new space's frame. */
+static const uint8_t code_switch[] = {0x0f, 0x22, 0xda, 0xb8, 0x00, 0x00, 0x00, 0x5c, 0xc3};
+#define SWITCH_RESULT(s) (0x5c000000u | (s))
 
 /* What each space must see; updated when a test remaps a page. */
 static uint32_t want_code[SPACES] = {0xc0de0000u, MARKER(1) + 0xc0de1000u, 0xc0de2001u};
@@ -129,6 +136,9 @@ static void build_spaces(void) {
     space_tables[s][(SHARED_CODE >> 12) & 0x3ff] = (uint32_t)shared_code_frame | PTE_P | PTE_W;
     space_tables[s][(TAIL_PAGE >> 12) & 0x3ff] = (uint32_t)tail_frames[s] | PTE_P | PTE_W;
     write_split_tail(tail_frames[s], (uint8_t)(0x40 + s), (uint8_t)s);
+    space_tables[s][(SWITCH_CODE >> 12) & 0x3ff] = (uint32_t)switch_frames[s] | PTE_P | PTE_W;
+    copy_code(switch_frames[s], code_switch, sizeof(code_switch));
+    switch_frames[s][4] = (uint8_t)s;
   }
   copy_code(code_frames[SPACES], code_replacement, sizeof(code_replacement));
   copy_code(shared_code_frame, code_shared, sizeof(code_shared));
@@ -175,6 +185,28 @@ __asm__(
     "code_fetch_next: ret\n");
 void code_fetch(void);
 extern const char code_fetch_next[];
+
+/* Calls SWITCH_CODE in the current space with EDX = the next space's
+ * directory, round robin: each call must come back from the next space. */
+static void switch_from_space_code(void) {
+  kprintf("CR3 written by code in a per-space page\n");
+  uint32_t wrong_result = 0, wrong_cr3 = 0, space = 0;
+  switch_to(0);
+  for (uint32_t i = 0; i < 300; ++i) {
+    const uint32_t next = (space + 1) % SPACES;
+    uint32_t result;
+    __asm__ volatile("call *%2"
+                     : "=a"(result)
+                     : "d"(directories[next]), "r"(SWITCH_CODE)
+                     : "ecx", "memory");
+    if (result != SWITCH_RESULT(next)) ++wrong_result;
+    if (read_cr3() != (uint32_t)directories[next]) ++wrong_cr3;
+    space = next;
+  }
+  switch_to(0);
+  check_eq("calls whose next instruction did not come from the new space", wrong_result, 0);
+  check_eq("calls that left a wrong CR3", wrong_cr3, 0);
+}
 
 static void code_changes(void) {
   kprintf("space 1's routine rewritten from space 0\n");
@@ -273,6 +305,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   switch_to(0);
   round_robin(999);
   remap_one_space();
+  switch_from_space_code();
   code_changes();
   global_pages();
   guest_finish("spaces");
