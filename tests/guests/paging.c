@@ -20,9 +20,9 @@ static volatile uint32_t page_b[1024] __attribute__((aligned(4096)));
 
 __asm__(
     ".text\n"
-    "write_read_only_alias: mov $0x00801010, %edi; mov $0xdead, %eax\n"
+    "write_read_only_alias: push %edi; mov $0x00801010, %edi; mov $0xdead, %eax\n"
     "wp_insn: movl %eax, (%edi)\n"
-    "wp_next: ret\n");
+    "wp_next: pop %edi; ret\n");  // %edi is callee-saved in the i386 ABI.
 void write_read_only_alias(void);
 extern const char wp_insn[], wp_next[];
 
