@@ -109,7 +109,7 @@ HiddenFaultResult ShadowMmu::resolve_fault(ShadowAddressSpace& space, WindowKind
       it->second.prot = prot;
       return {};
     }
-    drop_page(space, window, linear_page);
+    drop_pages(space, window, linear_page, 1);
   }
   const uint32_t pages = coalesce_forward(space, window, mode, t, prot);
   map_run(space, window, linear_page, frame, pages, prot);
@@ -134,7 +134,7 @@ HiddenFaultResult ShadowMmu::resolve_identity_fault(ShadowAddressSpace& space, W
     return {HiddenFaultResult::Kind::kTraceWrite, 0, linear, traced->second};
   }
   auto& mapped = space.mapped_[index_of(window)];
-  if (mapped.contains(frame)) drop_page(space, window, frame);
+  drop_pages(space, window, frame, 1);
   if (traced != traced_.end()) {
     map_run(space, window, frame, frame, 1, HostProtection::kRead);
     enforce_budget();
@@ -156,7 +156,7 @@ HiddenFaultResult ShadowMmu::resolve_identity_fault(ShadowAddressSpace& space, W
 
 void ShadowMmu::map_unassigned(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page) {
   auto& mapped = space.mapped_[index_of(window)];
-  if (mapped.contains(linear_page)) drop_page(space, window, linear_page);
+  drop_pages(space, window, linear_page, 1);
   space.window(window).map(linear_page << kPageShift, options_.unassigned_fd, 0, 4096,
                            HostProtection::kRead);
   ++stats_.host_mappings_created;
@@ -243,40 +243,36 @@ void ShadowMmu::forget_table_use(uint32_t frame, const TableUse& use) {
   }
 }
 
-void ShadowMmu::drop_page(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page) {
+void ShadowMmu::forget_frame_use(uint32_t frame, const FrameUse& use) {
+  auto uses = frame_uses_.find(frame);
+  if (uses == frame_uses_.end()) return;
+  erase_value(uses->second, use);
+  if (uses->second.empty()) frame_uses_.erase(uses);
+}
+
+void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_t first_page,
+                           uint32_t page_count) {
   auto& mapped = space.mapped_[index_of(window)];
-  auto it = mapped.find(linear_page);
-  if (it == mapped.end()) return;
-  space.window(window).unmap(linear_page << kPageShift, 4096);
-  if (auto uses = frame_uses_.find(it->second.frame); uses != frame_uses_.end()) {
-    erase_value(uses->second, FrameUse{&space, window, linear_page});
-    if (uses->second.empty()) frame_uses_.erase(uses);
+  auto it = mapped.lower_bound(first_page);
+  // One host call per run of adjacent mapped pages: a guest clearing a
+  // table of entries (exit, exec) would otherwise pay a system call each.
+  while (it != mapped.end() && it->first - first_page < page_count) {
+    const uint32_t run_first = it->first;
+    uint32_t run_pages = 0;
+    while (it != mapped.end() && it->first == run_first + run_pages &&
+           it->first - first_page < page_count) {
+      forget_frame_use(it->second.frame, {&space, window, it->first});
+      it = mapped.erase(it);
+      ++run_pages;
+    }
+    space.window(window).unmap(run_first << kPageShift, uint64_t{run_pages} << kPageShift);
+    stats_.mappings_dropped += run_pages;
   }
-  mapped.erase(it);
-  ++stats_.mappings_dropped;
 }
 
 void ShadowMmu::drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count) {
   for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
-    auto& mapped = space.mapped_[index_of(w)];
-    auto it = mapped.lower_bound(first_page);
-    // One host call per run of adjacent mapped pages: a guest clearing a
-    // table of entries (exit, exec) would otherwise pay a system call each.
-    while (it != mapped.end() && it->first - first_page < page_count) {
-      const uint32_t run_first = it->first;
-      uint32_t run_pages = 0;
-      while (it != mapped.end() && it->first == run_first + run_pages &&
-             it->first - first_page < page_count) {
-        if (auto uses = frame_uses_.find(it->second.frame); uses != frame_uses_.end()) {
-          erase_value(uses->second, FrameUse{&space, w, it->first});
-          if (uses->second.empty()) frame_uses_.erase(uses);
-        }
-        it = mapped.erase(it);
-        ++run_pages;
-      }
-      space.window(w).unmap(run_first << kPageShift, uint64_t{run_pages} << kPageShift);
-      stats_.mappings_dropped += run_pages;
-    }
+    drop_pages(space, w, first_page, page_count);
   }
 }
 
@@ -305,11 +301,7 @@ TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {
 
 void ShadowMmu::flush_table_writes() {
   if (pending_table_writes_.empty()) return;
-  // Dropping a directory region forgets table uses and may trace or untrace
-  // frames, so work from a copy.
-  const auto pending = std::move(pending_table_writes_);
-  pending_table_writes_.clear();
-  for (const auto& [frame, written] : pending) {
+  for (const auto& [frame, written] : pending_table_writes_) {
     uint32_t e = 0;
     while (e < kPagesPerRegion) {
       if (!(written[e / 64] >> (e % 64) & 1)) {
@@ -322,6 +314,7 @@ void ShadowMmu::flush_table_writes() {
       e = end;
     }
   }
+  pending_table_writes_.clear();
 }
 
 void ShadowMmu::drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count) {
@@ -373,7 +366,7 @@ void ShadowMmu::untrace_frame(uint32_t frame, TraceKind kind) {
   auto uses = frame_uses_.find(frame);
   if (uses == frame_uses_.end()) return;
   const std::vector<FrameUse> uses_now = uses->second;
-  for (const FrameUse& use : uses_now) drop_page(*use.space, use.window, use.linear_page);
+  for (const FrameUse& use : uses_now) drop_pages(*use.space, use.window, use.linear_page, 1);
 }
 
 TraceKinds ShadowMmu::trace_kinds(uint32_t frame) const {
@@ -384,10 +377,7 @@ TraceKinds ShadowMmu::trace_kinds(uint32_t frame) const {
 void ShadowMmu::clear(ShadowAddressSpace& space) {
   for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
     for (const auto& [page, mapping] : space.mapped_[index_of(w)]) {
-      if (auto uses = frame_uses_.find(mapping.frame); uses != frame_uses_.end()) {
-        erase_value(uses->second, FrameUse{&space, w, page});
-        if (uses->second.empty()) frame_uses_.erase(uses);
-      }
+      forget_frame_use(mapping.frame, {&space, w, page});
     }
     stats_.mappings_dropped += space.mapped_[index_of(w)].size();
     space.mapped_[index_of(w)].clear();

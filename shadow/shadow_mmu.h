@@ -203,7 +203,10 @@ class ShadowMmu {
   uint32_t coalesce_forward(ShadowAddressSpace& space, WindowKind window, const PagingMode& mode,
                             const PageTranslation& t, HostProtection prot) const;
   void note_tables(ShadowAddressSpace& space, const PageTranslation& t);
-  void drop_page(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page);
+  void forget_frame_use(uint32_t frame, const FrameUse& use);
+  // Unmaps [first_page, +page_count) of one window, mapped runs in one call each.
+  void drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_t first_page,
+                  uint32_t page_count);
   void drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
   // Drops the mappings derived from entries [first_entry, +entry_count) of
   // the table or directory in frame.

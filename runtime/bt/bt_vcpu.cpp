@@ -199,33 +199,26 @@ VcpuExit BtVcpu::run_loop() {
     // The common case after a callout or an exit: the next unit is in the
     // lookup table translated code itself uses, so skip the walk and the
     // unit index (the debugger needs the unit, so it takes the long way).
-    if (!debug_hooks_ && !single_step_next_) {
-      if (const uint64_t host = lookup_->find(context_->eip)) {
-        ++counters_.dispatches;
-        enter(context_, host);
-        if (auto e = handle_exit(context_->exit_id)) {
-          save_context();
-          return *e;
-        }
-        continue;
+    uint64_t host = debug_hooks_ || single_step_next_ ? 0 : lookup_->find(context_->eip);
+    if (host == 0) {
+      if (debug_hooks_ && debug_hooks_->stop_before(context_->eip)) {
+        save_context();
+        return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "the debugger stopped the guest"};
       }
-    }
-    if (debug_hooks_ && debug_hooks_->stop_before(context_->eip)) {
-      save_context();
-      return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "the debugger stopped the guest"};
-    }
-    std::optional<VcpuExit> exit;
-    TranslationUnit* unit = unit_for(context_->eip, single_step_next_, &exit);
-    if (exit) return *exit;
-    if (unit == nullptr) continue;  // A fetch fault was delivered.
-    if (debug_hooks_ && debug_hooks_->run_single(*unit) && !is_single(*unit)) {
-      unit = unit_for(context_->eip, true, &exit);
+      std::optional<VcpuExit> exit;
+      TranslationUnit* unit = unit_for(context_->eip, single_step_next_, &exit);
       if (exit) return *exit;
-      if (unit == nullptr) continue;
+      if (unit == nullptr) continue;  // A fetch fault was delivered.
+      if (debug_hooks_ && debug_hooks_->run_single(*unit) && !is_single(*unit)) {
+        unit = unit_for(context_->eip, true, &exit);
+        if (exit) return *exit;
+        if (unit == nullptr) continue;
+      }
+      single_step_next_ = false;
+      host = unit->host_start;
     }
-    single_step_next_ = false;
     ++counters_.dispatches;
-    enter(context_, unit->host_start);
+    enter(context_, host);
     if (auto e = handle_exit(context_->exit_id)) {
       save_context();
       return *e;
@@ -437,8 +430,10 @@ void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds 
     const uint32_t piece = std::min(length - done, kPage - (at & (kPage - 1)));
     uint32_t physical = at;
     if (mode) {
-      // Page-table stores take effect at the next TLB flush, so this walk
-      // still finds the frame the store went to.
+      // The walk is made after the store, so a store that remapped its own
+      // page (a self-mapping table) walks to the new frame. Left open: such
+      // a store to a page that also holds code or a watchpoint is reported
+      // for the new frame, not the one written.
       const PageWalkResult r = mmu_.walker().probe(*mode, at, {AccessType::kRead, false});
       if (!r.ok()) break;
       physical = r.translation->physical;
@@ -735,7 +730,7 @@ BtVcpu::CalloutSite* BtVcpu::callout_site(uint32_t exit_id, const ExitRecord& ex
                                : callout_spec(exit.callout).name;
   site.count = &counters_.callouts[name];
   site.ns = &counters_.callout_ns[name];
-  site.view_neutral = exit.callout == CalloutId::kTracedStore || is_view_neutral(d);
+  site.view_neutral = is_view_neutral(d);
   return &callout_sites_.emplace(exit_id, site).first->second;
 }
 

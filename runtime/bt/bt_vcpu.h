@@ -220,7 +220,7 @@ class BtVcpu final : public Vcpu,
     DecodedInstruction instruction;
     uint64_t* count;  // Its entries in counters_ (stable std::map nodes).
     uint64_t* ns;
-    bool view_neutral;  // See is_view_neutral().
+    bool view_neutral;  // See is_view_neutral(); read for system instructions only.
   };
   CalloutSite* callout_site(uint32_t exit_id, const ExitRecord& exit);
   static bool is_view_neutral(const DecodedInstruction& d);
