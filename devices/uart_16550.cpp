@@ -85,7 +85,7 @@ void Uart16550::reset_rx() {
 }
 
 size_t Uart16550::rx_space() const {
-  return loopback() ? 0 : rx_capacity() - rx_count_;
+  return (loopback() || !receiver_armed_) ? 0 : rx_capacity() - rx_count_;
 }
 
 size_t Uart16550::receive(std::span<const uint8_t> bytes) {
@@ -197,6 +197,7 @@ void Uart16550::write_register(unsigned reg, uint8_t value) {
       scr_ = value;
       break;
   }
+  if ((ier_ & kIerRxData) && fifo_enabled()) receiver_armed_ = true;
 }
 
 void Uart16550::read(uint64_t offset, std::span<uint8_t> data) {

@@ -13,7 +13,13 @@
 // write or an IIR read that reports it clears it.
 //
 // Received bytes arrive from the machine's event loop through receive(),
-// which accepts at most rx_space() bytes. Interrupt priorities: line status,
+// which accepts at most rx_space() bytes. Host input is held back (rx_space()
+// is 0) until the guest first has the received-data interrupt enabled with
+// the FIFOs on: a driver resets the FIFOs and drains RBR while it opens the
+// port (Linux's 8250 driver enables the interrupt, then the FIFOs, whose
+// switch-on clears them), so bytes typed or piped during boot would otherwise
+// be thrown away. The cost is that a guest which only polls LSR, or runs the
+// UART without FIFOs, gets no host input. Interrupt priorities: line status,
 // received data (FIFO at or above the trigger level), character timeout
 // (data below the trigger level: input comes in bursts, so the timeout is
 // reported at once rather than after four character times), THRE, modem
@@ -93,6 +99,7 @@ class Uart16550 final : public BusDevice {
   uint8_t scr_ = 0;
   bool thre_pending_ = false;
   bool irq_level_ = false;
+  bool receiver_armed_ = false;  // See the header comment; never cleared.
 };
 
 }  // namespace bt86

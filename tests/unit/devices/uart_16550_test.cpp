@@ -114,7 +114,25 @@ TEST_F(Uart16550Test, Out2GatesTheIrqLine) {
   EXPECT_FALSE(irq());
 }
 
+// The order Linux's 8250 driver opens the port in: receive interrupt first,
+// FIFOs second (which clears them).
+TEST_F(Uart16550Test, HostInputWaitsForTheReceiveInterruptWithFifosOn) {
+  const uint8_t input[] = {'a'};
+  EXPECT_EQ(uart.rx_space(), 0u);
+  EXPECT_EQ(uart.receive(input), 0u);
+  io.outb(kIer, 0x05);
+  EXPECT_EQ(uart.rx_space(), 0u);
+  io.outb(kIir, 0x01);
+  EXPECT_EQ(uart.rx_space(), 16u);
+  io.outb(kIer, 0x00);  // Masking it again (as console writes do) keeps input flowing.
+  EXPECT_EQ(uart.receive(input), 1u);
+  EXPECT_EQ(io.inb(kRbr), 'a');
+}
+
 TEST_F(Uart16550Test, ReceiveWithoutFifoHoldsOneByte) {
+  io.outb(kIer, 0x01);
+  io.outb(kIir, 0x01);
+  io.outb(kIir, 0x00);  // Once input flows, it keeps flowing without the FIFOs.
   EXPECT_EQ(uart.rx_space(), 1u);
   const uint8_t input[] = {'a', 'b'};
   EXPECT_EQ(uart.receive(input), 1u);
@@ -145,6 +163,7 @@ TEST_F(Uart16550Test, ReceiveFifoDataReadyAndTriggerLevel) {
 }
 
 TEST_F(Uart16550Test, FcrResetClearsReceiveFifo) {
+  io.outb(kIer, 0x01);
   io.outb(kIir, 0x01);
   const std::vector<uint8_t> bytes = {1, 2, 3};
   uart.receive(bytes);

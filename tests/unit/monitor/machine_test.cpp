@@ -109,6 +109,7 @@ TEST_F(MachineTest, UartIrqGoesToPicPin4) {
   init_pic(0xEF);
   out(0x3FC, 0x08);  // MCR.OUT2 connects the IRQ line.
   out(0x3F9, 0x01);  // IER: received data available.
+  out(0x3FA, 0x01);  // FCR: FIFO on; with the interrupt, this lets host input in.
   input_.type("x");
   machine_->service_events();
   ASSERT_TRUE(machine_->interrupt_pending());
@@ -139,6 +140,7 @@ TEST_F(MachineTest, FirstStopRequestWins) {
 }
 
 TEST_F(MachineTest, ConsoleInputWaitsForRoomInTheUart) {
+  out(0x3F9, 0x01);  // IER: received-data interrupt, which lets host input in.
   out(0x3FA, 0x01);  // FCR: FIFO on (16 bytes).
   input_.type("0123456789abcdefXYZ");
   machine_->service_events();
@@ -151,6 +153,8 @@ TEST_F(MachineTest, ConsoleInputWaitsForRoomInTheUart) {
 }
 
 TEST_F(MachineTest, WaitForEventReturnsOnConsoleInput) {
+  out(0x3F9, 0x01);
+  out(0x3FA, 0x01);
   input_.type("k");
   machine_->wait_for_event(clock_->now_ns() + 10'000'000'000ull);
   EXPECT_EQ(in(0x3F8), 'k');
