@@ -3,6 +3,8 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -44,11 +46,36 @@ BT86_BEFORE_FS_RESTORE void write_fs_base(uint64_t v) {
   asm volatile("wrfsbase %0" ::"r"(v) : "memory");
 }
 
+// Alternate stacks are kAltStackSize-aligned, so the handler finds its
+// thread's block by masking its own stack pointer. This registry says
+// whether the masked address really is a block (the handler may run on some
+// other stack), without reading memory that may be unmapped and without the
+// sigaltstack() system call, which cost as much as the rest of a hidden page
+// fault's signal round trip.
+constexpr size_t kMaxSignalThreads = 64;
+std::atomic<void*> registered_stacks[kMaxSignalThreads];
+
 BT86_BEFORE_FS_RESTORE ThreadBlock* current_block() {
-  stack_t ss;
-  if (sigaltstack(nullptr, &ss) != 0 || !(ss.ss_flags & SS_ONSTACK)) return nullptr;
-  auto* block = static_cast<ThreadBlock*>(ss.ss_sp);
-  return block->magic == kBlockMagic ? block : nullptr;
+  const auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  void* const base = reinterpret_cast<void*>(sp & ~(kAltStackSize - 1));
+  for (const std::atomic<void*>& slot : registered_stacks) {
+    if (slot.load(std::memory_order_acquire) == base) return static_cast<ThreadBlock*>(base);
+  }
+  return nullptr;
+}
+
+void* map_aligned_stack() {
+  void* raw =
+      mmap(nullptr, 2 * kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::runtime_error("cannot allocate the alternate signal stack");
+  const auto start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kAltStackSize - 1) & ~(kAltStackSize - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t end = aligned + kAltStackSize;
+  if (start + 2 * kAltStackSize > end) {
+    munmap(reinterpret_cast<void*>(end), start + 2 * kAltStackSize - end);
+  }
+  return reinterpret_cast<void*>(aligned);
 }
 
 // The actions installed before ours (SIG_DFL, or a sanitizer's or libFuzzer's
@@ -65,6 +92,7 @@ void fall_back_to_default(int signo) {
 BT86_BEFORE_FS_RESTORE void on_host_signal(int signo, siginfo_t* info, void* raw_context) {
   ThreadBlock* block = current_block();
   if (block == nullptr || block->handler == nullptr) {
+    if (signo == kick_signal()) return;
     fall_back_to_default(signo);
     if (info->si_code <= 0) raise(signo);
     return;
@@ -101,6 +129,10 @@ void install_process_handlers() {
     if (sigaction(watchdog_signal(), &sa, &previous_actions[watchdog_signal()]) != 0) {
       throw std::runtime_error("sigaction failed: " + std::string(strerror(errno)));
     }
+    sa.sa_flags |= SA_RESTART;
+    if (sigaction(kick_signal(), &sa, &previous_actions[kick_signal()]) != 0) {
+      throw std::runtime_error("sigaction failed: " + std::string(strerror(errno)));
+    }
   });
 }
 
@@ -110,16 +142,16 @@ int watchdog_signal() {
   return SIGRTMIN + 2;
 }
 
+int kick_signal() {
+  return SIGRTMIN + 3;
+}
+
 bool host_has_fsgsbase() {
   return (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
 }
 
 HostSignalThread::HostSignalThread() {
-  stack_ = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (stack_ == MAP_FAILED) {
-    stack_ = nullptr;
-    throw std::runtime_error("cannot allocate the alternate signal stack");
-  }
+  stack_ = map_aligned_stack();
   auto* block = static_cast<ThreadBlock*>(stack_);
   block->magic = kBlockMagic;
   block->has_fsgsbase = host_has_fsgsbase();
@@ -132,11 +164,25 @@ HostSignalThread::HostSignalThread() {
     munmap(stack_, kAltStackSize);
     throw std::runtime_error("sigaltstack failed: " + std::string(strerror(errno)));
   }
+  std::atomic<void*>* slot = std::find_if(
+      std::begin(registered_stacks), std::end(registered_stacks), [this](std::atomic<void*>& s) {
+        void* expected = nullptr;
+        return s.compare_exchange_strong(expected, stack_, std::memory_order_acq_rel);
+      });
+  if (slot == std::end(registered_stacks)) {
+    sigaltstack(&previous_, nullptr);
+    munmap(stack_, kAltStackSize);
+    throw std::runtime_error("too many threads run guest code at once");
+  }
   install_process_handlers();
 }
 
 HostSignalThread::~HostSignalThread() {
   sigaltstack(&previous_, nullptr);
+  for (std::atomic<void*>& slot : registered_stacks) {
+    void* expected = stack_;
+    if (slot.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) break;
+  }
   munmap(stack_, kAltStackSize);
 }
 

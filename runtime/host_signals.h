@@ -43,7 +43,7 @@ class HostFaultHandler {
 
 // RAII owner of the calling thread's alternate signal stack and handler slot.
 // The first instance in the process installs the signal handlers. Not
-// movable: the handler finds the block through sigaltstack().
+// movable: the handler finds the block from its own stack pointer.
 class HostSignalThread {
  public:
   HostSignalThread();
@@ -64,6 +64,12 @@ class HostSignalThread {
 // must leave guest code through a handler that restores FS first. A
 // realtime signal, so that SIGALRM stays free for others (libFuzzer).
 int watchdog_signal();
+
+// The other asynchronous one: the BT event kicker's timer
+// (runtime/bt/event_kicker.h). Installed with SA_RESTART so that it never
+// fails the VMM's own system calls; one that arrives at a thread with no
+// handler (a timer that fired as its run loop ended) is ignored.
+int kick_signal();
 
 // True if the CPU and kernel let user space use rd/wrfsbase (FSGSBASE).
 bool host_has_fsgsbase();

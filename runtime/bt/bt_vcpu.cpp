@@ -166,6 +166,7 @@ std::optional<VcpuExit> BtVcpu::exit_for_stop() {
 VcpuExit BtVcpu::run_loop() {
   HostSignalThread signals;
   signals.set_handler(this);
+  const EventKicker::TimerScope timer(*kicker_);
   load_context();
   const auto enter = cache_.stubs().enter_function();
   for (;;) {
@@ -824,6 +825,10 @@ void BtVcpu::set_interrupt_window(bool armed) {
 // --- Host faults (signal context) ------------------------------------------
 
 bool BtVcpu::handle_host_signal(HostSignal& signal) {
+  if (signal.signo == kick_signal()) {
+    kicker_->kick();
+    return true;
+  }
   RecoveredGuestState guest;
   if (!recover_signal_state(cache_, signal, context_->window_base, &guest)) return false;
   greg_t* g = signal.context->uc_mcontext.gregs;

@@ -64,8 +64,9 @@
 // there) and stores to it are discarded; the Machine's MMIO bus is not
 // dispatched yet (no bt86 device lives there).
 //
-// Time and interrupts. An EventKicker protects the poll page at the next
-// device deadline (or 10 ms) so running code comes out at a unit boundary;
+// Time and interrupts. An EventKicker's timer signal protects the poll page
+// at the next device deadline (or 10 ms) so running code comes out at a unit
+// boundary;
 // sti/popf fault on the interrupt-window page when an interrupt waits for
 // IF. hlt blocks in Machine::wait_for_event.
 #pragma once

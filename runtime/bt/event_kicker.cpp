@@ -1,70 +1,64 @@
 #include "runtime/bt/event_kicker.h"
 
+#include <signal.h>
 #include <sys/mman.h>
-#include <time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-#include <chrono>
+#include <cerrno>
+#include <system_error>
+
+#include "runtime/host_signals.h"
 
 namespace bt86 {
-namespace {
 
-uint64_t monotonic_now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-}  // namespace
-
-EventKicker::EventKicker(void* poll_page) : poll_page_(poll_page), thread_([this] { loop(); }) {}
+EventKicker::EventKicker(void* poll_page) : poll_page_(poll_page) {}
 
 EventKicker::~EventKicker() {
-  {
-    std::lock_guard lock(mutex_);
-    quit_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
+  stop_timer();
 }
 
-void EventKicker::protect(bool armed) {
-  mprotect(poll_page_, 4096, armed ? PROT_NONE : PROT_READ | PROT_WRITE);
+void EventKicker::start_timer() {
+  if (has_timer_) return;
+  sigevent event{};
+  event.sigev_notify = SIGEV_THREAD_ID;
+  event.sigev_signo = kick_signal();
+  event._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (timer_create(CLOCK_MONOTONIC, &event, &timer_) != 0) {
+    throw std::system_error(errno, std::generic_category(), "timer_create for the event kicker");
+  }
+  has_timer_ = true;
+  armed_ns_ = 0;
+}
+
+void EventKicker::stop_timer() {
+  if (!has_timer_) return;
+  timer_delete(timer_);
+  has_timer_ = false;
 }
 
 void EventKicker::set_deadline(std::optional<uint64_t> deadline_ns, uint64_t now_ns) {
+  if (!has_timer_) return;
   uint64_t d = now_ns + kMaxSliceNs;
   if (deadline_ns && *deadline_ns < d) d = *deadline_ns;
-  std::lock_guard lock(mutex_);
-  // Only an earlier deadline needs the thread awake; a later one is noticed
-  // when the current one passes (it then re-reads deadline_ns_).
-  const bool earlier = d < deadline_ns_;
-  deadline_ns_ = d;
-  if (earlier) cv_.notify_one();
+  // A later deadline needs nothing: the armed one fires first, costs one
+  // poll exit, and the next call arms the later one.
+  if (armed_ns_ > now_ns && armed_ns_ <= d) return;
+  itimerspec spec{};
+  // An absolute time of 0 would disarm; a passed deadline fires at once.
+  const uint64_t at = d == 0 ? 1 : d;
+  spec.it_value.tv_sec = static_cast<time_t>(at / 1'000'000'000);
+  spec.it_value.tv_nsec = static_cast<long>(at % 1'000'000'000);
+  timer_settime(timer_, TIMER_ABSTIME, &spec, nullptr);
+  armed_ns_ = at;
 }
 
 void EventKicker::kick() {
-  protect(true);
+  mprotect(poll_page_, 4096, PROT_NONE);
 }
 
 void EventKicker::rearm() {
-  protect(false);
-}
-
-void EventKicker::loop() {
-  std::unique_lock lock(mutex_);
-  while (!quit_) {
-    const uint64_t now = monotonic_now_ns();
-    if (deadline_ns_ <= now) {
-      deadline_ns_ = UINT64_MAX;
-      protect(true);
-      continue;
-    }
-    if (deadline_ns_ == UINT64_MAX) {
-      cv_.wait(lock);
-    } else {
-      cv_.wait_for(lock, std::chrono::nanoseconds(deadline_ns_ - now));
-    }
-  }
+  mprotect(poll_page_, 4096, PROT_READ | PROT_WRITE);
 }
 
 }  // namespace bt86

@@ -1,24 +1,29 @@
 // The event kicker: forces translated code out of the cache when the
 // machine has work, without a check in hot code.
 //
-// A helper thread sleeps until the deadline the vCPU thread last set (the
-// machine's next device deadline, capped so that console input and stop
-// requests through the Machine alone are seen within kMaxSliceNs) and then
-// protects the vCPU context's poll page: every unit entry loads from it, so
-// the running code faults at the next unit boundary and the dispatcher
-// services the machine. kick() does the same at once (request_stop from any
-// thread). The dispatcher calls rearm() after every poll fault, which
-// unprotects the page; a kick that races with it just costs one more fault.
+// Every unit entry loads from the vCPU context's poll page; protecting that
+// page makes the running code fault at the next unit boundary, where the
+// dispatcher services the machine. A POSIX timer armed at the deadline the
+// vCPU thread last set (the machine's next device deadline, capped so that
+// console input and stop requests are seen within kMaxSliceNs) sends
+// kick_signal() to the vCPU thread itself, whose handler protects the page.
+// No helper thread: a second thread of this process would make every
+// mprotect and munmap of the shadow MMU shoot down TLBs on the other core,
+// and a condition-variable handshake per deadline cost more than the timer.
+// kick() protects the page at once (request_stop from any thread). The
+// dispatcher calls rearm() after every poll fault, which unprotects the
+// page; a kick that races with it just costs one more fault, and a stop
+// request is also checked by the dispatcher before every entry.
 //
 //   EventKicker kicker(context->poll_page);
-//   kicker.set_deadline(machine.next_deadline_ns());   // before entering the cache
+//   EventKicker::TimerScope timer(kicker);               // in the vCPU thread's run loop
+//   kicker.set_deadline(machine.next_deadline_ns(), now);  // before entering the cache
 #pragma once
 
-#include <condition_variable>
+#include <time.h>
+
 #include <cstdint>
-#include <mutex>
 #include <optional>
-#include <thread>
 
 namespace bt86 {
 
@@ -31,23 +36,37 @@ class EventKicker {
   EventKicker(const EventKicker&) = delete;
   EventKicker& operator=(const EventKicker&) = delete;
 
+  // The timer signals the thread that calls start_timer(), which must have a
+  // HostSignalThread whose handler passes kick_signal() to kick(). Throws
+  // std::system_error if the timer cannot be created.
+  void start_timer();
+  void stop_timer();
+
+  class TimerScope {
+   public:
+    explicit TimerScope(EventKicker& kicker) : kicker_(kicker) { kicker_.start_timer(); }
+    ~TimerScope() { kicker_.stop_timer(); }
+    TimerScope(const TimerScope&) = delete;
+    TimerScope& operator=(const TimerScope&) = delete;
+
+   private:
+    EventKicker& kicker_;
+  };
+
   // CLOCK_MONOTONIC ns (the Machine's MonotonicClock); nullopt: only the cap.
+  // Reprograms the timer only when the deadline moves earlier than the one
+  // armed or the armed one has passed, so most calls make no system call.
   void set_deadline(std::optional<uint64_t> deadline_ns, uint64_t now_ns);
-  // Any thread: protect the poll page now.
+  // Any thread, and async-signal-safe: protect the poll page now.
   void kick();
   // vCPU thread, after a poll fault: unprotect the page.
   void rearm();
 
  private:
-  void loop();
-  void protect(bool armed);
-
   void* poll_page_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  uint64_t deadline_ns_ = UINT64_MAX;
-  bool quit_ = false;
-  std::thread thread_;
+  timer_t timer_{};
+  bool has_timer_ = false;
+  uint64_t armed_ns_ = 0;  // 0: not armed, or already fired.
 };
 
 }  // namespace bt86
