@@ -4,13 +4,20 @@
 //
 // The constructor blocks the signals in the calling thread, so every thread
 // created afterwards inherits the mask (create it before any other thread),
-// and a watcher thread reads them from a signalfd and calls on_signal(signo)
-// for each, where taking locks and calling tcsetattr is safe.
+// and a watcher thread takes them with sigwaitinfo and calls on_signal(signo)
+// for each, where taking locks and calling tcsetattr is safe. Not a signalfd:
+// every signal sent to any thread of the process wakes a signalfd's waiters,
+// and the BT backend takes a SIGSEGV per hidden page fault, so a watcher
+// polling one woke ~13k times a second on the other core.
 //
 //   SignalWatcher w({SIGINT}, [&](int) { vcpu.request_stop(); });
 //   w.while_paused(/*discard_pending=*/true, [&] { armed = true; });
 #pragma once
 
+#include <csignal>
+
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <mutex>
@@ -20,7 +27,7 @@ namespace bt86 {
 
 class SignalWatcher {
  public:
-  // Throws std::system_error if the signalfd or eventfd cannot be made.
+  // signals must not be empty.
   SignalWatcher(std::initializer_list<int> signals, std::function<void(int)> on_signal);
   ~SignalWatcher();
   SignalWatcher(const SignalWatcher&) = delete;
@@ -35,8 +42,10 @@ class SignalWatcher {
   void discard_pending();
 
   std::function<void(int)> on_signal_;
-  int signal_fd_ = -1;
-  int stop_fd_ = -1;
+  sigset_t set_;
+  int stop_signal_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> discards_{0};  // Bumped by while_paused(true, ...).
   std::mutex dispatch_mutex_;
   std::thread thread_;
 };
