@@ -161,6 +161,7 @@ void ShadowMmu::map_unassigned(ShadowAddressSpace& space, WindowKind window, uin
                            HostProtection::kRead);
   ++stats_.host_mappings_created;
   mapped[linear_page] = {ShadowAddressSpace::kUnassignedFrame, HostProtection::kRead};
+  ++space.mapped_in_region_[linear_page / kPagesPerRegion];
   frame_uses_[ShadowAddressSpace::kUnassignedFrame].push_back({&space, window, linear_page});
   enforce_budget();
 }
@@ -208,6 +209,7 @@ void ShadowMmu::map_run(ShadowAddressSpace& space, WindowKind window, uint32_t l
   auto& mapped = space.mapped_[index_of(window)];
   for (uint32_t i = 0; i < pages; ++i) {
     mapped[linear_page + i] = {frame + i, prot};
+    ++space.mapped_in_region_[(linear_page + i) / kPagesPerRegion];
     frame_uses_[frame + i].push_back({&space, window, linear_page + i});
   }
   stats_.pages_mapped += pages;
@@ -254,6 +256,7 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
                            uint32_t page_count) {
   auto& mapped = space.mapped_[index_of(window)];
   auto it = mapped.lower_bound(first_page);
+  std::vector<uint32_t> emptied;
   // One host call per run of adjacent mapped pages: a guest clearing a
   // table of entries (exit, exec) would otherwise pay a system call each.
   while (it != mapped.end() && it->first - first_page < page_count) {
@@ -262,11 +265,29 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
     while (it != mapped.end() && it->first == run_first + run_pages &&
            it->first - first_page < page_count) {
       forget_frame_use(it->second.frame, {&space, window, it->first});
+      const uint32_t region = it->first / kPagesPerRegion;
+      if (--space.mapped_in_region_[region] == 0) emptied.push_back(region);
       it = mapped.erase(it);
       ++run_pages;
     }
     space.window(window).unmap(run_first << kPageShift, uint64_t{run_pages} << kPageShift);
     stats_.mappings_dropped += run_pages;
+  }
+  // After the walk over mapped: releasing untraces frames, which drops
+  // their own read-only mappings, possibly in this very map.
+  if (!emptied.empty()) release_regions(space, emptied);
+}
+
+void ShadowMmu::release_regions(ShadowAddressSpace& space, const std::vector<uint32_t>& regions) {
+  if (space.key().identity) return;
+  for (uint32_t region : regions) {
+    const uint32_t table = space.table_of_region_[region];
+    if (table == kNoFrame || space.mapped_in_region_[region] != 0) continue;
+    space.table_of_region_[region] = kNoFrame;
+    forget_table_use(table, {&space, false, region << 22});
+  }
+  if (space.mapped_[0].empty() && space.mapped_[1].empty()) {
+    forget_table_use(space.key().cr3_frame, {&space, true, 0});
   }
 }
 
@@ -383,6 +404,7 @@ void ShadowMmu::clear(ShadowAddressSpace& space) {
     space.mapped_[index_of(w)].clear();
     space.window(w).unmap_all();
   }
+  space.mapped_in_region_.fill(0);
   forget_table_use(space.key().cr3_frame, {&space, true, 0});
   for (uint32_t region = 0; region < space.table_of_region_.size(); ++region) {
     if (space.table_of_region_[region] != kNoFrame) {

@@ -17,7 +17,11 @@
 //    (note_guest_write) and the mappings derived from it are dropped at the
 //    guest's next TLB flush (flush_table_writes: invlpg, CR3 write, paging
 //    mode change), which is when hardware guarantees the store is seen; until
-//    then a stale mapping is what a TLB entry would be.
+//    then a stale mapping is what a TLB entry would be. Conversely, a frame
+//    from which no mapping is derived any more is not traced as a table: a
+//    process's tables stay untraced from its exit (its last mappings
+//    dropped) until they serve a walk again, so the guest reusing the frames
+//    for data or for a child's tables takes no trace faults.
 // 2. A page is mapped writable only if its dirty bit is set in the guest
 //    entry (so the first write faults and sets D) and its frame is not traced.
 // 3. The reverse map knows every (space, window, linear page) a frame is
@@ -82,6 +86,8 @@ class ShadowAddressSpace {
   std::array<std::map<uint32_t, Mapping>, 2> mapped_;
   // Page-table frame serving each 4 MiB region (kNoFrame if none recorded).
   std::array<uint32_t, 1024> table_of_region_;
+  // Pages mapped in each 4 MiB region, both windows together.
+  std::array<uint16_t, 1024> mapped_in_region_{};
 };
 
 struct HiddenFaultResult {
@@ -212,6 +218,9 @@ class ShadowMmu {
   // the table or directory in frame.
   void drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count);
   void forget_table_use(uint32_t frame, const TableUse& use);
+  // The regions of space that just lost their last mapping: their tables,
+  // and the directory once the space maps nothing, are no longer in use.
+  void release_regions(ShadowAddressSpace& space, const std::vector<uint32_t>& regions);
   void clear(ShadowAddressSpace& space);
   void evict(ShadowAddressSpace& space);
   void enforce_budget();

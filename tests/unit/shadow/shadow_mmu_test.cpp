@@ -115,6 +115,38 @@ TEST_F(ShadowMmuTest, DirectoryWritesDropTheWholeRegionAndReleaseItsTable) {
             Kind::kGuestPageFault);
 }
 
+// A process's exit: its entries are cleared and the TLB flushed, after
+// which its tables hold nothing the windows depend on. Reusing those frames
+// (for data, or another process's tables) must not take trace faults.
+TEST_F(ShadowMmuTest, TablesWithNoDerivedMappingsLeftAreNotTraced) {
+  map(0x00408000, 0x00200000, P | W | A | D);
+  map(0x00409000, 0x00201000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00408000, true).kind, Kind::kMapped);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00409000, true).kind, Kind::kMapped);
+  map(0x00408000, 0, 0);
+  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  mmu_.flush_table_writes();
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable))
+      << "0x00409000 still depends on the table";
+  map(0x00409000, 0, 0);
+  mmu_.note_guest_write(pte_address(0x00409000), 4);
+  mmu_.flush_table_writes();
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).empty());
+  EXPECT_EQ(mmu_.trace_kinds(kPt >> 12), 0);
+  EXPECT_EQ(mmu_.trace_kinds(kPd >> 12), 0);
+
+  // The next walk through them traces both again.
+  map(0x00408000, 0x00202000, P | W | A | D);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00408000, false).kind, Kind::kMapped);
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable));
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPd >> 12), TraceKind::kPageTable));
+  map(0x00408000, 0x00203000, P | W | A | D);
+  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  mmu_.flush_table_writes();
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).empty());
+}
+
 TEST_F(ShadowMmuTest, TracedFramesAreWriteProtectedEverywhereTheyAreMapped) {
   map(0x00407000, 0x00500000, P | W | A | D);
   auto& s = mmu_.activate(mode_);
