@@ -115,6 +115,16 @@ void BtVcpu::load_context() {
   context_->virtual_eflags =
       (cpu_.eflags & ~static_cast<uint32_t>(kHostGuestFlags) & ~eflags::kIf) | eflags::kFixed1;
   context_->virtual_if = (cpu_.eflags & eflags::kIf) ? 1 : 0;
+}
+
+void BtVcpu::save_context() {
+  for (int i = 0; i < 8; ++i) cpu_.gpr[i] = context_->gpr[i];
+  cpu_.eip = context_->eip;
+  cpu_.eflags = static_cast<uint32_t>(context_->rflags & kHostGuestFlags) |
+                context_->virtual_eflags | (context_->virtual_if ? eflags::kIf : 0);
+}
+
+void BtVcpu::load_fpu() {
   std::memcpy(context_->fpu, cpu_.fpu.fxsave.data(), sizeof context_->fpu);
   // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
   uint32_t mxcsr;
@@ -123,19 +133,19 @@ void BtVcpu::load_context() {
   std::memcpy(context_->fpu + 24, &mxcsr, 4);
 }
 
-void BtVcpu::save_context() {
-  for (int i = 0; i < 8; ++i) cpu_.gpr[i] = context_->gpr[i];
-  cpu_.eip = context_->eip;
-  cpu_.eflags = static_cast<uint32_t>(context_->rflags & kHostGuestFlags) |
-                context_->virtual_eflags | (context_->virtual_if ? eflags::kIf : 0);
+void BtVcpu::save_fpu() {
   std::memcpy(cpu_.fpu.fxsave.data(), context_->fpu, sizeof context_->fpu);
 }
 
 VcpuExit BtVcpu::run() {
+  load_fpu();
   try {
-    return run_loop();
+    const VcpuExit exit = run_loop();
+    save_fpu();
+    return exit;
   } catch (const std::exception& e) {
     save_context();
+    save_fpu();
     return error_exit(fmt::format("{} (guest EIP {:#010x})", e.what(), cpu_.eip));
   }
 }
