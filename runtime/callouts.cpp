@@ -207,38 +207,6 @@ CalloutResult salc(CalloutEnvironment& env) {
   return next(env);
 }
 
-SegReg segment_of(ZydisRegister r) {
-  return static_cast<SegReg>(r - ZYDIS_REGISTER_ES);
-}
-
-// Recent CPUs write only the selector's 16 bits for a 32-bit push.
-CalloutResult push_segment(CalloutEnvironment& env) {
-  const auto& d = env.instruction;
-  const int size = d.insn.operand_width / 8;
-  const uint16_t selector = env.state.segment(segment_of(d.operands[0].reg.value)).selector;
-  const uint32_t esp = env.state.reg(Gpr::kEsp) - size;
-  GuestException e;
-  if (!env.memory.write(esp, &selector, 2, &e)) return memory_fault(e);
-  env.state.reg(Gpr::kEsp) = esp;
-  return next(env);
-}
-
-CalloutResult move_from_segment(CalloutEnvironment& env) {
-  const auto& d = env.instruction;
-  const uint16_t selector = env.state.segment(segment_of(d.operands[1].reg.value)).selector;
-  const auto& dst = d.operands[0];
-  if (dst.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-    uint32_t& r = env.state.gpr[gpr_of(dst.reg.value)];
-    r = d.insn.operand_width == 32 ? selector : ((r & 0xFFFF0000u) | selector);
-  } else {
-    GuestException e;
-    if (!env.memory.write(effective_address(env.state, dst), &selector, 2, &e)) {
-      return memory_fault(e);
-    }
-  }
-  return next(env);
-}
-
 // Without an IDT the flat harness reports the software interrupt itself.
 CalloutResult software_interrupt(CalloutEnvironment& env) {
   return trap(env, static_cast<uint8_t>(env.instruction.insn.raw.imm[0].value.u));
@@ -277,8 +245,6 @@ constexpr CalloutSpec kCallouts[] = {
     {CalloutId::kInto, "into", into, false, false},
     {CalloutId::kBound, "bound", bound, false, false},
     {CalloutId::kSalc, "salc", salc, false, false},
-    {CalloutId::kPushSegment, "push-segment", push_segment, true, false},
-    {CalloutId::kMoveFromSegment, "mov-from-segment", move_from_segment, true, false},
     {CalloutId::kSoftwareInterrupt, "int-n", software_interrupt, false, false},
     {CalloutId::kEnterNested, "enter-nested", enter_nested, true, false},
     {CalloutId::kSystem, "system", unsupported, false, false},

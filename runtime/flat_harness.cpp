@@ -210,6 +210,8 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
   context_->virtual_eflags =
       (s.eflags & ~static_cast<uint32_t>(kHostGuestFlags) & ~kGuestIf) | eflags::kFixed1;
   context_->virtual_if = (s.eflags & kGuestIf) ? 1 : 0;
+  // No harness callout loads a segment register, so these hold for the run.
+  for (int i = 0; i < kNumSegRegs; ++i) context_->selectors[i] = s.seg[i].selector;
   std::memcpy(context_->fpu, s.fpu.fxsave.data(), sizeof context_->fpu);
   // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
   uint32_t mxcsr;

@@ -48,6 +48,8 @@ constexpr uint16_t selector_for(int slot) {
 }
 constexpr uint16_t kGuestCs = selector_for(kGuestCodeSlot);
 constexpr uint16_t kGuestDs = selector_for(kGuestDataSlot);
+static_assert(kGuestCs == NativeCompatRunner::kCodeSelector);
+static_assert(kGuestDs == NativeCompatRunner::kDataSelector);
 constexpr uint16_t kStubCs = selector_for(kStubCodeSlot);
 constexpr uint16_t kHostCs64 = 0x33;  // __USER_CS
 constexpr uint16_t kHostSs = 0x2b;    // __USER_DS

@@ -58,6 +58,11 @@ class NativeCompatRunner : private HostFaultHandler {
 
   static constexpr uint64_t kGuestBase = 0;
   static constexpr uint64_t kStubBase = 0xFFFF0000;
+  // The selectors guest code runs with (LDT entries, RPL 3), which push sreg
+  // and mov r/m, sreg reveal: CS holds the code one, every other segment
+  // register the data one.
+  static constexpr uint16_t kCodeSelector = 0x07;
+  static constexpr uint16_t kDataSelector = 0x0F;
 
   // Throws std::runtime_error if the host cannot run compat code this way
   // (no FSGSBASE, modify_ldt refused, low 4 GiB already in use).

@@ -178,8 +178,9 @@ OpcodeEntry classify(const DecodedInstruction& d) {
     if (is_system_register(op.reg.value)) return callout(m, C::kSystem);
     if (is_segment_register(op.reg.value) && op.visibility != ZYDIS_OPERAND_VISIBILITY_HIDDEN) {
       const bool reads_segment = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
-      if (m == ZYDIS_MNEMONIC_PUSH) return callout(m, C::kPushSegment);
-      if (m == ZYDIS_MNEMONIC_MOV && reads_segment) return callout(m, C::kMoveFromSegment);
+      if (m == ZYDIS_MNEMONIC_PUSH) return {m, K::kCompensated, E::kPushSegment};
+      if (m == ZYDIS_MNEMONIC_MOV && reads_segment)
+        return {m, K::kCompensated, E::kMoveFromSegment};
       return callout(m, C::kSystem);  // Segment loads.
     }
   }

@@ -29,6 +29,8 @@ enum class Emitter : uint8_t {
   kJmpIndirect,
   kCallIndirect,
   kPush,
+  kPushSegment,      // push sreg: the selector from VcpuContext::selectors.
+  kMoveFromSegment,  // mov r/m, sreg: likewise.
   kPop,
   kPushf,
   kPopf,
@@ -53,8 +55,6 @@ enum class CalloutId : uint8_t {
   kInto,
   kBound,
   kSalc,
-  kPushSegment,
-  kMoveFromSegment,
   kSoftwareInterrupt,  // int n
   kEnterNested,
   // A sensitive instruction of the system architecture (privileged, segment

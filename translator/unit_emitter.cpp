@@ -363,6 +363,12 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     case Emitter::kPush:
       ends = emit_push(d);
       break;
+    case Emitter::kPushSegment:
+      emit_push_segment(d);
+      break;
+    case Emitter::kMoveFromSegment:
+      emit_move_from_segment(d);
+      break;
     case Emitter::kPop:
       ends = emit_pop(d);
       break;
@@ -456,6 +462,38 @@ bool UnitEmitter::emit_push(const DecodedInstruction& d) {
     push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
   }
   return false;
+}
+
+// A 32-bit push stores the selector zero-extended, as the host CPU does (the
+// SDM also allows a 16-bit store that leaves the upper half alone; the
+// differential test holds the translation to the host's choice).
+void UnitEmitter::emit_push_segment(const DecodedInstruction& d) {
+  const int size = d.insn.operand_width / 8;
+  assembler_.movzx(x86::r8d,
+                   ctx(ctx_offset::selector(d.operands[0].reg.value - ZYDIS_REGISTER_ES), 2));
+  push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
+}
+
+// A register destination gets the selector zero-extended with a 32-bit
+// operand size, its low half otherwise; memory always takes 16 bits.
+void UnitEmitter::emit_move_from_segment(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  const ZydisDecodedOperand& dst = d.operands[0];
+  const x86::Mem selector =
+      ctx(ctx_offset::selector(d.operands[1].reg.value - ZYDIS_REGISTER_ES), 2);
+  if (dst.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    const uint32_t index = static_cast<uint32_t>(gpr_index(dst.reg.value));
+    if (d.insn.operand_width == 32) {
+      a.movzx(x86::gpd(index), selector);
+    } else {
+      a.mov(x86::gpw(index), selector);
+    }
+    return;
+  }
+  a.movzx(x86::r8d, selector);
+  scratch_.clear();
+  encode_memory_access(d, {0x89}, 8, true, scratch_, segment_prefix(d));
+  embed(scratch_);
 }
 
 bool UnitEmitter::emit_pop(const DecodedInstruction& d) {

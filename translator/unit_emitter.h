@@ -75,6 +75,8 @@ class UnitEmitter {
   void raise_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code);
 
   bool emit_push(const DecodedInstruction& d);
+  void emit_push_segment(const DecodedInstruction& d);
+  void emit_move_from_segment(const DecodedInstruction& d);
   bool emit_pop(const DecodedInstruction& d);
   bool emit_pushf(const DecodedInstruction& d);
   bool emit_popf(const DecodedInstruction& d);

@@ -57,6 +57,11 @@ struct alignas(4096) VcpuContext {
   uint32_t host_mxcsr = 0x1F80;
   uint16_t host_fcw = 0x37F;
   uint16_t pad1 = 0;
+  // Guest segment selectors (ES CS SS DS FS GS), which translated push sreg
+  // and mov r/m, sreg read: the runtime writes them before every entry, and
+  // only callouts (which leave the cache) change them.
+  uint16_t selectors[6] = {};
+  uint32_t pad2 = 0;
   alignas(16) uint8_t fpu[512] = {};  // Guest FXSAVE image while outside the cache.
   // A tiny private stack for pushfq/popfq in compensated sequences: the
   // host stack is never used inside the cache (RSP holds guest ESP).
@@ -85,6 +90,9 @@ inline constexpr int32_t kVirtualEflags = offsetof(VcpuContext, virtual_eflags);
 inline constexpr int32_t kVirtualIf = offsetof(VcpuContext, virtual_if);
 inline constexpr int32_t kHostMxcsr = offsetof(VcpuContext, host_mxcsr);
 inline constexpr int32_t kHostFcw = offsetof(VcpuContext, host_fcw);
+inline constexpr int32_t selector(int segment) {
+  return static_cast<int32_t>(offsetof(VcpuContext, selectors) + 2 * segment);
+}
 inline constexpr int32_t kFpu = offsetof(VcpuContext, fpu);
 inline constexpr int32_t kScratchStackTop =
     offsetof(VcpuContext, scratch_stack) + sizeof(VcpuContext::scratch_stack);

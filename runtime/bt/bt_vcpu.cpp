@@ -124,6 +124,10 @@ void BtVcpu::save_context() {
                 context_->virtual_eflags | (context_->virtual_if ? eflags::kIf : 0);
 }
 
+void BtVcpu::sync_selectors() {
+  for (int i = 0; i < kNumSegRegs; ++i) context_->selectors[i] = cpu_.seg[i].selector;
+}
+
 void BtVcpu::load_fpu() {
   std::memcpy(context_->fpu, cpu_.fpu.fxsave.data(), sizeof context_->fpu);
   // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
@@ -229,6 +233,7 @@ VcpuExit BtVcpu::run_loop() {
       host = unit->host_start;
     }
     ++counters_.dispatches;
+    sync_selectors();
     enter(context_, host);
     if (auto e = handle_exit(context_->exit_id)) {
       save_context();
@@ -1034,6 +1039,7 @@ std::optional<VcpuExit> BtVcpu::emulate_traced_store(uint32_t linear, uint32_t p
       close_pages(pages);
       return exit;
     }
+    sync_selectors();
     enter(context_, unit->host_start);
     const bool another_store = fault_.kind == HostFault::Kind::kTraceWrite ||
                                (fault_.kind == HostFault::Kind::kNotRam && fault_.write);

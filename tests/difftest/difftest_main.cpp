@@ -209,6 +209,10 @@ class DiffTester {
     hs.gpr = c.state.gpr;
     hs.eflags = c.state.eflags;
     hs.fpu = c.state.fpu;
+    for (int i = 0; i < kNumSegRegs; ++i) {
+      hs.seg[i].selector = i == static_cast<int>(SegReg::kCs) ? NativeCompatRunner::kCodeSelector
+                                                              : NativeCompatRunner::kDataSelector;
+    }
     watchdog_.arm(std::chrono::milliseconds(2000));
     translated.result = harness_.run(hs);
     watchdog_.disarm();

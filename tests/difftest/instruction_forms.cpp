@@ -20,6 +20,16 @@ constexpr uint8_t kFeSlash7[] = {0xFE, 0xF8};
 constexpr uint8_t kFfSlash7[] = {0xFF, 0xFF};
 constexpr uint8_t kLockNop[] = {0xF0, 0x90};
 constexpr uint8_t kInt3[] = {0xCC};
+constexpr uint8_t kPushEs[] = {0x06};
+constexpr uint8_t kPushCs[] = {0x0E};
+constexpr uint8_t kPushSs16[] = {0x66, 0x16};
+constexpr uint8_t kPushDs[] = {0x1E};
+constexpr uint8_t kPushFs[] = {0x0F, 0xA0};
+constexpr uint8_t kPushGs16[] = {0x66, 0x0F, 0xA8};
+constexpr uint8_t kMovEaxDs[] = {0x8C, 0xD8};
+constexpr uint8_t kMovCxCs[] = {0x66, 0x8C, 0xC9};
+// mov ebx, 0xA002; mov [ebx], es (an unaligned slot in the data area).
+constexpr uint8_t kMovMemEs[] = {0xBB, 0x02, 0xA0, 0x00, 0x00, 0x8C, 0x03};
 
 // clang-format off
 constexpr InstructionForm kForms[] = {
@@ -118,6 +128,15 @@ constexpr InstructionForm kForms[] = {
   {"loope",     FormClass::kStack, Inst::kIdLoope,  {},      0, 0, 0, 0, Special::kLoop},
   {"loopne",    FormClass::kStack, Inst::kIdLoopne, {},      0, 0, 0, 0, Special::kLoop},
   {"pushfd",    FormClass::kStack, Inst::kIdPushfd, {},      0, ALL, 0, 0},
+  {"push es",   FormClass::kStack, Inst::kIdNone,   {},      0, 0, 0, 0, Special::kRawBytes, kPushEs},
+  {"push cs",   FormClass::kStack, Inst::kIdNone,   {},      0, 0, 0, 0, Special::kRawBytes, kPushCs},
+  {"push ss (16)", FormClass::kStack, Inst::kIdNone, {},     0, 0, 0, 0, Special::kRawBytes, kPushSs16},
+  {"push ds",   FormClass::kStack, Inst::kIdNone,   {},      0, 0, 0, 0, Special::kRawBytes, kPushDs},
+  {"push fs",   FormClass::kStack, Inst::kIdNone,   {},      0, 0, 0, 0, Special::kRawBytes, kPushFs},
+  {"push gs (16)", FormClass::kStack, Inst::kIdNone, {},     0, 0, 0, 0, Special::kRawBytes, kPushGs16},
+  {"mov eax, ds", FormClass::kStack, Inst::kIdNone, {},      0, 0, 0, 0, Special::kRawBytes, kMovEaxDs},
+  {"mov cx, cs", FormClass::kStack, Inst::kIdNone,  {},      0, 0, 0, 0, Special::kRawBytes, kMovCxCs},
+  {"mov m16, es", FormClass::kStack, Inst::kIdNone, {},      0, 0, 0, 0, Special::kRawBytes, kMovMemEs},
   {"popfd",     FormClass::kStack, Inst::kIdPopfd,  {},      0, 0, ALL, 0, Special::kPopf},
 
   {"lea",    FormClass::kMisc, Inst::kIdLea,   {kReg, kMem},  S_1632, 0, 0, 0},

@@ -297,10 +297,10 @@ namespace {
 
 TEST(FlatHarnessCallouts, RewrittenCalloutInstructionRunsTheNewBytes) {
   FlatHarness h({.memory_size = 1u << 20});
-  test::load_bytes(h, kCode, {0x0e, 0x58, 0xf4});  // push cs; pop eax; hlt
+  test::load_bytes(h, kCode, {0x60, 0x61, 0xf4});  // pusha; popa; hlt
   ASSERT_EQ(h.run(FlatHarness::initial_state(kCode, kStack)).stop, FlatRunResult::Stop::kHalt);
   // Rewritten without invalidate(): the cached unit still exits to the
-  // push-segment callout, which must notice the bytes are no longer its
+  // pusha callout, which must notice the bytes are no longer its
   // instruction.
   test::load_bytes(h, kCode, {0x08, 0xd8, 0xf4});  // or al, bl; hlt
   CpuState s = FlatHarness::initial_state(kCode, kStack);

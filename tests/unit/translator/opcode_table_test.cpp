@@ -158,9 +158,9 @@ TEST(OpcodeTable, OperandFormsRefineTheTable) {
       {{0x0F, 0x20, 0xC0}, K::kCallout, E::kCallout, C::kSystem},             // mov eax, cr0
       {{0x01, 0xD8}, K::kIdent, E::kIdent},                                   // add eax, ebx
       {{0xC3}, K::kCompensated, E::kRet},                                     // ret
-      {{0x8C, 0xD8}, K::kCallout, E::kCallout, C::kMoveFromSegment},          // mov eax, ds
+      {{0x8C, 0xD8}, K::kCompensated, E::kMoveFromSegment},                   // mov eax, ds
       {{0x8E, 0xD8}, K::kCallout, E::kCallout, C::kSystem},                   // mov ds, ax
-      {{0x0E}, K::kCallout, E::kCallout, C::kPushSegment},                    // push cs
+      {{0x0E}, K::kCompensated, E::kPushSegment},                             // push cs
       {{0x1F}, K::kCallout, E::kCallout, C::kSystem},                         // pop ds
       {{0xA5}, K::kCompensated, E::kString},                                  // movsd
       {{0xF3, 0xAB}, K::kCompensated, E::kString},                            // rep stosd
