@@ -31,6 +31,7 @@ enum class Emitter : uint8_t {
   kPush,
   kPushSegment,      // push sreg: the selector from VcpuContext::selectors.
   kMoveFromSegment,  // mov r/m, sreg: likewise.
+  kLoadSegment,      // mov DS/ES/FS/GS, r/m: a callout unless the reload changes nothing.
   kPop,
   kPushf,
   kPopf,

@@ -369,6 +369,9 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     case Emitter::kMoveFromSegment:
       emit_move_from_segment(d);
       break;
+    case Emitter::kLoadSegment:
+      emit_load_segment(d);
+      break;
     case Emitter::kPop:
       ends = emit_pop(d);
       break;
@@ -494,6 +497,38 @@ void UnitEmitter::emit_move_from_segment(const DecodedInstruction& d) {
   scratch_.clear();
   encode_memory_access(d, {0x89}, 8, true, scratch_, segment_prefix(d));
   embed(scratch_);
+}
+
+// Linux reloads DS and ES with the selectors they already hold on every
+// kernel entry. When the runtime has marked the selector as one whose reload
+// changes nothing (VcpuContext::reload_selectors), the instruction is done;
+// otherwise it leaves as the kSystem callout that performs the full load.
+// Guest flags live in RFLAGS, so the test is flag-neutral: r9 = reload -
+// selector by not and lea, tested for zero by jrcxz with RCX swapped out.
+void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  const ZydisDecodedOperand& src = d.operands[1];
+  if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    a.movzx(x86::r8d, x86::gpw(static_cast<uint32_t>(gpr_index(src.reg.value))));
+  } else {
+    scratch_.clear();
+    encode_memory_access(d, {0x0F, 0xB7}, 8, false, scratch_, segment_prefix(d));  // movzx
+    embed(scratch_);
+  }
+  a.mov(x86::r9d, ctx(ctx_offset::reload_selector(d.operands[0].reg.value - ZYDIS_REGISTER_ES), 4));
+  a.not_(x86::r8);
+  a.lea(x86::r9, x86::ptr(x86::r9, x86::r8, 0, 1));
+  a.xchg(x86::rcx, x86::r9);
+  Label unchanged = a.newLabel();
+  a.jecxz(x86::rcx, unchanged);
+  a.xchg(x86::rcx, x86::r9);
+  ExitRecord exit;
+  exit.kind = ExitKind::kCallout;
+  exit.callout = CalloutId::kSystem;
+  exit.guest_target = d.eip;
+  leave_now(exit, d.eip);
+  a.bind(unchanged);
+  a.xchg(x86::rcx, x86::r9);
 }
 
 bool UnitEmitter::emit_pop(const DecodedInstruction& d) {

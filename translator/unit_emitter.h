@@ -77,6 +77,7 @@ class UnitEmitter {
   bool emit_push(const DecodedInstruction& d);
   void emit_push_segment(const DecodedInstruction& d);
   void emit_move_from_segment(const DecodedInstruction& d);
+  void emit_load_segment(const DecodedInstruction& d);
   bool emit_pop(const DecodedInstruction& d);
   bool emit_pushf(const DecodedInstruction& d);
   bool emit_popf(const DecodedInstruction& d);

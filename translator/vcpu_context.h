@@ -32,6 +32,9 @@ namespace bt86 {
 inline constexpr uint32_t kExitIndirectMiss = 0xFFFFFFFFu;
 inline constexpr uint32_t kExitHostFault = 0xFFFFFFFEu;
 
+// Never equal to a zero-extended 16-bit selector.
+inline constexpr uint32_t kNoReload = 0xFFFFFFFFu;
+
 inline constexpr uint64_t kHostArithFlags = 0x8D5;  // CF PF AF ZF SF OF
 inline constexpr uint64_t kHostDirectionFlag = 0x400;
 // The RFLAGS bits that are guest state while translated code runs.
@@ -62,6 +65,11 @@ struct alignas(4096) VcpuContext {
   // only callouts (which leave the cache) change them.
   uint16_t selectors[6] = {};
   uint32_t pad2 = 0;
+  // Per segment register: the selector whose mov into it changes nothing
+  // (the runtime has checked that a reload would give the very descriptor
+  // the register holds), or kNoReload. Translated mov sreg, r/m skips its
+  // callout on a match; written before every entry like selectors.
+  uint32_t reload_selectors[6] = {kNoReload, kNoReload, kNoReload, kNoReload, kNoReload, kNoReload};
   alignas(16) uint8_t fpu[512] = {};  // Guest FXSAVE image while outside the cache.
   // A tiny private stack for pushfq/popfq in compensated sequences: the
   // host stack is never used inside the cache (RSP holds guest ESP).
@@ -92,6 +100,9 @@ inline constexpr int32_t kHostMxcsr = offsetof(VcpuContext, host_mxcsr);
 inline constexpr int32_t kHostFcw = offsetof(VcpuContext, host_fcw);
 inline constexpr int32_t selector(int segment) {
   return static_cast<int32_t>(offsetof(VcpuContext, selectors) + 2 * segment);
+}
+inline constexpr int32_t reload_selector(int segment) {
+  return static_cast<int32_t>(offsetof(VcpuContext, reload_selectors) + 4 * segment);
 }
 inline constexpr int32_t kFpu = offsetof(VcpuContext, fpu);
 inline constexpr int32_t kScratchStackTop =

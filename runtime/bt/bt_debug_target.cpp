@@ -182,6 +182,7 @@ void BtDebugTarget::memory_written(uint32_t physical, uint32_t length) {
   vcpu_->mmu_.note_guest_write(physical, length);
   vcpu_->mmu_.flush_table_writes();  // The user expects to see the write take effect.
   vcpu_->invalidate_physical(physical, length);
+  vcpu_->forget_descriptor_tables();
   vcpu_->detach_all_nonglobal();
 }
 

@@ -98,6 +98,7 @@ CpuState BtVcpu::state() const {
 
 void BtVcpu::set_state(const CpuState& state) {
   cpu_ = state;
+  forget_descriptor_tables();
   view_dirty_ = true;
   paging_known_ = false;
 }
@@ -125,7 +126,52 @@ void BtVcpu::save_context() {
 }
 
 void BtVcpu::sync_selectors() {
-  for (int i = 0; i < kNumSegRegs; ++i) context_->selectors[i] = cpu_.seg[i].selector;
+  const uint8_t cpl = cpu_.cpl();
+  for (int i = 0; i < kNumSegRegs; ++i) {
+    const Segment& now = cpu_.seg[i];
+    const SegmentReload& r = reloads_[i];
+    context_->selectors[i] = now.selector;
+    const bool no_op =
+        r.valid && r.generation == descriptor_generation_ && r.cpl == cpl && r.loaded == now;
+    context_->reload_selectors[i] = no_op ? now.selector : kNoReload;
+  }
+}
+
+// After a full mov into reg: a reload of the same selector at this CPL gives
+// the same result as long as the descriptor stays as it is in memory (its
+// accessed bit is set now), so the frame holding it is traced.
+void BtVcpu::note_segment_load(SegReg reg) {
+  SegmentReload& r = reloads_[static_cast<int>(reg)];
+  r.valid = false;
+  const Segment& seg = cpu_.segment(reg);
+  if (!seg.unusable) {
+    const uint32_t table_base = (seg.selector & 4) ? cpu_.ldtr.base : cpu_.gdtr.base;
+    const uint32_t linear = table_base + (seg.selector & 0xFFF8u);
+    // A descriptor split across two pages is rare enough to stay a callout.
+    if ((linear & (kPage - 1)) > kPage - 8) return;
+    uint32_t physical = linear;
+    if (const std::optional<PagingMode> mode = paging_mode_of(cpu_)) {
+      const PageWalkResult w = mmu_.walker().probe(*mode, linear, {AccessType::kRead, false});
+      if (!w.ok()) return;
+      physical = w.translation->physical;
+    }
+    const uint32_t frame = physical >> 12;
+    if (!machine_.memory().contains(uint64_t{frame} << 12, kPage)) return;
+    if (descriptor_frames_.insert(frame).second) {
+      mmu_.trace_frame(frame, TraceKind::kDescriptorTable);
+    }
+  }
+  r = {seg, cpu_.cpl(), descriptor_generation_, true};
+}
+
+void BtVcpu::forget_descriptor_tables() {
+  ++descriptor_generation_;
+  for (uint32_t frame : descriptor_frames_) mmu_.untrace_frame(frame, TraceKind::kDescriptorTable);
+  descriptor_frames_.clear();
+}
+
+void BtVcpu::descriptor_tables_changed() {
+  forget_descriptor_tables();
 }
 
 void BtVcpu::load_fpu() {
@@ -437,6 +483,7 @@ void BtVcpu::invalidate_page(uint32_t linear) {
 // Stores done by the runtime (callouts, system instructions, adapted
 // stores) take no trace fault, so the debugger hears of them here.
 void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) {
+  if (has_kind(kinds, TraceKind::kDescriptorTable)) ++descriptor_generation_;
   const bool watched = debug_hooks_ && has_kind(kinds, TraceKind::kWatch);
   if (!has_kind(kinds, TraceKind::kCode) && !watched) return;
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
@@ -747,6 +794,19 @@ BtVcpu::CalloutSite* BtVcpu::callout_site(uint32_t exit_id, const ExitRecord& ex
   site.count = &counters_.callouts[name];
   site.ns = &counters_.callout_ns[name];
   site.view_neutral = is_view_neutral(d);
+  const ZydisDecodedOperand& dst = d.operands[0];
+  if (d.mnemonic() == ZYDIS_MNEMONIC_MOV && dst.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    switch (dst.reg.value) {
+      case ZYDIS_REGISTER_ES:
+      case ZYDIS_REGISTER_DS:
+      case ZYDIS_REGISTER_FS:
+      case ZYDIS_REGISTER_GS:
+        site.loads_segment = static_cast<SegReg>(dst.reg.value - ZYDIS_REGISTER_ES);
+        break;
+      default:
+        break;
+    }
+  }
   return &callout_sites_.emplace(exit_id, site).first->second;
 }
 
@@ -802,6 +862,9 @@ std::optional<VcpuExit> BtVcpu::handle_callout(uint32_t exit_id, const ExitRecor
     result = run_traced_store(d);
   } else if (is_system_instruction(d)) {
     const SystemOutcome outcome = execute_system_instruction(*this, d);
+    if (outcome.kind == SystemOutcome::Kind::kContinue && site->loads_segment) {
+      note_segment_load(*site->loads_segment);
+    }
     // A neutral instruction that completed leaves the view as it was (an
     // exception delivered on its behalf changes it).
     const bool keep_view =
@@ -1086,6 +1149,7 @@ void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
       if (debug_hooks_) debug_hooks_->traced_write(p.physical_page + i, end - i, k);
       kinds |= k;
       if (has_kind(k, TraceKind::kCode)) invalidate_physical(p.physical_page + i, end - i);
+      if (has_kind(k, TraceKind::kDescriptorTable)) ++descriptor_generation_;
       i = end;
     }
   }

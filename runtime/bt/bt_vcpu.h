@@ -146,7 +146,7 @@ class BtVcpu final : public Vcpu,
   Machine& machine() override { return machine_; }
   void paging_changed() override;
   void invalidate_page(uint32_t linear) override;
-  void descriptor_tables_changed() override {}
+  void descriptor_tables_changed() override;
   void segments_changed() override { view_dirty_ = true; }
   void traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) override;
   uint64_t read_tsc() override;
@@ -229,6 +229,8 @@ class BtVcpu final : public Vcpu,
     uint64_t* count;  // Its entries in counters_ (stable std::map nodes).
     uint64_t* ns;
     bool view_neutral;  // See is_view_neutral(); read for system instructions only.
+    // mov DS/ES/FS/GS, r/m: the register it loads (see reloads_).
+    std::optional<SegReg> loads_segment;
   };
   CalloutSite* callout_site(uint32_t exit_id, const ExitRecord& exit);
   static bool is_view_neutral(const DecodedInstruction& d);
@@ -239,6 +241,9 @@ class BtVcpu final : public Vcpu,
   void note_adapted_translation(const TranslationUnit& unit);
   void close_pages(std::vector<OpenedPage>& pages);
   void invalidate_physical(uint32_t physical, uint32_t length);
+  // Same-selector segment loads: see reloads_.
+  void note_segment_load(SegReg reg);
+  void forget_descriptor_tables();
   void set_interrupt_window(bool armed);
   bool decode_at(uint32_t eip, DecodedInstruction* d);
   // "0x00100000: mov eax, [ebx] ( 8b 03 )" for logs and error messages.
@@ -260,6 +265,23 @@ class BtVcpu final : public Vcpu,
   Translator translator_;
   std::unique_ptr<EventKicker> kicker_;
   std::atomic<bool> stop_requested_{false};
+
+  // Same-selector segment loads. Linux reloads DS and ES with the selectors
+  // they hold on every kernel entry; translated mov sreg skips its callout
+  // when sync_selectors() has found the reload a no-op: the register still
+  // holds what the last full mov into it gave, at the same CPL, and no
+  // descriptor table has changed since. descriptor_generation_ counts the
+  // changes: GDTR/LDTR/TR loads, set_state, and stores to the frames the
+  // recorded descriptors came from, which are traced (kDescriptorTable).
+  struct SegmentReload {
+    Segment loaded;
+    uint8_t cpl = 0;
+    uint64_t generation = 0;
+    bool valid = false;
+  };
+  std::array<SegmentReload, kNumSegRegs> reloads_{};
+  uint64_t descriptor_generation_ = 1;
+  std::unordered_set<uint32_t> descriptor_frames_;
 
   // The current view (valid while !view_dirty_).
   bool view_dirty_ = true;

@@ -2,7 +2,8 @@
  * code. A GDT entry with a non-zero base in FS relocates reads and writes;
  * lsl/lar report the descriptor; a segment register keeps its cached
  * descriptor when the GDT entry changes in memory, until it is reloaded
- * (bt86 shadows descriptor tables and must not leak the change); loading a
+ * (bt86 shadows descriptor tables and must not leak the change), while a
+ * reload of the same selector does see it; loading a
  * read-only segment into SS raises #GP(sel) and a not-present one #NP(sel).
  * Not tested: data accesses past a segment limit and writes through a
  * read-only segment, which QEMU TCG (the oracle) does not check. */
@@ -77,6 +78,14 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   check_eq("FS keeps its cached base after the GDT write", fs_read(0), 0x5e000010);
   load_fs(SEL_WINDOW);
   check_eq("after the reload FS uses the new base", fs_read(0), 0x5e000020);
+
+  /* bt86 skips reloads that cannot change anything; these can. */
+  kprintf("reloading the selector FS holds\n");
+  load_fs(SEL_WINDOW);
+  check_eq("a reload of an unchanged descriptor keeps the base", fs_read(0), 0x5e000020);
+  gdt_set_segment(6, base + 0x80, WINDOW_LIMIT, 0x92, 0x4);
+  load_fs(SEL_WINDOW);
+  check_eq("a reload after a GDT write takes the new base", fs_read(0), 0x5e000030);
   load_fs(SEL_KERNEL_DATA);
 
   kprintf("segment loads that fault\n");

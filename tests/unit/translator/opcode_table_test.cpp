@@ -159,7 +159,8 @@ TEST(OpcodeTable, OperandFormsRefineTheTable) {
       {{0x01, 0xD8}, K::kIdent, E::kIdent},                                   // add eax, ebx
       {{0xC3}, K::kCompensated, E::kRet},                                     // ret
       {{0x8C, 0xD8}, K::kCompensated, E::kMoveFromSegment},                   // mov eax, ds
-      {{0x8E, 0xD8}, K::kCallout, E::kCallout, C::kSystem},                   // mov ds, ax
+      {{0x8E, 0xD8}, K::kCompensated, E::kLoadSegment, C::kSystem},           // mov ds, ax
+      {{0x8E, 0xD0}, K::kCallout, E::kCallout, C::kSystem},                   // mov ss, ax
       {{0x0E}, K::kCompensated, E::kPushSegment},                             // push cs
       {{0x1F}, K::kCallout, E::kCallout, C::kSystem},                         // pop ds
       {{0xA5}, K::kCompensated, E::kString},                                  // movsd
