@@ -275,6 +275,9 @@ VcpuExit BtVcpu::run_loop() {
         if (exit) return *exit;
         if (unit == nullptr) continue;
       }
+      // Where a callout resumes is usually no branch target, so without
+      // this every return from that callout would walk and search again.
+      if (!is_single(*unit)) publish_in_lookup(context_->eip, *unit);
       single_step_next_ = false;
       host = unit->host_start;
     }
@@ -672,6 +675,14 @@ bool BtVcpu::decode_at(uint32_t eip, DecodedInstruction* d) {
 
 // --- Exits ------------------------------------------------------------------
 
+// Makes unit the one translated code's lookup (and the dispatcher's fast
+// path) enters at eip in the current mode.
+void BtVcpu::publish_in_lookup(uint32_t eip, TranslationUnit& unit) {
+  if (debug_hooks_ && !debug_hooks_->may_enter_directly(unit)) return;
+  lookup_->insert(eip, unit.host_start);
+  if (!unit.global) note_entered_nonglobal(unit);
+}
+
 std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
   if (exit_id == kExitHostFault) return handle_host_fault();
   if (exit_id == kExitIndirectMiss) {
@@ -680,10 +691,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
     if (view_dirty_) refresh_view();
     std::optional<VcpuExit> exit;
     TranslationUnit* unit = unit_for(target, false, &exit);
-    if (unit != nullptr && (!debug_hooks_ || debug_hooks_->may_enter_directly(*unit))) {
-      lookup_->insert(target, unit->host_start);
-      if (!unit->global) note_entered_nonglobal(*unit);
-    }
+    if (unit != nullptr) publish_in_lookup(target, *unit);
     return exit;
   }
   const ExitRecord exit = cache_.exit(exit_id);

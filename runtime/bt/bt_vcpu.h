@@ -233,6 +233,7 @@ class BtVcpu final : public Vcpu,
     std::optional<SegReg> loads_segment;
   };
   CalloutSite* callout_site(uint32_t exit_id, const ExitRecord& exit);
+  void publish_in_lookup(uint32_t eip, TranslationUnit& unit);
   static bool is_view_neutral(const DecodedInstruction& d);
   std::optional<VcpuExit> run_system_instruction(const DecodedInstruction& d);
   std::optional<VcpuExit> emulate_traced_store(uint32_t linear, uint32_t physical);
