@@ -56,8 +56,12 @@ IndirectLookupTable& TranslationCache::lookup_for_mode(uint32_t mode_key) {
 }
 
 TranslationUnit* TranslationCache::find(const UnitKey& key) {
+  TranslationUnit*& recent = recent_[recent_slot(key)];
+  if (recent != nullptr && recent->key == key) return recent;
   auto it = by_guest_.find(key);
-  return it == by_guest_.end() ? nullptr : it->second;
+  if (it == by_guest_.end()) return nullptr;
+  recent = it->second;
+  return recent;
 }
 
 const TranslationUnit* TranslationCache::unit_at_host(uint64_t exec_address) const {
@@ -88,6 +92,7 @@ TranslationUnit& TranslationCache::commit(std::unique_ptr<TranslationUnit> unit,
   TranslationUnit& u = *unit;
   units_.push_back(std::move(unit));
   by_guest_[u.key] = &u;
+  recent_[recent_slot(u.key)] = &u;
   by_host_[u.host_start] = &u;
   return u;
 }
@@ -167,6 +172,8 @@ void TranslationCache::retire(TranslationUnit& unit) {
   }
   auto g = by_guest_.find(unit.key);
   if (g != by_guest_.end() && g->second == &unit) by_guest_.erase(g);
+  TranslationUnit*& recent = recent_[recent_slot(unit.key)];
+  if (recent == &unit) recent = nullptr;
   by_host_.erase(unit.host_start);
 }
 
@@ -181,6 +188,7 @@ void TranslationCache::flush() {
   units_.clear();
   exits_.clear();
   by_guest_.clear();
+  recent_.fill(nullptr);
   by_frame_.clear();
   by_linear_page_.clear();
   by_host_.clear();

@@ -114,6 +114,13 @@ class TranslationCache {
   std::vector<std::unique_ptr<TranslationUnit>> units_;
   std::vector<ExitRecord> exits_;
   std::unordered_map<UnitKey, TranslationUnit*, UnitKeyHash> by_guest_;
+  // A direct-mapped memo in front of by_guest_: the dispatcher looks units up
+  // after every callout and trace fault, and the map's node chase missed the
+  // data cache each time. Entries are live units (retire and flush clear
+  // theirs).
+  static constexpr size_t kRecentSlots = 4096;
+  std::array<TranslationUnit*, kRecentSlots> recent_{};
+  static size_t recent_slot(const UnitKey& key) { return UnitKeyHash{}(key) >> 52; }
   std::unordered_map<uint32_t, std::vector<TranslationUnit*>> by_frame_;
   std::unordered_map<uint32_t, std::vector<TranslationUnit*>> by_linear_page_;
   std::map<uint64_t, TranslationUnit*> by_host_;
