@@ -35,6 +35,11 @@ int gpr_index(ZydisRegister r) {
   return -1;
 }
 
+// ES CS SS DS FS GS: the order of VcpuContext::selectors and Zydis's registers.
+int segment_index(ZydisRegister r) {
+  return r - ZYDIS_REGISTER_ES;
+}
+
 x86::Gp guest_gpr(ZydisRegister r) {
   int i = gpr_index(r);
   return (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) ? x86::Gp(x86::gpw(i))
@@ -472,8 +477,7 @@ bool UnitEmitter::emit_push(const DecodedInstruction& d) {
 // differential test holds the translation to the host's choice).
 void UnitEmitter::emit_push_segment(const DecodedInstruction& d) {
   const int size = d.insn.operand_width / 8;
-  assembler_.movzx(x86::r8d,
-                   ctx(ctx_offset::selector(d.operands[0].reg.value - ZYDIS_REGISTER_ES), 2));
+  assembler_.movzx(x86::r8d, ctx(ctx_offset::selector(segment_index(d.operands[0].reg.value)), 2));
   push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
 }
 
@@ -482,8 +486,7 @@ void UnitEmitter::emit_push_segment(const DecodedInstruction& d) {
 void UnitEmitter::emit_move_from_segment(const DecodedInstruction& d) {
   auto& a = assembler_;
   const ZydisDecodedOperand& dst = d.operands[0];
-  const x86::Mem selector =
-      ctx(ctx_offset::selector(d.operands[1].reg.value - ZYDIS_REGISTER_ES), 2);
+  const x86::Mem selector = ctx(ctx_offset::selector(segment_index(d.operands[1].reg.value)), 2);
   if (dst.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     const uint32_t index = static_cast<uint32_t>(gpr_index(dst.reg.value));
     if (d.insn.operand_width == 32) {
@@ -515,7 +518,7 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
     encode_memory_access(d, {0x0F, 0xB7}, 8, false, scratch_, segment_prefix(d));  // movzx
     embed(scratch_);
   }
-  a.mov(x86::r9d, ctx(ctx_offset::reload_selector(d.operands[0].reg.value - ZYDIS_REGISTER_ES), 4));
+  a.mov(x86::r9d, ctx(ctx_offset::reload_selector(segment_index(d.operands[0].reg.value)), 4));
   a.not_(x86::r8);
   a.lea(x86::r9, x86::ptr(x86::r9, x86::r8, 0, 1));
   a.xchg(x86::rcx, x86::r9);

@@ -803,17 +803,10 @@ BtVcpu::CalloutSite* BtVcpu::callout_site(uint32_t exit_id, const ExitRecord& ex
   site.ns = &counters_.callout_ns[name];
   site.view_neutral = is_view_neutral(d);
   const ZydisDecodedOperand& dst = d.operands[0];
-  if (d.mnemonic() == ZYDIS_MNEMONIC_MOV && dst.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-    switch (dst.reg.value) {
-      case ZYDIS_REGISTER_ES:
-      case ZYDIS_REGISTER_DS:
-      case ZYDIS_REGISTER_FS:
-      case ZYDIS_REGISTER_GS:
-        site.loads_segment = static_cast<SegReg>(dst.reg.value - ZYDIS_REGISTER_ES);
-        break;
-      default:
-        break;
-    }
+  if (d.mnemonic() == ZYDIS_MNEMONIC_MOV && dst.type == ZYDIS_OPERAND_TYPE_REGISTER &&
+      is_segment_register(dst.reg.value)) {
+    const SegReg reg = segment_of(dst.reg.value);
+    if (reg != SegReg::kSs && reg != SegReg::kCs) site.loads_segment = reg;
   }
   return &callout_sites_.emplace(exit_id, site).first->second;
 }
