@@ -84,7 +84,7 @@ constexpr OpcodeEntry kTable[] = {
     {ZYDIS_MNEMONIC_LAR, K::kCallout, E::kCallout, C::kSystem},
     {ZYDIS_MNEMONIC_LSL, K::kCallout, E::kCallout, C::kSystem},
     {ZYDIS_MNEMONIC_VERR, K::kCallout, E::kCallout, C::kSystem},
-    {ZYDIS_MNEMONIC_VERW, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_VERW, K::kCompensated, E::kVerw, C::kSystem},
     {ZYDIS_MNEMONIC_SGDT, K::kCallout, E::kCallout, C::kSystem},
     {ZYDIS_MNEMONIC_SIDT, K::kCallout, E::kCallout, C::kSystem},
     {ZYDIS_MNEMONIC_SLDT, K::kCallout, E::kCallout, C::kSystem},

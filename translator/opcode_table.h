@@ -32,6 +32,7 @@ enum class Emitter : uint8_t {
   kPushSegment,      // push sreg: the selector from VcpuContext::selectors.
   kMoveFromSegment,  // mov r/m, sreg: likewise.
   kLoadSegment,      // mov DS/ES/FS/GS, r/m: a callout unless the reload changes nothing.
+  kVerw,             // verw r/m16: a callout unless the selector is the runtime's checked one.
   kPop,
   kPushf,
   kPopf,

@@ -377,6 +377,9 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     case Emitter::kLoadSegment:
       emit_load_segment(d);
       break;
+    case Emitter::kVerw:
+      emit_verw(d);
+      break;
     case Emitter::kPop:
       ends = emit_pop(d);
       break;
@@ -506,11 +509,35 @@ void UnitEmitter::emit_move_from_segment(const DecodedInstruction& d) {
 // kernel entry. When the runtime has marked the selector as one whose reload
 // changes nothing (VcpuContext::reload_selectors), the instruction is done;
 // otherwise it leaves as the kSystem callout that performs the full load.
-// Guest flags live in RFLAGS, so the test is flag-neutral: r9 = reload -
-// selector by not and lea, tested for zero by jrcxz with RCX swapped out.
 void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
-  auto& a = assembler_;
   const ZydisDecodedOperand& src = d.operands[1];
+  load_selector_or_leave(d, src,
+                         ctx_offset::reload_selector(segment_index(d.operands[0].reg.value)));
+}
+
+// Linux runs verw on every return to user space (the MDS buffer clear). When
+// the operand is the selector the runtime has checked to be writable at this
+// CPL (VcpuContext::verw_selector), ZF is set in place; otherwise the
+// instruction leaves as the kSystem callout that reads the descriptor.
+void UnitEmitter::emit_verw(const DecodedInstruction& d) {
+  auto& a = assembler_;
+  load_selector_or_leave(d, d.operands[0], ctx_offset::kVerwSelector);
+  a.mov(x86::r9, x86::rsp);
+  a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
+  a.pushfq();
+  a.or_(x86::qword_ptr(x86::rsp), Imm(0x40));  // ZF; every other flag comes back as it was.
+  a.popfq();
+  a.mov(x86::rsp, x86::r9);
+}
+
+// Loads the 16-bit selector operand and compares it with the one stored at
+// expected_offset in the context: on a mismatch the instruction leaves as
+// its kSystem callout. Guest flags live in RFLAGS, so the test is
+// flag-neutral: r9 = expected - selector by not and lea, tested for zero by
+// jrcxz with RCX swapped out.
+void UnitEmitter::load_selector_or_leave(const DecodedInstruction& d,
+                                         const ZydisDecodedOperand& src, int32_t expected_offset) {
+  auto& a = assembler_;
   if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     a.movzx(x86::r8d, x86::gpw(static_cast<uint32_t>(gpr_index(src.reg.value))));
   } else {
@@ -518,19 +545,19 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
     encode_memory_access(d, {0x0F, 0xB7}, 8, false, scratch_, segment_prefix(d));  // movzx
     embed(scratch_);
   }
-  a.mov(x86::r9d, ctx(ctx_offset::reload_selector(segment_index(d.operands[0].reg.value)), 4));
+  a.mov(x86::r9d, ctx(expected_offset, 4));
   a.not_(x86::r8);
   a.lea(x86::r9, x86::ptr(x86::r9, x86::r8, 0, 1));
   a.xchg(x86::rcx, x86::r9);
-  Label unchanged = a.newLabel();
-  a.jecxz(x86::rcx, unchanged);
+  Label matched = a.newLabel();
+  a.jecxz(x86::rcx, matched);
   a.xchg(x86::rcx, x86::r9);
   ExitRecord exit;
   exit.kind = ExitKind::kCallout;
   exit.callout = CalloutId::kSystem;
   exit.guest_target = d.eip;
   leave_now(exit, d.eip);
-  a.bind(unchanged);
+  a.bind(matched);
   a.xchg(x86::rcx, x86::r9);
 }
 

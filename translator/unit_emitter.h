@@ -78,6 +78,9 @@ class UnitEmitter {
   void emit_push_segment(const DecodedInstruction& d);
   void emit_move_from_segment(const DecodedInstruction& d);
   void emit_load_segment(const DecodedInstruction& d);
+  void emit_verw(const DecodedInstruction& d);
+  void load_selector_or_leave(const DecodedInstruction& d, const ZydisDecodedOperand& src,
+                              int32_t expected_offset);
   bool emit_pop(const DecodedInstruction& d);
   bool emit_pushf(const DecodedInstruction& d);
   bool emit_popf(const DecodedInstruction& d);

@@ -70,6 +70,10 @@ struct alignas(4096) VcpuContext {
   // the register holds), or kNoReload. Translated mov sreg, r/m skips its
   // callout on a match; written before every entry like selectors.
   uint32_t reload_selectors[6] = {kNoReload, kNoReload, kNoReload, kNoReload, kNoReload, kNoReload};
+  // A selector for which verw sets ZF at the current CPL (the runtime has
+  // read its descriptor and keeps the table traced), or kNoReload. Translated
+  // verw skips its callout on a match; written before every entry.
+  uint32_t verw_selector = kNoReload;
   alignas(16) uint8_t fpu[512] = {};  // Guest FXSAVE image while outside the cache.
   // A tiny private stack for pushfq/popfq in compensated sequences: the
   // host stack is never used inside the cache (RSP holds guest ESP).
@@ -104,6 +108,7 @@ inline constexpr int32_t selector(int segment) {
 inline constexpr int32_t reload_selector(int segment) {
   return static_cast<int32_t>(offsetof(VcpuContext, reload_selectors) + 4 * segment);
 }
+inline constexpr int32_t kVerwSelector = offsetof(VcpuContext, verw_selector);
 inline constexpr int32_t kFpu = offsetof(VcpuContext, fpu);
 inline constexpr int32_t kScratchStackTop =
     offsetof(VcpuContext, scratch_stack) + sizeof(VcpuContext::scratch_stack);

@@ -135,6 +135,9 @@ void BtVcpu::sync_selectors() {
         r.valid && r.generation == descriptor_generation_ && r.cpl == cpl && r.loaded == now;
     context_->reload_selectors[i] = no_op ? now.selector : kNoReload;
   }
+  const VerwMemo& v = verw_memo_;
+  const bool verw_known = v.valid && v.generation == descriptor_generation_ && v.cpl == cpl;
+  context_->verw_selector = verw_known ? v.selector : kNoReload;
 }
 
 // After a full mov into reg: a reload of the same selector at this CPL gives
@@ -144,24 +147,40 @@ void BtVcpu::note_segment_load(SegReg reg) {
   SegmentReload& r = reloads_[static_cast<int>(reg)];
   r.valid = false;
   const Segment& seg = cpu_.segment(reg);
-  if (!seg.unusable) {
-    const uint32_t table_base = (seg.selector & 4) ? cpu_.ldtr.base : cpu_.gdtr.base;
-    const uint32_t linear = table_base + (seg.selector & 0xFFF8u);
-    // A descriptor split across two pages is rare enough to stay a callout.
-    if ((linear & (kPage - 1)) > kPage - 8) return;
-    uint32_t physical = linear;
-    if (const std::optional<PagingMode> mode = paging_mode_of(cpu_)) {
-      const PageWalkResult w = mmu_.walker().probe(*mode, linear, {AccessType::kRead, false});
-      if (!w.ok()) return;
-      physical = w.translation->physical;
-    }
-    const uint32_t frame = physical >> 12;
-    if (!machine_.memory().contains(uint64_t{frame} << 12, kPage)) return;
-    if (descriptor_frames_.insert(frame).second) {
-      mmu_.trace_frame(frame, TraceKind::kDescriptorTable);
-    }
-  }
+  if (!seg.unusable && !trace_descriptor(seg.selector)) return;
   r = {seg, cpu_.cpl(), descriptor_generation_, true};
+}
+
+// After a verw that set ZF: the same selector gives ZF again at this CPL
+// until its descriptor or the table registers change.
+void BtVcpu::note_verw(const DecodedInstruction& d) {
+  verw_memo_.valid = false;
+  uint32_t selector = 0;
+  if (!(cpu_.eflags & eflags::kZf)) return;
+  if (!read_operand(*this, d, d.operands[0], 2, &selector).continues()) return;
+  if (!trace_descriptor(static_cast<uint16_t>(selector))) return;
+  verw_memo_ = {static_cast<uint16_t>(selector), cpu_.cpl(), descriptor_generation_, true};
+}
+
+// Traces the frame holding the descriptor selector names, so that a store to
+// it advances descriptor_generation_. False if it cannot be traced (split
+// across two pages, which is rare enough to stay a callout, or not in RAM).
+bool BtVcpu::trace_descriptor(uint16_t selector) {
+  const uint32_t table_base = (selector & 4) ? cpu_.ldtr.base : cpu_.gdtr.base;
+  const uint32_t linear = table_base + (selector & 0xFFF8u);
+  if ((linear & (kPage - 1)) > kPage - 8) return false;
+  uint32_t physical = linear;
+  if (const std::optional<PagingMode> mode = paging_mode_of(cpu_)) {
+    const PageWalkResult w = mmu_.walker().probe(*mode, linear, {AccessType::kRead, false});
+    if (!w.ok()) return false;
+    physical = w.translation->physical;
+  }
+  const uint32_t frame = physical >> 12;
+  if (!machine_.memory().contains(uint64_t{frame} << 12, kPage)) return false;
+  if (descriptor_frames_.insert(frame).second) {
+    mmu_.trace_frame(frame, TraceKind::kDescriptorTable);
+  }
+  return true;
 }
 
 void BtVcpu::forget_descriptor_tables() {
@@ -863,8 +882,9 @@ std::optional<VcpuExit> BtVcpu::handle_callout(uint32_t exit_id, const ExitRecor
     result = run_traced_store(d);
   } else if (is_system_instruction(d)) {
     const SystemOutcome outcome = execute_system_instruction(*this, d);
-    if (outcome.kind == SystemOutcome::Kind::kContinue && site->loads_segment) {
-      note_segment_load(*site->loads_segment);
+    if (outcome.kind == SystemOutcome::Kind::kContinue) {
+      if (site->loads_segment) note_segment_load(*site->loads_segment);
+      if (d.mnemonic() == ZYDIS_MNEMONIC_VERW) note_verw(d);
     }
     // A neutral instruction that completed leaves the view as it was (an
     // exception delivered on its behalf changes it).

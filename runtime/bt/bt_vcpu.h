@@ -244,6 +244,9 @@ class BtVcpu final : public Vcpu,
   void invalidate_physical(uint32_t physical, uint32_t length);
   // Same-selector segment loads: see reloads_.
   void note_segment_load(SegReg reg);
+  // In-cache verw: see verw_memo_.
+  void note_verw(const DecodedInstruction& d);
+  bool trace_descriptor(uint16_t selector);
   void forget_descriptor_tables();
   void set_interrupt_window(bool armed);
   bool decode_at(uint32_t eip, DecodedInstruction* d);
@@ -281,6 +284,15 @@ class BtVcpu final : public Vcpu,
     bool valid = false;
   };
   std::array<SegmentReload, kNumSegRegs> reloads_{};
+  // The selector the last verw found writable, at that CPL and descriptor
+  // generation: translated verw of it sets ZF without a callout.
+  struct VerwMemo {
+    uint16_t selector = 0;
+    uint8_t cpl = 0;
+    uint64_t generation = 0;
+    bool valid = false;
+  };
+  VerwMemo verw_memo_;
   uint64_t descriptor_generation_ = 1;
   std::unordered_set<uint32_t> descriptor_frames_;
 
