@@ -181,9 +181,9 @@ OpcodeEntry classify(const DecodedInstruction& d) {
       if (m == ZYDIS_MNEMONIC_PUSH) return {m, K::kCompensated, E::kPushSegment};
       if (m == ZYDIS_MNEMONIC_MOV && reads_segment)
         return {m, K::kCompensated, E::kMoveFromSegment};
-      // mov SS keeps the callout: it also opens an interrupt shadow.
-      if (m == ZYDIS_MNEMONIC_MOV && op.reg.value != ZYDIS_REGISTER_SS &&
-          op.reg.value != ZYDIS_REGISTER_CS) {
+      // mov/pop SS keep the callout: they also open an interrupt shadow.
+      if ((m == ZYDIS_MNEMONIC_MOV || m == ZYDIS_MNEMONIC_POP) &&
+          op.reg.value != ZYDIS_REGISTER_SS && op.reg.value != ZYDIS_REGISTER_CS) {
         return {m, K::kCompensated, E::kLoadSegment, C::kSystem};
       }
       return callout(m, C::kSystem);  // Other segment loads.

@@ -31,7 +31,7 @@ enum class Emitter : uint8_t {
   kPush,
   kPushSegment,      // push sreg: the selector from VcpuContext::selectors.
   kMoveFromSegment,  // mov r/m, sreg: likewise.
-  kLoadSegment,      // mov DS/ES/FS/GS, r/m: a callout unless the reload changes nothing.
+  kLoadSegment,      // mov/pop DS/ES/FS/GS: a callout unless no-op or prepared by the runtime.
   kVerw,             // verw r/m16: a callout unless the selector is the runtime's checked one.
   kPop,
   kPushf,

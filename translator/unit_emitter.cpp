@@ -506,13 +506,59 @@ void UnitEmitter::emit_move_from_segment(const DecodedInstruction& d) {
 }
 
 // Linux reloads DS and ES with the selectors they already hold on every
-// kernel entry. When the runtime has marked the selector as one whose reload
-// changes nothing (VcpuContext::reload_selectors), the instruction is done;
-// otherwise it leaves as the kSystem callout that performs the full load.
+// kernel entry and pops them on the way out of an interrupt, and it switches
+// FS between the user's selector and its per-CPU segment on every entry and
+// exit. A reload the runtime has found to change nothing
+// (VcpuContext::reload_selectors) is done at once. A load of FS or GS the
+// runtime has prepared (VcpuContext::segment_switches) installs the prepared
+// state and ends the unit through the lookup table of the new translation
+// mode. Anything else leaves as the kSystem callout that does the full load.
 void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
-  const ZydisDecodedOperand& src = d.operands[1];
-  load_selector_or_leave(d, src,
-                         ctx_offset::reload_selector(segment_index(d.operands[0].reg.value)));
+  auto& a = assembler_;
+  const bool pop = d.mnemonic() == ZYDIS_MNEMONIC_POP;
+  const ZydisRegister reg = d.operands[0].reg.value;
+  const int seg = segment_index(reg);
+  const int32_t release = pop ? d.insn.operand_width / 8 : 0;
+  if (pop) {
+    a.movzx(x86::r8d, stack_slot(0, 2));
+  } else {
+    load_selector(d, d.operands[1]);
+  }
+  Label unchanged = a.newLabel(), prepared = a.newLabel();
+  jump_if_selector_is(ctx_offset::reload_selector(seg), unchanged);
+  const bool may_switch =
+      (reg == ZYDIS_REGISTER_FS || reg == ZYDIS_REGISTER_GS) && !mode_.single_instruction;
+  const int slot = reg == ZYDIS_REGISTER_FS ? 0 : 1;
+  if (may_switch) jump_if_selector_is(ctx_offset::switch_selector(slot), prepared);
+  leave_for_system_callout(d);
+  if (may_switch) {
+    a.bind(prepared);
+    a.xchg(x86::rcx, x86::r9);
+    if (release != 0) a.lea(x86::esp, x86::ptr(x86::esp, release));
+    // The offer and the current state trade places: the next switch of this
+    // register goes back. The other register's offer assumed this one as it
+    // was, so it is withdrawn.
+    a.movzx(x86::r9d, ctx(ctx_offset::selector(seg), 2));
+    a.mov(ctx(ctx_offset::switch_selector(slot), 4), x86::r9d);
+    a.mov(ctx(ctx_offset::selector(seg), 2), x86::r8w);
+    a.mov(ctx(ctx_offset::reload_selector(seg), 4), x86::r8d);
+    a.mov(ctx(ctx_offset::switch_selector(1 - slot), 4), Imm(kNoReload));
+    a.mov(x86::r9, ctx(ctx_offset::switch_fs_window_base(slot), 8));
+    a.mov(x86::r10, ctx(ctx_offset::kFsWindowBase, 8));
+    a.mov(ctx(ctx_offset::kFsWindowBase, 8), x86::r9);
+    a.mov(ctx(ctx_offset::switch_fs_window_base(slot), 8), x86::r10);
+    a.wrfsbase(x86::r9);
+    a.mov(x86::r9, ctx(ctx_offset::switch_lookup_table(slot), 8));
+    a.mov(x86::r10, ctx(ctx_offset::kLookupTable, 8));
+    a.mov(ctx(ctx_offset::kLookupTable, 8), x86::r9);
+    a.mov(ctx(ctx_offset::switch_lookup_table(slot), 8), x86::r10);
+    a.mov(ctx(ctx_offset::kSegmentsSwitched, 1), Imm(1));
+    a.mov(x86::r8d, Imm(d.next_eip()));
+    indirect_jump();
+  }
+  a.bind(unchanged);
+  a.xchg(x86::rcx, x86::r9);
+  if (release != 0) a.lea(x86::esp, x86::ptr(x86::esp, release));
 }
 
 // Linux runs verw on every return to user space (the MDS buffer clear). When
@@ -521,7 +567,12 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
 // instruction leaves as the kSystem callout that reads the descriptor.
 void UnitEmitter::emit_verw(const DecodedInstruction& d) {
   auto& a = assembler_;
-  load_selector_or_leave(d, d.operands[0], ctx_offset::kVerwSelector);
+  load_selector(d, d.operands[0]);
+  Label writable = a.newLabel();
+  jump_if_selector_is(ctx_offset::kVerwSelector, writable);
+  leave_for_system_callout(d);
+  a.bind(writable);
+  a.xchg(x86::rcx, x86::r9);
   a.mov(x86::r9, x86::rsp);
   a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
   a.pushfq();
@@ -530,13 +581,8 @@ void UnitEmitter::emit_verw(const DecodedInstruction& d) {
   a.mov(x86::rsp, x86::r9);
 }
 
-// Loads the 16-bit selector operand and compares it with the one stored at
-// expected_offset in the context: on a mismatch the instruction leaves as
-// its kSystem callout. Guest flags live in RFLAGS, so the test is
-// flag-neutral: r9 = expected - selector by not and lea, tested for zero by
-// jrcxz with RCX swapped out.
-void UnitEmitter::load_selector_or_leave(const DecodedInstruction& d,
-                                         const ZydisDecodedOperand& src, int32_t expected_offset) {
+// r8 = the 16-bit selector operand, zero-extended.
+void UnitEmitter::load_selector(const DecodedInstruction& d, const ZydisDecodedOperand& src) {
   auto& a = assembler_;
   if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     a.movzx(x86::r8d, x86::gpw(static_cast<uint32_t>(gpr_index(src.reg.value))));
@@ -545,20 +591,30 @@ void UnitEmitter::load_selector_or_leave(const DecodedInstruction& d,
     encode_memory_access(d, {0x0F, 0xB7}, 8, false, scratch_, segment_prefix(d));  // movzx
     embed(scratch_);
   }
+}
+
+// Jumps to target if r8 equals the 32-bit value at expected_offset in the
+// context, keeping r8. Guest flags live in RFLAGS, so the test is
+// flag-neutral: r9 = expected - r8 by not and lea, tested for zero by jrcxz
+// with RCX swapped into r9. Both paths continue with RCX in r9: the code at
+// target and after the jump must swap it back.
+void UnitEmitter::jump_if_selector_is(int32_t expected_offset, Label target) {
+  auto& a = assembler_;
   a.mov(x86::r9d, ctx(expected_offset, 4));
   a.not_(x86::r8);
   a.lea(x86::r9, x86::ptr(x86::r9, x86::r8, 0, 1));
+  a.not_(x86::r8);
   a.xchg(x86::rcx, x86::r9);
-  Label matched = a.newLabel();
-  a.jecxz(x86::rcx, matched);
+  a.jecxz(x86::rcx, target);
   a.xchg(x86::rcx, x86::r9);
+}
+
+void UnitEmitter::leave_for_system_callout(const DecodedInstruction& d) {
   ExitRecord exit;
   exit.kind = ExitKind::kCallout;
   exit.callout = CalloutId::kSystem;
   exit.guest_target = d.eip;
   leave_now(exit, d.eip);
-  a.bind(matched);
-  a.xchg(x86::rcx, x86::r9);
 }
 
 bool UnitEmitter::emit_pop(const DecodedInstruction& d) {

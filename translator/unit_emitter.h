@@ -79,8 +79,9 @@ class UnitEmitter {
   void emit_move_from_segment(const DecodedInstruction& d);
   void emit_load_segment(const DecodedInstruction& d);
   void emit_verw(const DecodedInstruction& d);
-  void load_selector_or_leave(const DecodedInstruction& d, const ZydisDecodedOperand& src,
-                              int32_t expected_offset);
+  void load_selector(const DecodedInstruction& d, const ZydisDecodedOperand& src);
+  void jump_if_selector_is(int32_t expected_offset, asmjit::Label target);
+  void leave_for_system_callout(const DecodedInstruction& d);
   bool emit_pop(const DecodedInstruction& d);
   bool emit_pushf(const DecodedInstruction& d);
   bool emit_popf(const DecodedInstruction& d);

@@ -70,6 +70,22 @@ struct alignas(4096) VcpuContext {
   // the register holds), or kNoReload. Translated mov sreg, r/m skips its
   // callout on a match; written before every entry like selectors.
   uint32_t reload_selectors[6] = {kNoReload, kNoReload, kNoReload, kNoReload, kNoReload, kNoReload};
+  // Linux switches FS between the user's selector and its per-CPU segment
+  // on every kernel entry and exit. Per register, FS then GS: a selector
+  // whose load the runtime has prepared (kNoReload if none), with the host
+  // FS base and the lookup table of the translation mode that load leads
+  // to. Translated mov/pop FS or GS of that selector installs them, marks
+  // segments_switched, and ends its unit through the new lookup table; the
+  // runtime adopts the load at the next exit. Written before every entry.
+  struct SegmentSwitch {
+    uint32_t selector = kNoReload;
+    uint32_t pad = 0;
+    uint64_t fs_window_base = 0;
+    uint64_t lookup_table = 0;
+  };
+  SegmentSwitch segment_switches[2];
+  uint8_t segments_switched = 0;
+  uint8_t pad3[7] = {};
   // A selector for which verw sets ZF at the current CPL (the runtime has
   // read its descriptor and keeps the table traced), or kNoReload. Translated
   // verw skips its callout on a match; written before every entry.
@@ -108,6 +124,23 @@ inline constexpr int32_t selector(int segment) {
 inline constexpr int32_t reload_selector(int segment) {
   return static_cast<int32_t>(offsetof(VcpuContext, reload_selectors) + 4 * segment);
 }
+// i: 0 for FS, 1 for GS.
+inline constexpr int32_t switch_selector(int i) {
+  return static_cast<int32_t>(offsetof(VcpuContext, segment_switches) +
+                              sizeof(VcpuContext::SegmentSwitch) * i +
+                              offsetof(VcpuContext::SegmentSwitch, selector));
+}
+inline constexpr int32_t switch_fs_window_base(int i) {
+  return static_cast<int32_t>(offsetof(VcpuContext, segment_switches) +
+                              sizeof(VcpuContext::SegmentSwitch) * i +
+                              offsetof(VcpuContext::SegmentSwitch, fs_window_base));
+}
+inline constexpr int32_t switch_lookup_table(int i) {
+  return static_cast<int32_t>(offsetof(VcpuContext, segment_switches) +
+                              sizeof(VcpuContext::SegmentSwitch) * i +
+                              offsetof(VcpuContext::SegmentSwitch, lookup_table));
+}
+inline constexpr int32_t kSegmentsSwitched = offsetof(VcpuContext, segments_switched);
 inline constexpr int32_t kVerwSelector = offsetof(VcpuContext, verw_selector);
 inline constexpr int32_t kFpu = offsetof(VcpuContext, fpu);
 inline constexpr int32_t kScratchStackTop =

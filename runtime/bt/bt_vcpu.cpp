@@ -135,6 +135,7 @@ void BtVcpu::sync_selectors() {
         r.valid && r.generation == descriptor_generation_ && r.cpl == cpl && r.loaded == now;
     context_->reload_selectors[i] = no_op ? now.selector : kNoReload;
   }
+  prepare_segment_switches(cpl);
   const VerwMemo& v = verw_memo_;
   const bool verw_known = v.valid && v.generation == descriptor_generation_ && v.cpl == cpl;
   context_->verw_selector = verw_known ? v.selector : kNoReload;
@@ -145,10 +146,69 @@ void BtVcpu::sync_selectors() {
 // accessed bit is set now), so the frame holding it is traced.
 void BtVcpu::note_segment_load(SegReg reg) {
   SegmentReload& r = reloads_[static_cast<int>(reg)];
-  r.valid = false;
   const Segment& seg = cpu_.segment(reg);
+  if (r.valid && (r.loaded.selector != seg.selector || r.cpl != cpu_.cpl())) {
+    previous_loads_[static_cast<int>(reg)] = r;
+  }
+  r.valid = false;
   if (!seg.unusable && !trace_descriptor(seg.selector)) return;
   r = {seg, cpu_.cpl(), descriptor_generation_, true};
+}
+
+// The segment routing refresh_view() derives from FS and GS.
+BtVcpu::SegmentRouting BtVcpu::route_segments(const Segment& fs, const Segment& gs, uint8_t cpl) {
+  const bool fs_based = !fs.unusable && fs.base != 0;
+  const bool gs_based = !gs.unusable && gs.base != 0;
+  // Linux: the kernel's per-CPU area behind FS, user TLS behind GS.
+  if (gs_based && (!fs_based || cpl == 3)) return {SegReg::kGs, gs.base, fs_based};
+  return {SegReg::kFs, fs.unusable ? 0 : fs.base, gs_based};
+}
+
+// For FS and GS: if the register held another selector at this CPL before
+// its last full load, and that load would give the same descriptor now,
+// translated code may switch back to it without a callout (Linux alternates
+// the user's FS and its per-CPU FS on every kernel entry and exit, often
+// with no exit in between). The prepared state is what refresh_view() would
+// compute after that load; a switch exchanges it with the current state, so
+// the offer is then to switch back.
+void BtVcpu::prepare_segment_switches(uint8_t cpl) {
+  for (int slot = 0; slot < 2; ++slot) {
+    const SegReg reg = slot == 0 ? SegReg::kFs : SegReg::kGs;
+    const SegmentReload& p = previous_loads_[static_cast<int>(reg)];
+    VcpuContext::SegmentSwitch& out = context_->segment_switches[slot];
+    // The register must be reloadable too: translated code offers the
+    // switch back to it in exchange.
+    if (view_dirty_ || !p.valid || p.generation != descriptor_generation_ || p.cpl != cpl ||
+        p.loaded.selector == cpu_.segment(reg).selector ||
+        context_->reload_selectors[static_cast<int>(reg)] != cpu_.segment(reg).selector) {
+      out.selector = kNoReload;
+      continue;
+    }
+    const Segment& fs = reg == SegReg::kFs ? p.loaded : cpu_.segment(SegReg::kFs);
+    const Segment& gs = reg == SegReg::kGs ? p.loaded : cpu_.segment(SegReg::kGs);
+    const SegmentRouting routing = route_segments(fs, gs, cpl);
+    TranslationMode mode = mode_;
+    mode.fs_segment = routing.routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
+    mode.other_segment_based = routing.other_based;
+    out.selector = p.loaded.selector;
+    out.fs_window_base = context_->window_base + routing.base;
+    out.lookup_table = cache_.lookup_for_mode(mode.key()).address();
+  }
+}
+
+// Translated code switched FS or GS to the selector prepare_segment_switches()
+// offered, and perhaps back and forth: each switch exchanges the two loads,
+// so a register whose selector differs now holds the other one.
+void BtVcpu::adopt_segment_switches() {
+  context_->segments_switched = 0;
+  for (SegReg reg : {SegReg::kFs, SegReg::kGs}) {
+    const int i = static_cast<int>(reg);
+    if (context_->selectors[i] == cpu_.seg[i].selector) continue;
+    std::swap(reloads_[i], previous_loads_[i]);
+    cpu_.seg[i] = reloads_[i].loaded;
+  }
+  view_dirty_ = true;
+  refresh_view();
 }
 
 // After a verw that set ZF: the same selector gives ZF again at this CPL
@@ -405,13 +465,8 @@ void BtVcpu::refresh_view() {
   context_->window_base = base;
   context_->negative_window_base = 0 - base;
 
-  const Segment& fs = cpu_.segment(SegReg::kFs);
-  const Segment& gs = cpu_.segment(SegReg::kGs);
-  const bool fs_based = !fs.unusable && fs.base != 0;
-  const bool gs_based = !gs.unusable && gs.base != 0;
-  // Linux: the kernel's per-CPU area behind FS, user TLS behind GS.
-  SegReg routed = SegReg::kFs;
-  if (gs_based && (!fs_based || cpl == 3)) routed = SegReg::kGs;
+  const SegmentRouting routing =
+      route_segments(cpu_.segment(SegReg::kFs), cpu_.segment(SegReg::kGs), cpl);
   for (SegReg r : {SegReg::kEs, SegReg::kCs, SegReg::kSs, SegReg::kDs}) {
     const Segment& s = cpu_.segment(r);
     if (s.unusable || s.base == 0) continue;
@@ -420,19 +475,18 @@ void BtVcpu::refresh_view() {
         "FS and GS",
         "ECSD"[static_cast<int>(r)], s.base));
   }
-  const Segment& routed_segment = cpu_.segment(routed);
-  if (routed_segment.base != logged_fs_base_) {
-    logged_fs_base_ = routed_segment.base;
+  if (routing.base != logged_fs_base_) {
+    logged_fs_base_ = routing.base;
     machine_.log().note("bt: {}S base {:#x} routed through host FS",
-                        routed == SegReg::kFs ? 'F' : 'G', logged_fs_base_);
+                        routing.routed == SegReg::kFs ? 'F' : 'G', logged_fs_base_);
   }
-  context_->fs_window_base = base + (routed_segment.unusable ? 0 : routed_segment.base);
+  context_->fs_window_base = base + routing.base;
 
   const uint8_t iopl = (context_->virtual_eflags >> 12) & 3;
   mode_.cpl = cpl;
   mode_.if_sensitive = cpl > iopl;
-  mode_.fs_segment = routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
-  mode_.other_segment_based = routed == SegReg::kFs ? gs_based : fs_based;
+  mode_.fs_segment = routing.routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
+  mode_.other_segment_based = routing.other_based;
   mode_.single_instruction = false;
   mode_.fpu = static_cast<uint8_t>(((cpu_.cr0 & cr0::kTs) ? fpu_mode::kTs : 0) |
                                    ((cpu_.cr0 & cr0::kEm) ? fpu_mode::kEm : 0) |
@@ -703,6 +757,7 @@ void BtVcpu::publish_in_lookup(uint32_t eip, TranslationUnit& unit) {
 }
 
 std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
+  if (context_->segments_switched) adopt_segment_switches();
   if (exit_id == kExitHostFault) return handle_host_fault();
   if (exit_id == kExitIndirectMiss) {
     ++counters_.indirect_misses;
@@ -822,8 +877,8 @@ BtVcpu::CalloutSite* BtVcpu::callout_site(uint32_t exit_id, const ExitRecord& ex
   site.ns = &counters_.callout_ns[name];
   site.view_neutral = is_view_neutral(d);
   const ZydisDecodedOperand& dst = d.operands[0];
-  if (d.mnemonic() == ZYDIS_MNEMONIC_MOV && dst.type == ZYDIS_OPERAND_TYPE_REGISTER &&
-      is_segment_register(dst.reg.value)) {
+  if ((d.mnemonic() == ZYDIS_MNEMONIC_MOV || d.mnemonic() == ZYDIS_MNEMONIC_POP) &&
+      dst.type == ZYDIS_OPERAND_TYPE_REGISTER && is_segment_register(dst.reg.value)) {
     const SegReg reg = segment_of(dst.reg.value);
     if (reg != SegReg::kSs && reg != SegReg::kCs) site.loads_segment = reg;
   }

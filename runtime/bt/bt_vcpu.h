@@ -244,6 +244,15 @@ class BtVcpu final : public Vcpu,
   void invalidate_physical(uint32_t physical, uint32_t length);
   // Same-selector segment loads: see reloads_.
   void note_segment_load(SegReg reg);
+  // In-cache FS/GS switches: see previous_loads_.
+  struct SegmentRouting {
+    SegReg routed;     // The register whose overrides use the host FS prefix.
+    uint32_t base;     // Its guest base (0 if unusable).
+    bool other_based;  // The other of FS/GS has a base too.
+  };
+  static SegmentRouting route_segments(const Segment& fs, const Segment& gs, uint8_t cpl);
+  void prepare_segment_switches(uint8_t cpl);
+  void adopt_segment_switches();
   // In-cache verw: see verw_memo_.
   void note_verw(const DecodedInstruction& d);
   bool trace_descriptor(uint16_t selector);
@@ -284,6 +293,9 @@ class BtVcpu final : public Vcpu,
     bool valid = false;
   };
   std::array<SegmentReload, kNumSegRegs> reloads_{};
+  // Per register, the full load before the one in reloads_ if it had another
+  // selector: the one translated code may switch FS or GS back to.
+  std::array<SegmentReload, kNumSegRegs> previous_loads_{};
   // The selector the last verw found writable, at that CPL and descriptor
   // generation: translated verw of it sets ZF without a callout.
   struct VerwMemo {

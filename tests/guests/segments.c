@@ -6,7 +6,8 @@
  * reload of the same selector does see it; loading a
  * read-only segment into SS raises #GP(sel) and a not-present one #NP(sel);
  * verw answers from the descriptor as it is in memory now, each time (bt86
- * answers repeated ones without a callout and must see the GDT change).
+ * answers repeated ones without a callout and must see the GDT change);
+ * FS switched back and forth, by mov and pop, reads through the right base.
  * Not tested: data accesses past a segment limit and writes through a
  * read-only segment, which QEMU TCG (the oracle) does not check. */
 #include "tests/guests/lib/guest.h"
@@ -32,6 +33,17 @@ extern const char ss_insn[], ss_next[], np_insn[], np_next[];
 
 static void load_fs(uint16_t sel) {
   __asm__ volatile("mov %0, %%fs" ::"r"(sel) : "memory");
+}
+static void pop_fs(uint16_t sel) {
+  __asm__ volatile("push %0; pop %%fs" ::"r"((uint32_t)sel) : "memory");
+}
+static void load_gs(uint16_t sel) {
+  __asm__ volatile("mov %0, %%gs" ::"r"(sel) : "memory");
+}
+static uint32_t gs_read(uint32_t offset) {
+  uint32_t v;
+  __asm__ volatile("mov %%gs:(%1), %0" : "=r"(v) : "r"(offset) : "memory");
+  return v;
 }
 static uint32_t fs_read(uint32_t offset) {
   uint32_t v;
@@ -112,6 +124,42 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   gdt_set_segment(6, base, WINDOW_LIMIT, 0x92, 0x4);
   check_eq("verw after the GDT write made it writable again", verw_count(SEL_WINDOW, 2), 2);
   check_eq("verw of a read-only data segment", verw_count(SEL_READ_ONLY, 1), 0);
+
+  /* Linux-like: FS alternates between a based selector and null while GS
+   * has a base; bt86 switches between loads it has seen without a callout
+   * and must see the GDT write halfway. Odd rounds use pop. */
+  kprintf("switching FS between two selectors\n");
+  uint16_t old_gs;
+  __asm__ volatile("mov %%gs, %0" : "=r"(old_gs));
+  gdt_set_segment(6, base, WINDOW_LIMIT, 0x92, 0x4);
+  gdt_set_segment(7, base + 0x20, WINDOW_LIMIT, 0x92, 0x4);
+  load_gs(SEL_READ_ONLY);
+  uint32_t fs_ok = 0, gs_ok = 0;
+  for (uint32_t i = 0; i < 8; ++i) {
+    if (i == 4) {
+      /* FS is null here: reloading it after the write makes it current
+       * again, while the load of SEL_WINDOW seen before is stale. */
+      gdt_set_segment(6, base + 0x40, WINDOW_LIMIT, 0x92, 0x4);
+      load_fs(0);
+    }
+    if (i & 1) {
+      pop_fs(SEL_WINDOW);
+    } else {
+      load_fs(SEL_WINDOW);
+    }
+    fs_ok += fs_read(0) == (i < 4 ? 0x5e000010u : 0x5e000020u);
+    if (i & 1) {
+      pop_fs(0);
+    } else {
+      load_fs(0);
+    }
+    gs_ok += gs_read(0) == 0x5e000018u;
+  }
+  check_eq("FS reads through the selector just loaded", fs_ok, 8);
+  check_eq("GS reads through its own base while FS is null", gs_ok, 8);
+  load_gs(old_gs);
+  load_fs(SEL_KERNEL_DATA);
+  gdt_set_segment(7, base, WINDOW_LIMIT, 0x90, 0x4);
 
   kprintf("segment loads that fault\n");
   expect_fault("read-only data segment into SS: #GP", read_only_into_ss, ss_insn, ss_next, 13,

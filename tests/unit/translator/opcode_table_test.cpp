@@ -162,7 +162,9 @@ TEST(OpcodeTable, OperandFormsRefineTheTable) {
       {{0x8E, 0xD8}, K::kCompensated, E::kLoadSegment, C::kSystem},           // mov ds, ax
       {{0x8E, 0xD0}, K::kCallout, E::kCallout, C::kSystem},                   // mov ss, ax
       {{0x0E}, K::kCompensated, E::kPushSegment},                             // push cs
-      {{0x1F}, K::kCallout, E::kCallout, C::kSystem},                         // pop ds
+      {{0x1F}, K::kCompensated, E::kLoadSegment, C::kSystem},                 // pop ds
+      {{0x17}, K::kCallout, E::kCallout, C::kSystem},                         // pop ss
+      {{0x0F, 0x00, 0x28}, K::kCompensated, E::kVerw, C::kSystem},            // verw [eax]
       {{0xA5}, K::kCompensated, E::kString},                                  // movsd
       {{0xF3, 0xAB}, K::kCompensated, E::kString},                            // rep stosd
       {{0xF2, 0x0F, 0x10, 0xC1}, K::kIdent, E::kIdent},                       // movsd xmm0, xmm1
