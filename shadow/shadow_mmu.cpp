@@ -8,6 +8,7 @@ namespace {
 constexpr uint32_t kNoFrame = 0xFFFFFFFF;
 constexpr uint32_t kPageShift = 12;
 constexpr uint32_t kPagesPerRegion = 1024;
+constexpr uint64_t kUnknownEntry = ~uint64_t{0};
 
 int index_of(WindowKind w) {
   return static_cast<int>(w);
@@ -22,6 +23,7 @@ void erase_value(std::vector<T>& v, const T& value) {
 
 ShadowAddressSpace::ShadowAddressSpace(const ShadowSpaceKey& key) : key_(key) {
   table_of_region_.fill(kNoFrame);
+  directory_entry_.fill(kUnknownEntry);
 }
 
 ShadowMmu::ShadowMmu(GuestMemory& memory, const Options& options)
@@ -215,7 +217,30 @@ void ShadowMmu::map_run(ShadowAddressSpace& space, WindowKind window, uint32_t l
   stats_.pages_mapped += pages;
 }
 
+// Called before a mapping in t's region is added. The first mapping of a
+// region records the directory entry after the walk. Later walks may find
+// it with A or D newly set, by a walk of ours or a guest store not yet
+// flushed: a mapping derived before is still one the new value allows, so
+// the record follows. Any other difference means the region's mappings
+// derive from different values, and only a drop at the flush is right.
+void ShadowMmu::note_directory_entry(ShadowAddressSpace& space, const PageTranslation& t) {
+  const uint32_t region = t.page_linear >> 22;
+  const uint32_t now = memory_.read_u32(t.pde_address);
+  uint64_t& recorded = space.directory_entry_[region];
+  if (space.mapped_in_region_[region] == 0) {
+    recorded = now;
+    return;
+  }
+  if (recorded == now || recorded == kUnknownEntry) return;
+  constexpr uint32_t kAd = pte::kAccessed | pte::kDirty;
+  const uint32_t before = static_cast<uint32_t>(recorded);
+  const bool only_gained_ad =
+      (now & ~kAd) == (before & ~kAd) && (now & before & kAd) == (before & kAd);
+  recorded = only_gained_ad ? now : kUnknownEntry;
+}
+
 void ShadowMmu::note_tables(ShadowAddressSpace& space, const PageTranslation& t) {
+  note_directory_entry(space, t);
   const uint32_t directory = space.key().cr3_frame;
   const TableUse dir_use{&space, true, 0};
   auto& dir_uses = table_uses_[directory];
@@ -346,6 +371,12 @@ void ShadowMmu::drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entr
   for (const TableUse& use : uses_now) {
     if (use.directory) {
       for (uint32_t region = first_entry; region < first_entry + entry_count; ++region) {
+        if (use.space->mapped_in_region_[region] != 0 &&
+            use.space->directory_entry_[region] ==
+                memory_.read_u32((uint64_t{frame} << kPageShift) + 4 * region)) {
+          ++stats_.directory_rewrites_kept;
+          continue;
+        }
         drop_range(*use.space, region * kPagesPerRegion, kPagesPerRegion);
         const uint32_t table = use.space->table_of_region_[region];
         if (table != kNoFrame) {

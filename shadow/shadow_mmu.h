@@ -17,7 +17,11 @@
 //    (note_guest_write) and the mappings derived from it are dropped at the
 //    guest's next TLB flush (flush_table_writes: invlpg, CR3 write, paging
 //    mode change), which is when hardware guarantees the store is seen; until
-//    then a stale mapping is what a TLB entry would be. Conversely, a frame
+//    then a stale mapping is what a TLB entry would be. A directory entry
+//    that holds, at the flush, the very value its region's mappings derive
+//    from changed nothing, and the region stays (Linux clears a recycled
+//    directory page and copies the kernel's entries back into it on every
+//    fork). Conversely, a frame
 //    from which no mapping is derived any more is not traced as a table: a
 //    process's tables stay untraced from its exit (its last mappings
 //    dropped) until they serve a walk again, so the guest reusing the frames
@@ -86,6 +90,9 @@ class ShadowAddressSpace {
   std::array<std::map<uint32_t, Mapping>, 2> mapped_;
   // Page-table frame serving each 4 MiB region (kNoFrame if none recorded).
   std::array<uint32_t, 1024> table_of_region_;
+  // The directory entry each region's mappings derive from, or kUnknownEntry
+  // (ShadowMmu::note_directory_entry).
+  std::array<uint64_t, 1024> directory_entry_;
   // Pages mapped in each 4 MiB region, both windows together.
   std::array<uint16_t, 1024> mapped_in_region_{};
 };
@@ -113,6 +120,9 @@ struct ShadowMmuStats {
   uint64_t mappings_dropped = 0;
   uint64_t spaces_created = 0;
   uint64_t spaces_evicted = 0;
+  // Regions whose directory entry was written but held the value their
+  // mappings derive from at the flush.
+  uint64_t directory_rewrites_kept = 0;
 };
 
 class ShadowMmu {
@@ -209,6 +219,7 @@ class ShadowMmu {
   uint32_t coalesce_forward(ShadowAddressSpace& space, WindowKind window, const PagingMode& mode,
                             const PageTranslation& t, HostProtection prot) const;
   void note_tables(ShadowAddressSpace& space, const PageTranslation& t);
+  void note_directory_entry(ShadowAddressSpace& space, const PageTranslation& t);
   void forget_frame_use(uint32_t frame, const FrameUse& use);
   // Unmaps [first_page, +page_count) of one window, mapped runs in one call each.
   void drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_t first_page,

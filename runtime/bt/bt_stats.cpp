@@ -38,6 +38,10 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
   s += fmt::format("  hidden page faults: {} ({} pages mapped in {} host mappings), {:.1f} ms\n",
                    c.hidden_page_faults, mmu.pages_mapped, mmu.host_mappings_created,
                    ms(c.hidden_fault_ns));
+  s += fmt::format(
+      "  address spaces: {} created, {} evicted; {} directory regions kept when their entry was "
+      "rewritten unchanged\n",
+      mmu.spaces_created, mmu.spaces_evicted, mmu.directory_rewrites_kept);
   s += fmt::format("  guest page faults: {}; exceptions delivered: {}; interrupts injected: {}\n",
                    c.guest_page_faults, c.exceptions_delivered, c.interrupts_injected);
   s += fmt::format(

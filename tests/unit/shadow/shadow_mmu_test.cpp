@@ -115,6 +115,32 @@ TEST_F(ShadowMmuTest, DirectoryWritesDropTheWholeRegionAndReleaseItsTable) {
             Kind::kGuestPageFault);
 }
 
+// Linux's fork: the new directory page is cleared and the kernel's entries
+// copied back in before the flush. An entry that ends up as it was changes
+// no translation, so the region keeps its mappings; one that differs, even
+// by a cleared accessed bit, drops them.
+TEST_F(ShadowMmuTest, DirectoryEntriesRewrittenUnchangedKeepTheirRegion) {
+  map(0x00406000, 0x00200000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00406000, true).kind, Kind::kMapped);
+  const uint32_t entry = memory_.read_u32(kPd + 4);
+  ASSERT_TRUE(entry & A) << "the walk set the directory entry's accessed bit";
+  memory_.write_u32(kPd + 4, 0);
+  mmu_.note_guest_write(kPd + 4, 4);
+  memory_.write_u32(kPd + 4, entry);
+  mmu_.note_guest_write(kPd + 4, 4);
+  mmu_.flush_table_writes();
+  EXPECT_EQ(s.mappings(WindowKind::kSupervisor).size(), 1u);
+  EXPECT_EQ(mmu_.stats().directory_rewrites_kept, 1u);
+
+  memory_.write_u32(kPd + 4, entry & ~A);
+  mmu_.note_guest_write(kPd + 4, 4);
+  mmu_.flush_table_writes();
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).empty());
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00406000, false).kind, Kind::kMapped);
+  EXPECT_TRUE(memory_.read_u32(kPd + 4) & A) << "the next walk sets it again";
+}
+
 // A process's exit: its entries are cleared and the TLB flushed, after
 // which its tables hold nothing the windows depend on. Reusing those frames
 // (for data, or another process's tables) must not take trace faults.
