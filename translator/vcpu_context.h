@@ -124,21 +124,19 @@ inline constexpr int32_t selector(int segment) {
 inline constexpr int32_t reload_selector(int segment) {
   return static_cast<int32_t>(offsetof(VcpuContext, reload_selectors) + 4 * segment);
 }
-// i: 0 for FS, 1 for GS.
-inline constexpr int32_t switch_selector(int i) {
+// i: 0 for FS, 1 for GS; member: an offsetof into VcpuContext::SegmentSwitch.
+inline constexpr int32_t segment_switch(int i, size_t member) {
   return static_cast<int32_t>(offsetof(VcpuContext, segment_switches) +
-                              sizeof(VcpuContext::SegmentSwitch) * i +
-                              offsetof(VcpuContext::SegmentSwitch, selector));
+                              sizeof(VcpuContext::SegmentSwitch) * i + member);
+}
+inline constexpr int32_t switch_selector(int i) {
+  return segment_switch(i, offsetof(VcpuContext::SegmentSwitch, selector));
 }
 inline constexpr int32_t switch_fs_window_base(int i) {
-  return static_cast<int32_t>(offsetof(VcpuContext, segment_switches) +
-                              sizeof(VcpuContext::SegmentSwitch) * i +
-                              offsetof(VcpuContext::SegmentSwitch, fs_window_base));
+  return segment_switch(i, offsetof(VcpuContext::SegmentSwitch, fs_window_base));
 }
 inline constexpr int32_t switch_lookup_table(int i) {
-  return static_cast<int32_t>(offsetof(VcpuContext, segment_switches) +
-                              sizeof(VcpuContext::SegmentSwitch) * i +
-                              offsetof(VcpuContext::SegmentSwitch, lookup_table));
+  return segment_switch(i, offsetof(VcpuContext::SegmentSwitch, lookup_table));
 }
 inline constexpr int32_t kSegmentsSwitched = offsetof(VcpuContext, segments_switched);
 inline constexpr int32_t kVerwSelector = offsetof(VcpuContext, verw_selector);
