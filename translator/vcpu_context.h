@@ -62,7 +62,7 @@ struct alignas(4096) VcpuContext {
   uint16_t pad1 = 0;
   // Guest segment selectors (ES CS SS DS FS GS), which translated push sreg
   // and mov r/m, sreg read: the runtime writes them before every entry, and
-  // only callouts (which leave the cache) change them.
+  // only callouts and the FS/GS switches below change them.
   uint16_t selectors[6] = {};
   uint32_t pad2 = 0;
   // Per segment register: the selector whose mov into it changes nothing

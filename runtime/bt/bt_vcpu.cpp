@@ -207,7 +207,6 @@ void BtVcpu::adopt_segment_switches() {
     std::swap(reloads_[i], previous_loads_[i]);
     cpu_.seg[i] = reloads_[i].loaded;
   }
-  view_dirty_ = true;
   refresh_view();
 }
 

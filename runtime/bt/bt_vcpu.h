@@ -197,7 +197,8 @@ class BtVcpu final : public Vcpu,
   // copying 512 bytes each way was a measurable part of every callout.
   void load_fpu();
   void save_fpu();
-  // Before every entry: translated push sreg / mov r/m, sreg read these.
+  // Before every entry: the selectors translated push sreg / mov r/m, sreg
+  // read, and the in-cache segment-load, FS/GS-switch and verw offers.
   void sync_selectors();
   std::optional<VcpuExit> exit_for_stop();
   std::optional<VcpuExit> wait_while_halted();
