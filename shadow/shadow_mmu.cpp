@@ -162,7 +162,7 @@ void ShadowMmu::map_unassigned(ShadowAddressSpace& space, WindowKind window, uin
   space.window(window).map(linear_page << kPageShift, options_.unassigned_fd, 0, 4096,
                            HostProtection::kRead);
   ++stats_.host_mappings_created;
-  mapped[linear_page] = {ShadowAddressSpace::kUnassignedFrame, HostProtection::kRead};
+  mapped[linear_page] = {ShadowAddressSpace::kUnassignedFrame, HostProtection::kRead, linear_page};
   ++space.mapped_in_region_[linear_page / kPagesPerRegion];
   frame_uses_[ShadowAddressSpace::kUnassignedFrame].push_back({&space, window, linear_page});
   enforce_budget();
@@ -210,7 +210,7 @@ void ShadowMmu::map_run(ShadowAddressSpace& space, WindowKind window, uint32_t l
   ++stats_.host_mappings_created;
   auto& mapped = space.mapped_[index_of(window)];
   for (uint32_t i = 0; i < pages; ++i) {
-    mapped[linear_page + i] = {frame + i, prot};
+    mapped[linear_page + i] = {frame + i, prot, linear_page};
     ++space.mapped_in_region_[(linear_page + i) / kPagesPerRegion];
     frame_uses_[frame + i].push_back({&space, window, linear_page + i});
   }
@@ -281,7 +281,7 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
                            uint32_t page_count) {
   auto& mapped = space.mapped_[index_of(window)];
   auto it = mapped.lower_bound(first_page);
-  std::vector<uint32_t> emptied;
+  bool emptied_region = false;
   // One host call per run of adjacent mapped pages: a guest clearing a
   // table of entries (exit, exec) would otherwise pay a system call each.
   while (it != mapped.end() && it->first - first_page < page_count) {
@@ -290,8 +290,7 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
     while (it != mapped.end() && it->first == run_first + run_pages &&
            it->first - first_page < page_count) {
       forget_frame_use(it->second.frame, {&space, window, it->first});
-      const uint32_t region = it->first / kPagesPerRegion;
-      if (--space.mapped_in_region_[region] == 0) emptied.push_back(region);
+      if (--space.mapped_in_region_[it->first / kPagesPerRegion] == 0) emptied_region = true;
       it = mapped.erase(it);
       ++run_pages;
     }
@@ -300,25 +299,46 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
   }
   // After the walk over mapped: releasing untraces frames, which drops
   // their own read-only mappings, possibly in this very map.
-  if (!emptied.empty()) release_regions(space, emptied);
+  if (emptied_region) release_if_unused(space);
 }
 
-void ShadowMmu::release_regions(ShadowAddressSpace& space, const std::vector<uint32_t>& regions) {
-  if (space.key().identity) return;
-  for (uint32_t region : regions) {
+// A region that lost its last mapping keeps its table, traced, as long as
+// the space maps anything else: the directory is then traced as well, so
+// the entry pointing at the table cannot change unseen, and a table emptied
+// and refilled over and over (Linux's text_poke() maps one page in a private
+// address space for every patch) is not untraced and traced again each
+// time, which cost a hidden fault, a protect and an unmap per cycle. A
+// space that maps nothing (a process that exited) releases its tables and
+// its directory, so the guest reusing those frames takes no trace faults.
+void ShadowMmu::release_if_unused(ShadowAddressSpace& space) {
+  if (space.key().identity || !space.mapped_[0].empty() || !space.mapped_[1].empty()) return;
+  for (uint32_t region = 0; region < space.table_of_region_.size(); ++region) {
     const uint32_t table = space.table_of_region_[region];
-    if (table == kNoFrame || space.mapped_in_region_[region] != 0) continue;
+    if (table == kNoFrame) continue;
     space.table_of_region_[region] = kNoFrame;
     forget_table_use(table, {&space, false, region << 22});
   }
-  if (space.mapped_[0].empty() && space.mapped_[1].empty()) {
-    forget_table_use(space.key().cr3_frame, {&space, true, 0});
-  }
+  forget_table_use(space.key().cr3_frame, {&space, true, 0});
 }
 
+// A guest that unmaps one page of a run we mapped in one call is usually
+// about to unmap its neighbours as well, one invlpg each (Linux's
+// early_memremap() scans the BIOS area in 16-byte steps, remapping up to 16
+// pages per step): dropping the whole run now is one host call instead of
+// one per page. Dropping more than asked is always safe; a dropped page is
+// faulted back in.
 void ShadowMmu::drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count) {
+  if (page_count == 0) return;
   for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
-    drop_pages(space, w, first_page, page_count);
+    const auto& mapped = space.mapped_[index_of(w)];
+    uint64_t begin = first_page;
+    uint64_t end = uint64_t{first_page} + page_count;
+    if (auto it = mapped.find(first_page); it != mapped.end()) begin = it->second.run_first;
+    if (auto it = mapped.find(static_cast<uint32_t>(end - 1)); it != mapped.end()) {
+      const uint32_t run = it->second.run_first;
+      for (++it; it != mapped.end() && it->first == end && it->second.run_first == run; ++it) ++end;
+    }
+    drop_pages(space, w, static_cast<uint32_t>(begin), static_cast<uint32_t>(end - begin));
   }
 }
 

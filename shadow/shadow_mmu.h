@@ -21,11 +21,11 @@
 //    that holds, at the flush, the very value its region's mappings derive
 //    from changed nothing, and the region stays (Linux clears a recycled
 //    directory page and copies the kernel's entries back into it on every
-//    fork). Conversely, a frame
-//    from which no mapping is derived any more is not traced as a table: a
-//    process's tables stay untraced from its exit (its last mappings
-//    dropped) until they serve a walk again, so the guest reusing the frames
-//    for data or for a child's tables takes no trace faults.
+//    fork). Conversely, a frame is traced as a table only while a space
+//    uses it: a table is released when its directory entry changes or its
+//    space maps nothing any more (a process that exited), so the guest
+//    reusing the frames for data or for a child's tables takes no trace
+//    faults. A table whose region merely emptied stays (release_if_unused).
 // 2. A page is mapped writable only if its dirty bit is set in the guest
 //    entry (so the first write faults and sets D) and its frame is not traced.
 // 3. The reverse map knows every (space, window, linear page) a frame is
@@ -75,6 +75,8 @@ class ShadowAddressSpace {
   struct Mapping {
     uint32_t frame;  // Guest-physical page frame number.
     HostProtection prot;
+    // The first linear page of the run mapped with it in one host call.
+    uint32_t run_first;
   };
   // Linear page number -> what the window maps there.
   const std::map<uint32_t, Mapping>& mappings(WindowKind w) const {
@@ -224,14 +226,14 @@ class ShadowMmu {
   // Unmaps [first_page, +page_count) of one window, mapped runs in one call each.
   void drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_t first_page,
                   uint32_t page_count);
+  // Drops [first_page, +page_count) in both windows, widened to whole runs.
   void drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
   // Drops the mappings derived from entries [first_entry, +entry_count) of
   // the table or directory in frame.
   void drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count);
   void forget_table_use(uint32_t frame, const TableUse& use);
-  // The regions of space that just lost their last mapping: their tables,
-  // and the directory once the space maps nothing, are no longer in use.
-  void release_regions(ShadowAddressSpace& space, const std::vector<uint32_t>& regions);
+  // Once space maps nothing, its tables and directory are no longer in use.
+  void release_if_unused(ShadowAddressSpace& space);
   void clear(ShadowAddressSpace& space);
   void evict(ShadowAddressSpace& space);
   void enforce_budget();

@@ -146,7 +146,7 @@ TEST_F(ShadowMmuTest, DirectoryEntriesRewrittenUnchangedKeepTheirRegion) {
 // (for data, or another process's tables) must not take trace faults.
 TEST_F(ShadowMmuTest, TablesWithNoDerivedMappingsLeftAreNotTraced) {
   map(0x00408000, 0x00200000, P | W | A | D);
-  map(0x00409000, 0x00201000, P | W | A | D);
+  map(0x00409000, 0x00205000, P | W | A | D);  // Not contiguous: two host mappings.
   auto& s = mmu_.activate(mode_);
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00408000, true).kind, Kind::kMapped);
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00409000, true).kind, Kind::kMapped);
@@ -171,6 +171,40 @@ TEST_F(ShadowMmuTest, TablesWithNoDerivedMappingsLeftAreNotTraced) {
   mmu_.note_guest_write(pte_address(0x00408000), 4);
   mmu_.flush_table_writes();
   EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).empty());
+}
+
+TEST_F(ShadowMmuTest, AnEmptiedRegionKeepsItsTableWhileTheDirectoryEntryStands) {
+  constexpr uint32_t kOtherPt = 0x12000;
+  memory_.write_u32(kPd + 8, kOtherPt | P | W | A);  // 0x00800000-0x00BFFFFF
+  memory_.write_u32(kOtherPt, 0x00300000 | P | W | A | D);
+  map(0x00408000, 0x00200000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00800000, false).kind, Kind::kMapped);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00408000, false).kind, Kind::kMapped);
+
+  // Unmapping the region's only page empties it; its table stays traced.
+  map(0x00408000, 0, 0);
+  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  mmu_.flush_table_writes();
+  EXPECT_FALSE(s.mappings(WindowKind::kSupervisor).contains(0x00408));
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable));
+
+  // Mapping it again records the write; the next flush finds nothing stale.
+  map(0x00408000, 0x00201000, P | W | A | D);
+  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  mmu_.flush_table_writes();
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00408000, false).kind, Kind::kMapped);
+  EXPECT_EQ(s.mappings(WindowKind::kSupervisor).at(0x00408).frame, 0x00201u);
+
+  // Empty again, then the directory entry goes: now the table is released.
+  map(0x00408000, 0, 0);
+  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  memory_.write_u32(kPd + 4, 0);
+  mmu_.note_guest_write(kPd + 4, 4);
+  mmu_.flush_table_writes();
+  EXPECT_EQ(mmu_.trace_kinds(kPt >> 12), 0);
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kOtherPt >> 12), TraceKind::kPageTable));
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPd >> 12), TraceKind::kPageTable));
 }
 
 TEST_F(ShadowMmuTest, TracedFramesAreWriteProtectedEverywhereTheyAreMapped) {
@@ -245,6 +279,28 @@ TEST_F(ShadowMmuTest, InvlpgDropsThePage) {
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00430000, false).kind, Kind::kMapped);
   mmu_.invalidate_page(s, 0x00430abc);
   EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00430000)), "---");
+}
+
+TEST_F(ShadowMmuTest, DroppingAPageDropsTheWholeRunItWasMappedWith) {
+  for (uint32_t i = 0; i < 8; ++i) map(0x00440000 + i * 4096, 0x00600000 + i * 4096, P | W | A);
+  map(0x00448000, 0x00700000, P | W | A);  // Not contiguous: a run of its own.
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00440000, false).kind, Kind::kMapped);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00448000, false).kind, Kind::kMapped);
+  ASSERT_EQ(mmu_.stats().host_mappings_created, 2u);
+
+  map(0x00443000, 0, 0);
+  mmu_.note_guest_write(pte_address(0x00443000), 4);
+  mmu_.invalidate_page(s, 0x00443000);
+  const auto& mapped = s.mappings(WindowKind::kSupervisor);
+  for (uint32_t i = 0; i < 8; ++i) {
+    EXPECT_FALSE(mapped.contains(0x00440 + i)) << i;
+    EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00440000 + i * 4096)), "---") << i;
+  }
+  EXPECT_TRUE(mapped.contains(0x00448)) << "another run stays";
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00448000)), "r--");
+  EXPECT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00442000, false).kind, Kind::kMapped)
+      << "a neighbour still present in the guest's table comes back on its next touch";
 }
 
 TEST_F(ShadowMmuTest, PhysicalAddressesOutsideRamAreReportedNotMapped) {
