@@ -184,6 +184,11 @@ std::string format_adaptations(BtDebugTarget& target, const SymbolTable& symbols
     s += fmt::format(
         "   old unit{} -> new unit {}\n", old_units.empty() ? " none" : old_units,
         a.new_unit ? fmt::format("#{}", *a.new_unit) : std::string("(not translated since)"));
+    if (a.reverted) {
+      s += fmt::format(
+          "   reverted to a plain store: {} of its last {} callouts hit a traced page\n",
+          a.reverted->second, a.reverted->first);
+    }
   }
   s += fmt::format("{} adaptation(s), threshold {} trace faults per instruction\n", n,
                    target.adaptation_threshold());

@@ -49,8 +49,10 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
       "invalidated by code writes; {:.1f} ms\n",
       c.trace_faults[0], c.trace_faults[1], c.trace_faults[2], c.code_invalidations,
       ms(c.trace_write_ns));
-  s += fmt::format("  adaptations: {} instructions retranslated to store through a callout\n",
-                   c.adaptations);
+  s += fmt::format(
+      "  adaptations: {} instructions retranslated to store through a callout, {} reverted when "
+      "they stopped hitting traced pages\n",
+      c.adaptations, c.adaptations_reverted);
   s += fmt::format("  halts: {} ({:.1f} ms waiting); poll exits: {}; event delivery {:.1f} ms\n",
                    c.halts, ms(c.halt_ns), c.poll_exits, ms(c.delivery_ns));
   s += "  callouts:\n";

@@ -32,6 +32,7 @@ struct BtCounters {
   uint64_t trace_writes = 0;
   uint64_t code_invalidations = 0;  // Units retired by self-modifying code.
   uint64_t adaptations = 0;
+  uint64_t adaptations_reverted = 0;
   uint64_t interrupts_injected = 0;
   uint64_t exceptions_delivered = 0;
   uint64_t halts = 0;

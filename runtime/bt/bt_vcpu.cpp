@@ -558,6 +558,7 @@ void BtVcpu::invalidate_page(uint32_t linear) {
 // Stores done by the runtime (callouts, system instructions, adapted
 // stores) take no trace fault, so the debugger hears of them here.
 void BtVcpu::traced_memory_written(uint32_t linear, uint32_t length, TraceKinds kinds) {
+  traced_store_hit_ = true;
   if (has_kind(kinds, TraceKind::kDescriptorTable)) ++descriptor_generation_;
   const bool watched = debug_hooks_ && has_kind(kinds, TraceKind::kWatch);
   if (!has_kind(kinds, TraceKind::kCode) && !watched) return;
@@ -933,7 +934,10 @@ std::optional<VcpuExit> BtVcpu::handle_callout(uint32_t exit_id, const ExitRecor
   const uint64_t start = options_.count_executed ? now_ns() : 0;
   std::optional<VcpuExit> result;
   if (exit.callout == CalloutId::kTracedStore) {
+    const uint32_t eip = cpu_.eip;
+    traced_store_hit_ = false;
     result = run_traced_store(d);
+    note_adapted_store_run(eip, traced_store_hit_);
   } else if (is_system_instruction(d)) {
     const SystemOutcome outcome = execute_system_instruction(*this, d);
     if (outcome.kind == SystemOutcome::Kind::kContinue) {
@@ -1070,7 +1074,8 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
 // the dispatcher) and it is retranslated as a kTracedStore callout.
 void BtVcpu::count_trace_fault(uint32_t eip, TraceKinds kinds) {
   if (!options_.adapt || adapted_.contains(eip)) return;
-  if (++trace_fault_counts_[eip] < options_.adapt_threshold) return;
+  const uint32_t reverts = std::min(adapted_runs_[eip].reverts, 16u);
+  if (++trace_fault_counts_[eip] < options_.adapt_threshold << reverts) return;
   DecodedInstruction d;
   if (!decode_at(eip, &d)) return;
   const ZydisDecodedOperand* op = explicit_store_operand(d);
@@ -1083,18 +1088,50 @@ void BtVcpu::count_trace_fault(uint32_t eip, TraceKinds kinds) {
                  .kinds = kinds,
                  .plain_store = is_plain_mov_store(d, op),
                  .old_units = {},
-                 .new_unit = std::nullopt};
-  for (TranslationUnit* u : cache_.units_on_linear_page(eip >> 12)) {
-    if (u->guest_start <= eip && eip < u->guest_end) {
-      a.old_units.push_back(u->id);
-      cache_.retire(*u);
-    }
-  }
-  std::sort(a.old_units.begin(), a.old_units.end());
+                 .new_unit = std::nullopt,
+                 .reverted = std::nullopt};
+  retire_units_holding(eip, &a.old_units);
   machine_.log().note("bt: adapted the store at {} after {} trace faults",
                       describe_instruction(eip), a.trace_faults);
   adaptations_.push_back(std::move(a));
   ++adaptations_awaiting_unit_;
+}
+
+void BtVcpu::retire_units_holding(uint32_t eip, std::vector<uint32_t>* ids) {
+  for (TranslationUnit* u : cache_.units_on_linear_page(eip >> 12)) {
+    if (u->guest_start <= eip && eip < u->guest_end) {
+      if (ids) ids->push_back(u->id);
+      cache_.retire(*u);
+    }
+  }
+  if (ids) std::sort(ids->begin(), ids->end());
+}
+
+// Judged over windows of callouts: a store that hit a traced page in fewer
+// than 1 of 64 runs pays a callout for nothing (Linux's mmu_gather batch
+// pages, once page tables, are written on every exit); a plain store costs
+// one trace fault per hit instead.
+void BtVcpu::note_adapted_store_run(uint32_t eip, bool hit) {
+  constexpr uint32_t kWindow = 4096;
+  AdaptedStoreRuns& r = adapted_runs_[eip];
+  r.hits += hit;
+  if (++r.runs < kWindow) return;
+  if (r.hits * 64 < r.runs) {
+    adapted_.erase(eip);
+    trace_fault_counts_.erase(eip);
+    ++r.reverts;
+    ++counters_.adaptations_reverted;
+    retire_units_holding(eip, nullptr);
+    for (auto it = adaptations_.rbegin(); it != adaptations_.rend(); ++it) {
+      if (it->eip != eip) continue;
+      it->reverted = {r.runs, r.hits};
+      break;
+    }
+    machine_.log().note("bt: reverted the adapted store at {}: {} of {} callouts hit a traced page",
+                        describe_instruction(eip), r.hits, r.runs);
+  }
+  r.runs = 0;
+  r.hits = 0;
 }
 
 // Fills in the new unit of the adaptations a fresh translation covers.
@@ -1136,6 +1173,7 @@ std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
     physical = linear;
   }
   if (physical && mmu_.trace_kinds(*physical >> 12) != 0) {
+    traced_store_hit_ = true;
     return emulate_traced_store(linear, *physical);
   }
   // Not traced now: the instruction runs on its own and faults as it must.

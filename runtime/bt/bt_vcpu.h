@@ -58,7 +58,10 @@
 // GuestLinearMemory (which does the tracing work), other forms run as a
 // single instruction with their page opened, without a host fault. Each
 // adaptation is logged (adaptations(), the debugger's `adapt`) with the
-// units it retired and the first full unit translated over it after.
+// units it retired and the first full unit translated over it after. An
+// adapted store that stops hitting traced pages (a buffer that was a page
+// table once) is reverted to a plain store by the same retirement; its next
+// adaptation needs twice the trace faults, so no instruction flips often.
 //
 // Memory outside RAM reads as zeros (the shadow MMU maps a shared zero page
 // there) and stores to it are discarded; the Machine's MMIO bus is not
@@ -118,6 +121,9 @@ struct BtAdaptation {
   bool plain_store = false;          // A mov stored through guest linear memory (else run singly).
   std::vector<uint32_t> old_units;   // Retired (ids until the next cache flush).
   std::optional<uint32_t> new_unit;  // The first unit translated over it since.
+  // Set when the callout was reverted to a plain store: its last window of
+  // callouts, and how many of them hit a traced page.
+  std::optional<std::pair<uint32_t, uint32_t>> reverted;
 };
 
 struct UnassignedPage {
@@ -273,6 +279,15 @@ class BtVcpu final : public Vcpu,
   // Adaptation: trace faults per guest EIP, and the EIPs adapted.
   std::unordered_map<uint32_t, uint32_t> trace_fault_counts_;
   std::unordered_set<uint32_t> adapted_;
+  struct AdaptedStoreRuns {
+    uint32_t runs = 0;  // Callouts in the current window.
+    uint32_t hits = 0;  // Of those, the ones that stored to a traced page.
+    uint32_t reverts = 0;
+  };
+  std::unordered_map<uint32_t, AdaptedStoreRuns> adapted_runs_;
+  bool traced_store_hit_ = false;  // Set by traced_memory_written().
+  void note_adapted_store_run(uint32_t eip, bool hit);
+  void retire_units_holding(uint32_t eip, std::vector<uint32_t>* ids);
   std::vector<BtAdaptation> adaptations_;
   size_t adaptations_awaiting_unit_ = 0;  // Entries without new_unit yet.
   TranslationCache cache_;

@@ -363,6 +363,48 @@ TEST_F(BtVcpuTest, RepeatedTraceFaultsAreAdapted) {
   EXPECT_LT(vcpu_->counters().trace_faults[2], 40u);
 }
 
+// The same store hits the traced code page, then a plain data page for a
+// long while (reverted to a plain store), then the code page again: with
+// the threshold doubled, 12 trace faults no longer adapt it.
+TEST_F(BtVcpuTest, AdaptedStoresThatStopHittingTracedPagesAreReverted) {
+  constexpr uint32_t kTraced = kCode + 0x200;
+  constexpr uint32_t kPlain = kCode + 0x8000;
+  constexpr uint32_t kPhases = kCode + 0x300;
+  GuestMemory& m = machine_->memory();
+  const std::pair<uint32_t, uint32_t> phases[] = {{kTraced, 20}, {kPlain, 5000}, {kTraced, 12}};
+  for (uint32_t i = 0; i < 3; ++i) {
+    m.write_u32(kPhases + i * 8, phases[i].first);
+    m.write_u32(kPhases + i * 8 + 4, phases[i].second);
+  }
+  load(kCode, [&](x86::Assembler& a) {
+    a.xor_(x86::esi, x86::esi);
+    Label phase = a.newLabel(), store = a.newLabel();
+    a.bind(phase);
+    a.mov(x86::edi, x86::dword_ptr(x86::esi, kPhases));
+    a.mov(x86::ecx, x86::dword_ptr(x86::esi, kPhases + 4));
+    a.bind(store);
+    a.mov(x86::dword_ptr(x86::edi), x86::ecx);
+    a.dec(x86::ecx);
+    a.jnz(store);
+    a.add(x86::esi, 8);
+    a.cmp(x86::esi, 24);
+    a.jb(phase);
+    a.mov(x86::eax, x86::dword_ptr(kPlain));
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (1 << 1) | 1);
+  EXPECT_EQ(m.read_u32(kTraced), 1u);
+  EXPECT_EQ(vcpu_->counters().adaptations, 1u);
+  EXPECT_EQ(vcpu_->counters().adaptations_reverted, 1u);
+  ASSERT_EQ(vcpu_->adaptations().size(), 1u);
+  ASSERT_TRUE(vcpu_->adaptations()[0].reverted.has_value());
+  EXPECT_EQ(vcpu_->adaptations()[0].reverted->first, 4096u);
+  EXPECT_EQ(vcpu_->adaptations()[0].reverted->second, 12u) << "the first window's traced stores";
+  EXPECT_EQ(vcpu_->counters().trace_faults[2], 8u + 12u);
+}
+
 TEST_F(BtVcpuTest, NoAdaptKeepsTakingTraceFaults) {
   vcpu_ = std::make_unique<BtVcpu>(*machine_,
                                    BtOptions{.translation_cache_bytes = 4u << 20, .adapt = false});
