@@ -13,6 +13,7 @@
 
 #include "runtime/cache_fault_exit.h"
 #include "runtime/system/event_delivery.h"
+#include "runtime/system/guest_access.h"
 #include "runtime/system/instruction_operands.h"
 #include "runtime/system/system_instructions.h"
 
@@ -840,7 +841,7 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
       }
       if (debug_hooks_) debug_hooks_->trace_fault(fault.physical, fault.exception.vector);
       count_trace_fault(context_->eip, fault.exception.vector);
-      return emulate_traced_store(fault.linear, fault.physical);
+      return store_to_traced_page(fault.linear, fault.physical);
     case HostFault::Kind::kNotRam:
       if (fault.write) return emulate_traced_store(fault.linear, fault.physical);
       machine_.log().note(
@@ -1182,6 +1183,75 @@ std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
   if (unit == nullptr) return exit;
   cache_.stubs().enter_function()(context_, unit->host_start);
   return handle_exit(context_->exit_id);
+}
+
+namespace {
+
+bool is_flat(const Segment& s) {
+  return s.base == 0 && s.limit == 0xFFFFFFFF;
+}
+
+}  // namespace
+
+// After a trace fault. Two forms are done in software through guest linear
+// memory, which does the tracing work: a plain mov store, and the string
+// copy Linux's memcpy() is made of (rep movsd, then rep movsb), with which
+// text_poke() patches kernel code on every jump-label flip. Opening the page
+// and running the instruction singly instead cost two protects, a 4 KiB
+// compare and a unit lookup on top of the fault.
+std::optional<VcpuExit> BtVcpu::store_to_traced_page(uint32_t linear, uint32_t physical) {
+  DecodedInstruction d;
+  if (decode_at(context_->eip, &d)) {
+    const ZydisDecodedOperand* op = explicit_store_operand(d);
+    if (op != nullptr && is_plain_mov_store(d, op)) {
+      save_context();
+      ++counters_.trace_writes;
+      return run_traced_store(d);
+    }
+    const ZydisMnemonic m = d.mnemonic();
+    if ((m == ZYDIS_MNEMONIC_MOVSB || m == ZYDIS_MNEMONIC_MOVSW || m == ZYDIS_MNEMONIC_MOVSD) &&
+        d.insn.address_width == 32 && d.operands[0].type == ZYDIS_OPERAND_TYPE_MEMORY) {
+      save_context();
+      if (std::optional<VcpuExit> exit; copy_string(d, &exit)) return exit;
+    }
+  }
+  return emulate_traced_store(linear, physical);
+}
+
+// Element by element, as the hardware does (so overlapping copies come out
+// the same); a fault part-way leaves ESI, EDI and ECX at the element that
+// faulted, as a rep instruction interrupted there would. False: not the
+// plain form (DF set, segments not flat, more than a page), nothing done.
+bool BtVcpu::copy_string(const DecodedInstruction& d, std::optional<VcpuExit>* exit) {
+  const int size = d.operands[0].size / 8;
+  const bool rep = d.has_attribute(ZYDIS_ATTRIB_HAS_REP);
+  const uint32_t count = rep ? cpu_.reg(Gpr::kEcx) : 1;
+  if ((cpu_.eflags & eflags::kDf) || count == 0 || uint64_t{count} * size > kPage ||
+      !is_flat(cpu_.segment(SegReg::kEs)) ||
+      !is_flat(cpu_.segment(segment_of(d.operands[1].mem.segment)))) {
+    return false;
+  }
+  const uint64_t start = now_ns();
+  ++counters_.trace_writes;
+  const bool user = mode_.cpl == 3;
+  uint32_t done = 0;
+  SystemOutcome o = SystemOutcome::ok();
+  while (done < count && o.continues()) {
+    uint32_t value = 0;
+    const uint32_t offset = done * size;
+    o = read_linear_value(*this, cpu_.reg(Gpr::kEsi) + offset, size, &value, user);
+    if (o.continues()) {
+      o = write_linear_value(*this, cpu_.reg(Gpr::kEdi) + offset, size, value, user);
+    }
+    if (o.continues()) ++done;
+  }
+  cpu_.reg(Gpr::kEsi) += done * size;
+  cpu_.reg(Gpr::kEdi) += done * size;
+  if (rep) cpu_.reg(Gpr::kEcx) -= done;
+  if (o.continues()) cpu_.eip = d.next_eip();
+  *exit = finish_outcome(o);
+  counters_.trace_write_ns += now_ns() - start;
+  return true;
 }
 
 std::optional<VcpuExit> BtVcpu::emulate_traced_store(uint32_t linear, uint32_t physical) {

@@ -405,6 +405,48 @@ TEST_F(BtVcpuTest, AdaptedStoresThatStopHittingTracedPagesAreReverted) {
   EXPECT_EQ(vcpu_->counters().trace_faults[2], 8u + 12u);
 }
 
+// memcpy()-style string copies onto a code page: rep movsd and rep movsb
+// patch an instruction that runs afterwards, and an overlapping rep movsb
+// copies element by element as the hardware does.
+TEST_F(BtVcpuTest, StringCopiesOntoTracedPagesPatchCodeAndKeepElementOrder) {
+  constexpr uint32_t kSource = kCode + 0x8000;
+  constexpr uint32_t kTraced = kCode + 0x200;
+  constexpr uint32_t kPatched = kCode + 0x400;
+  GuestMemory& m = machine_->memory();
+  for (uint32_t i = 0; i < 9; ++i) m.write_u8(kSource + i, static_cast<uint8_t>(i + 1));
+  m.write_u8(kSource + 16, 0x07);  // The new immediate of "mov al, 1".
+  load(kPatched, [](x86::Assembler& a) {
+    a.mov(x86::al, 1);
+    a.out(Imm(0xF4), x86::al);
+  });
+  load(kCode, [&](x86::Assembler& a) {
+    a.mov(x86::esi, kSource);
+    a.mov(x86::edi, kTraced);
+    a.mov(x86::ecx, 2);
+    a.rep().movsd();
+    a.mov(x86::ecx, 1);
+    a.rep().movsb();
+    a.mov(x86::esi, kTraced);
+    a.mov(x86::edi, kTraced + 1);
+    a.mov(x86::ecx, 4);
+    a.rep().movsb();
+    a.mov(x86::dword_ptr(kTraced + 12), x86::ecx);
+    a.mov(x86::dword_ptr(kTraced + 16), x86::edi);
+    a.mov(x86::esi, kSource + 16);
+    a.mov(x86::edi, kPatched + 1);
+    a.movsb();
+    a.mov(x86::eax, kPatched);
+    a.jmp(x86::eax);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (7 << 1) | 1) << "the patched instruction ran";
+  const uint8_t expected[9] = {1, 1, 1, 1, 1, 6, 7, 8, 9};
+  for (uint32_t i = 0; i < 9; ++i) EXPECT_EQ(m.read_u8(kTraced + i), expected[i]) << i;
+  EXPECT_EQ(m.read_u32(kTraced + 12), 0u) << "ECX after rep";
+  EXPECT_EQ(m.read_u32(kTraced + 16), kTraced + 5) << "EDI after rep";
+}
+
 TEST_F(BtVcpuTest, NoAdaptKeepsTakingTraceFaults) {
   vcpu_ = std::make_unique<BtVcpu>(*machine_,
                                    BtOptions{.translation_cache_bytes = 4u << 20, .adapt = false});
