@@ -30,6 +30,11 @@ class ShadowMmuTest : public ::testing::Test {
     memory_.write_u32(pte_address(linear), (physical & 0xFFFFF000) | flags);
   }
   static uint32_t pte_address(uint32_t linear) { return kPt + ((linear >> 12) & 0x3FF) * 4; }
+  // The guest clears the entry, as its (emulated) store reports it.
+  void guest_unmaps(uint32_t linear) {
+    map(linear, 0, 0);
+    mmu_.note_guest_write(pte_address(linear), 4);
+  }
   uint8_t* at(ShadowAddressSpace& s, WindowKind w, uint32_t linear) {
     return s.window(w).base() + linear;
   }
@@ -150,13 +155,11 @@ TEST_F(ShadowMmuTest, TablesWithNoDerivedMappingsLeftAreNotTraced) {
   auto& s = mmu_.activate(mode_);
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00408000, true).kind, Kind::kMapped);
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00409000, true).kind, Kind::kMapped);
-  map(0x00408000, 0, 0);
-  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  guest_unmaps(0x00408000);
   mmu_.flush_table_writes();
   EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable))
       << "0x00409000 still depends on the table";
-  map(0x00409000, 0, 0);
-  mmu_.note_guest_write(pte_address(0x00409000), 4);
+  guest_unmaps(0x00409000);
   mmu_.flush_table_writes();
   EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).empty());
   EXPECT_EQ(mmu_.trace_kinds(kPt >> 12), 0);
@@ -183,8 +186,7 @@ TEST_F(ShadowMmuTest, AnEmptiedRegionKeepsItsTableWhileTheDirectoryEntryStands) 
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00408000, false).kind, Kind::kMapped);
 
   // Unmapping the region's only page empties it; its table stays traced.
-  map(0x00408000, 0, 0);
-  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  guest_unmaps(0x00408000);
   mmu_.flush_table_writes();
   EXPECT_FALSE(s.mappings(WindowKind::kSupervisor).contains(0x00408));
   EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable));
@@ -197,8 +199,7 @@ TEST_F(ShadowMmuTest, AnEmptiedRegionKeepsItsTableWhileTheDirectoryEntryStands) 
   EXPECT_EQ(s.mappings(WindowKind::kSupervisor).at(0x00408).frame, 0x00201u);
 
   // Empty again, then the directory entry goes: now the table is released.
-  map(0x00408000, 0, 0);
-  mmu_.note_guest_write(pte_address(0x00408000), 4);
+  guest_unmaps(0x00408000);
   memory_.write_u32(kPd + 4, 0);
   mmu_.note_guest_write(kPd + 4, 4);
   mmu_.flush_table_writes();
@@ -289,8 +290,7 @@ TEST_F(ShadowMmuTest, DroppingAPageDropsTheWholeRunItWasMappedWith) {
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00448000, false).kind, Kind::kMapped);
   ASSERT_EQ(mmu_.stats().host_mappings_created, 2u);
 
-  map(0x00443000, 0, 0);
-  mmu_.note_guest_write(pte_address(0x00443000), 4);
+  guest_unmaps(0x00443000);
   mmu_.invalidate_page(s, 0x00443000);
   const auto& mapped = s.mappings(WindowKind::kSupervisor);
   for (uint32_t i = 0; i < 8; ++i) {
