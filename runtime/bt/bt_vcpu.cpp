@@ -58,6 +58,10 @@ bool is_plain_mov_store(const DecodedInstruction& d, const ZydisDecodedOperand* 
          plain_source;
 }
 
+bool is_flat(const Segment& s) {
+  return s.base == 0 && s.limit == 0xFFFFFFFF;
+}
+
 VcpuExit error_exit(std::string message) {
   return {VcpuExit::Kind::kError, 0, std::move(message)};
 }
@@ -1075,7 +1079,8 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
 // the dispatcher) and it is retranslated as a kTracedStore callout.
 void BtVcpu::count_trace_fault(uint32_t eip, TraceKinds kinds) {
   if (!options_.adapt || adapted_.contains(eip)) return;
-  const uint32_t reverts = std::min(adapted_runs_[eip].reverts, 16u);
+  const auto runs = adapted_runs_.find(eip);
+  const uint32_t reverts = runs == adapted_runs_.end() ? 0 : std::min(runs->second.reverts, 16u);
   if (++trace_fault_counts_[eip] < options_.adapt_threshold << reverts) return;
   DecodedInstruction d;
   if (!decode_at(eip, &d)) return;
@@ -1185,14 +1190,6 @@ std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
   return handle_exit(context_->exit_id);
 }
 
-namespace {
-
-bool is_flat(const Segment& s) {
-  return s.base == 0 && s.limit == 0xFFFFFFFF;
-}
-
-}  // namespace
-
 // After a trace fault. Two forms are done in software through guest linear
 // memory, which does the tracing work: a plain mov store, and the string
 // copy Linux's memcpy() is made of (rep movsd, then rep movsb), with which
@@ -1201,21 +1198,26 @@ bool is_flat(const Segment& s) {
 // compare and a unit lookup on top of the fault.
 std::optional<VcpuExit> BtVcpu::store_to_traced_page(uint32_t linear, uint32_t physical) {
   DecodedInstruction d;
-  if (decode_at(context_->eip, &d)) {
-    const ZydisDecodedOperand* op = explicit_store_operand(d);
-    if (op != nullptr && is_plain_mov_store(d, op)) {
-      save_context();
-      ++counters_.trace_writes;
-      return run_traced_store(d);
-    }
-    const ZydisMnemonic m = d.mnemonic();
-    if ((m == ZYDIS_MNEMONIC_MOVSB || m == ZYDIS_MNEMONIC_MOVSW || m == ZYDIS_MNEMONIC_MOVSD) &&
-        d.insn.address_width == 32 && d.operands[0].type == ZYDIS_OPERAND_TYPE_MEMORY) {
-      save_context();
-      if (std::optional<VcpuExit> exit; copy_string(d, &exit)) return exit;
-    }
+  if (!decode_at(context_->eip, &d)) return emulate_traced_store(linear, physical);
+  const uint64_t start = now_ns();
+  const ZydisDecodedOperand* op = explicit_store_operand(d);
+  const ZydisMnemonic m = d.mnemonic();
+  std::optional<VcpuExit> exit;
+  bool done = false;
+  if (op != nullptr && is_plain_mov_store(d, op)) {
+    save_context();
+    exit = run_traced_store(d);
+    done = true;
+  } else if ((m == ZYDIS_MNEMONIC_MOVSB || m == ZYDIS_MNEMONIC_MOVSW ||
+              m == ZYDIS_MNEMONIC_MOVSD) &&
+             d.insn.address_width == 32 && d.operands[0].type == ZYDIS_OPERAND_TYPE_MEMORY) {
+    save_context();
+    done = copy_string(d, &exit);
   }
-  return emulate_traced_store(linear, physical);
+  if (!done) return emulate_traced_store(linear, physical);
+  ++counters_.trace_writes;
+  counters_.trace_write_ns += now_ns() - start;
+  return exit;
 }
 
 // Element by element, as the hardware does (so overlapping copies come out
@@ -1231,8 +1233,6 @@ bool BtVcpu::copy_string(const DecodedInstruction& d, std::optional<VcpuExit>* e
       !is_flat(cpu_.segment(segment_of(d.operands[1].mem.segment)))) {
     return false;
   }
-  const uint64_t start = now_ns();
-  ++counters_.trace_writes;
   const bool user = mode_.cpl == 3;
   uint32_t done = 0;
   SystemOutcome o = SystemOutcome::ok();
@@ -1250,7 +1250,6 @@ bool BtVcpu::copy_string(const DecodedInstruction& d, std::optional<VcpuExit>* e
   if (rep) cpu_.reg(Gpr::kEcx) -= done;
   if (o.continues()) cpu_.eip = d.next_eip();
   *exit = finish_outcome(o);
-  counters_.trace_write_ns += now_ns() - start;
   return true;
 }
 
