@@ -51,6 +51,7 @@ ShadowAddressSpace& ShadowMmu::activate_key(const ShadowSpaceKey& key) {
   for (auto it = spaces_.begin(); it != spaces_.end(); ++it) {
     if ((*it)->key() == key) {
       spaces_.splice(spaces_.begin(), spaces_, it);
+      if (spaces_.front()->detached_) revalidate(*spaces_.front());
       return *spaces_.front();
     }
   }
@@ -239,8 +240,7 @@ void ShadowMmu::note_directory_entry(ShadowAddressSpace& space, const PageTransl
   recorded = only_gained_ad ? now : kUnknownEntry;
 }
 
-void ShadowMmu::note_tables(ShadowAddressSpace& space, const PageTranslation& t) {
-  note_directory_entry(space, t);
+void ShadowMmu::trace_directory(ShadowAddressSpace& space) {
   const uint32_t directory = space.key().cr3_frame;
   const TableUse dir_use{&space, true, 0};
   auto& dir_uses = table_uses_[directory];
@@ -248,13 +248,16 @@ void ShadowMmu::note_tables(ShadowAddressSpace& space, const PageTranslation& t)
     dir_uses.push_back(dir_use);
     trace_frame(directory, TraceKind::kPageTable);
   }
+}
+
+void ShadowMmu::note_tables(ShadowAddressSpace& space, const PageTranslation& t) {
+  note_directory_entry(space, t);
+  trace_directory(space);
   if (!t.pte_address) return;
   const uint32_t region = t.page_linear >> 22;
   const uint32_t table = *t.pte_address >> kPageShift;
   if (space.table_of_region_[region] == table) return;
-  if (space.table_of_region_[region] != kNoFrame) {
-    forget_table_use(space.table_of_region_[region], {&space, false, region << 22});
-  }
+  forget_region_table(space, region);
   space.table_of_region_[region] = table;
   table_uses_[table].push_back({&space, false, region << 22});
   trace_frame(table, TraceKind::kPageTable);
@@ -270,6 +273,13 @@ void ShadowMmu::forget_table_use(uint32_t frame, const TableUse& use) {
   }
 }
 
+void ShadowMmu::forget_region_table(ShadowAddressSpace& space, uint32_t region) {
+  const uint32_t table = space.table_of_region_[region];
+  if (table == kNoFrame) return;
+  space.table_of_region_[region] = kNoFrame;
+  forget_table_use(table, {&space, false, region << 22});
+}
+
 void ShadowMmu::forget_frame_use(uint32_t frame, const FrameUse& use) {
   auto uses = frame_uses_.find(frame);
   if (uses == frame_uses_.end()) return;
@@ -282,6 +292,7 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
   auto& mapped = space.mapped_[index_of(window)];
   auto it = mapped.lower_bound(first_page);
   bool emptied_region = false;
+  std::vector<uint32_t> emptied_while_detached;
   // One host call per run of adjacent mapped pages: a guest clearing a
   // table of entries (exit, exec) would otherwise pay a system call each.
   while (it != mapped.end() && it->first - first_page < page_count) {
@@ -290,7 +301,11 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
     while (it != mapped.end() && it->first == run_first + run_pages &&
            it->first - first_page < page_count) {
       forget_frame_use(it->second.frame, {&space, window, it->first});
-      if (--space.mapped_in_region_[it->first / kPagesPerRegion] == 0) emptied_region = true;
+      const uint32_t region = it->first / kPagesPerRegion;
+      if (--space.mapped_in_region_[region] == 0) {
+        emptied_region = true;
+        if (space.detached_) emptied_while_detached.push_back(region);
+      }
       it = mapped.erase(it);
       ++run_pages;
     }
@@ -298,7 +313,9 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
     stats_.mappings_dropped += run_pages;
   }
   // After the walk over mapped: releasing untraces frames, which drops
-  // their own read-only mappings, possibly in this very map.
+  // their own read-only mappings, possibly in this very map. A detached
+  // space keeps no table for a region without mappings (see detach()).
+  for (uint32_t region : emptied_while_detached) forget_region_table(space, region);
   if (emptied_region) release_if_unused(space);
 }
 
@@ -312,13 +329,52 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
 // its directory, so the guest reusing those frames takes no trace faults.
 void ShadowMmu::release_if_unused(ShadowAddressSpace& space) {
   if (space.key().identity || !space.mapped_[0].empty() || !space.mapped_[1].empty()) return;
-  for (uint32_t region = 0; region < space.table_of_region_.size(); ++region) {
-    const uint32_t table = space.table_of_region_[region];
-    if (table == kNoFrame) continue;
-    space.table_of_region_[region] = kNoFrame;
-    forget_table_use(table, {&space, false, region << 22});
+  for (uint32_t region = 0; region < kPagesPerRegion; ++region) forget_region_table(space, region);
+  forget_table_use(space.key().cr3_frame, {&space, true, 0});
+}
+
+// The store itself was done and will be noted for the active space; the
+// inactive ones stop tracing the frame, so the rest of the guest's stores
+// to it (clearing it for reuse, filling a child's entries) run untraced.
+void ShadowMmu::detach_inactive_spaces_of_directory(uint32_t frame) {
+  auto uses = table_uses_.find(frame);
+  if (uses == table_uses_.end()) return;
+  std::vector<ShadowAddressSpace*> inactive;
+  for (const TableUse& use : uses->second) {
+    if (use.directory && use.space != spaces_.front().get()) inactive.push_back(use.space);
+  }
+  for (ShadowAddressSpace* space : inactive) detach(*space);
+}
+
+// Tables of regions that map nothing are released now: the directory may
+// point elsewhere by the time the space returns. Tables of regions that
+// map something stay traced, so the mappings stay true to them while the
+// space waits.
+void ShadowMmu::detach(ShadowAddressSpace& space) {
+  space.detached_ = true;
+  ++stats_.spaces_detached;
+  for (uint32_t region = 0; region < kPagesPerRegion; ++region) {
+    if (space.mapped_in_region_[region] == 0) forget_region_table(space, region);
   }
   forget_table_use(space.key().cr3_frame, {&space, true, 0});
+}
+
+// Activation after a detach, which is a TLB flush for the space: a region
+// whose directory entry is the one its mappings derive from keeps them
+// (its table, if any, was traced all along); any other region is dropped.
+void ShadowMmu::revalidate(ShadowAddressSpace& space) {
+  space.detached_ = false;
+  const uint64_t directory = uint64_t{space.key().cr3_frame} << kPageShift;
+  for (uint32_t region = 0; region < kPagesPerRegion; ++region) {
+    if (space.mapped_in_region_[region] == 0) continue;
+    if (space.directory_entry_[region] == memory_.read_u32(directory + 4 * region)) {
+      ++stats_.regions_kept_on_return;
+      continue;
+    }
+    drop_range(space, region * kPagesPerRegion, kPagesPerRegion);
+    forget_region_table(space, region);
+  }
+  if (!space.mapped_[0].empty() || !space.mapped_[1].empty()) trace_directory(space);
 }
 
 // A guest that unmaps one page of a run we mapped in one call is usually
@@ -355,6 +411,7 @@ TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {
     auto traced = traced_.find(frame);
     if (traced == traced_.end()) continue;
     touched |= traced->second;
+    detach_inactive_spaces_of_directory(frame);
     if (!table_uses_.contains(frame)) continue;
     const uint32_t frame_base = frame << kPageShift;
     const uint32_t first_entry = (std::max(physical, frame_base) - frame_base) / 4;
@@ -398,11 +455,7 @@ void ShadowMmu::drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entr
           continue;
         }
         drop_range(*use.space, region * kPagesPerRegion, kPagesPerRegion);
-        const uint32_t table = use.space->table_of_region_[region];
-        if (table != kNoFrame) {
-          use.space->table_of_region_[region] = kNoFrame;
-          forget_table_use(table, {use.space, false, region << 22});
-        }
+        forget_region_table(*use.space, region);
       }
     } else {
       drop_range(*use.space, (use.region_base >> kPageShift) + first_entry, entry_count);
@@ -457,12 +510,8 @@ void ShadowMmu::clear(ShadowAddressSpace& space) {
   }
   space.mapped_in_region_.fill(0);
   forget_table_use(space.key().cr3_frame, {&space, true, 0});
-  for (uint32_t region = 0; region < space.table_of_region_.size(); ++region) {
-    if (space.table_of_region_[region] != kNoFrame) {
-      forget_table_use(space.table_of_region_[region], {&space, false, region << 22});
-      space.table_of_region_[region] = kNoFrame;
-    }
-  }
+  for (uint32_t region = 0; region < kPagesPerRegion; ++region) forget_region_table(space, region);
+  space.detached_ = false;
 }
 
 void ShadowMmu::evict(ShadowAddressSpace& space) {

@@ -26,6 +26,13 @@
 //    space maps nothing any more (a process that exited), so the guest
 //    reusing the frames for data or for a child's tables takes no trace
 //    faults. A table whose region merely emptied stays (release_if_unused).
+//    A store to the directory of a space that is not active detaches the
+//    space instead: its directory is no longer traced, and its mappings are
+//    checked region by region against the directory when it is activated
+//    again (revalidate). Linux frees a process's directory on exit and
+//    reuses the frame for anything, often a child's page table; when the
+//    frame is a directory again, its kernel entries are back, and so are
+//    the kernel mappings derived from them, without a hidden fault each.
 // 2. A page is mapped writable only if its dirty bit is set in the guest
 //    entry (so the first write faults and sets D) and its frame is not traced.
 // 3. The reverse map knows every (space, window, linear page) a frame is
@@ -97,6 +104,9 @@ class ShadowAddressSpace {
   std::array<uint64_t, 1024> directory_entry_;
   // Pages mapped in each 4 MiB region, both windows together.
   std::array<uint16_t, 1024> mapped_in_region_{};
+  // The directory was written while the space was inactive and is not
+  // traced: activation must check every region against it first.
+  bool detached_ = false;
 };
 
 struct HiddenFaultResult {
@@ -125,6 +135,10 @@ struct ShadowMmuStats {
   // Regions whose directory entry was written but held the value their
   // mappings derive from at the flush.
   uint64_t directory_rewrites_kept = 0;
+  // Inactive spaces whose directory was written, and of their regions with
+  // mappings, those found unchanged when the space was activated again.
+  uint64_t spaces_detached = 0;
+  uint64_t regions_kept_on_return = 0;
 };
 
 class ShadowMmu {
@@ -232,6 +246,11 @@ class ShadowMmu {
   // the table or directory in frame.
   void drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count);
   void forget_table_use(uint32_t frame, const TableUse& use);
+  void forget_region_table(ShadowAddressSpace& space, uint32_t region);
+  void detach_inactive_spaces_of_directory(uint32_t frame);
+  void detach(ShadowAddressSpace& space);
+  void revalidate(ShadowAddressSpace& space);
+  void trace_directory(ShadowAddressSpace& space);
   // Once space maps nothing, its tables and directory are no longer in use.
   void release_if_unused(ShadowAddressSpace& space);
   void clear(ShadowAddressSpace& space);

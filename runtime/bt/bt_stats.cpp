@@ -40,8 +40,10 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
                    ms(c.hidden_fault_ns));
   s += fmt::format(
       "  address spaces: {} created, {} evicted; {} directory regions kept when their entry was "
-      "rewritten unchanged\n",
-      mmu.spaces_created, mmu.spaces_evicted, mmu.directory_rewrites_kept);
+      "rewritten unchanged; {} detached when their directory was written while inactive, {} "
+      "regions kept on their return\n",
+      mmu.spaces_created, mmu.spaces_evicted, mmu.directory_rewrites_kept, mmu.spaces_detached,
+      mmu.regions_kept_on_return);
   s += fmt::format("  guest page faults: {}; exceptions delivered: {}; interrupts injected: {}\n",
                    c.guest_page_faults, c.exceptions_delivered, c.interrupts_injected);
   s += fmt::format(

@@ -208,6 +208,56 @@ TEST_F(ShadowMmuTest, AnEmptiedRegionKeepsItsTableWhileTheDirectoryEntryStands) 
   EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPd >> 12), TraceKind::kPageTable));
 }
 
+// Linux frees an exited process's directory and reuses the frame, often
+// as a page table or a directory again. A store to the directory of a space
+// that is not active detaches the space: the frame is no longer traced,
+// the mappings wait, and activation keeps exactly the regions whose entry
+// is the one their mappings derive from.
+TEST_F(ShadowMmuTest, ADirectoryWrittenWhileItsSpaceIsInactiveIsCheckedOnItsReturn) {
+  constexpr uint32_t kOtherPt = 0x12000;
+  constexpr uint32_t kOtherPd = 0x13000;
+  memory_.write_u32(kPd + 8, kOtherPt | P | W | A);  // 0x00800000-0x00BFFFFF
+  memory_.write_u32(kOtherPt, 0x00300000 | P | W | A | D);
+  memory_.write_u32(kPd + 12, 0x00400000 | P | W | A | D | pte::kPageSize);
+  map(0x00408000, 0x00200000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  for (uint32_t linear : {0x00408000u, 0x00800000u, 0x00C00000u}) {
+    ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, linear, false).kind, Kind::kMapped);
+  }
+  const uint32_t table_entry = memory_.read_u32(kPd + 4);
+  const uint32_t large_entry = memory_.read_u32(kPd + 12);
+  // The region of kOtherPt empties, as a process's user half does at exit.
+  memory_.write_u32(kOtherPt, 0);
+  mmu_.note_guest_write(kOtherPt, 4);
+  mmu_.flush_table_writes();
+  ASSERT_TRUE(has_kind(mmu_.trace_kinds(kOtherPt >> 12), TraceKind::kPageTable));
+
+  PagingMode other = mode_;
+  other.cr3 = kOtherPd;
+  mmu_.activate(other);
+  memory_.write_u32(kPd + 4, 0);
+  mmu_.note_guest_write(kPd + 4, 4);
+  EXPECT_EQ(mmu_.stats().spaces_detached, 1u);
+  EXPECT_EQ(mmu_.trace_kinds(kPd >> 12), 0) << "later stores to the frame run untraced";
+  EXPECT_EQ(mmu_.trace_kinds(kOtherPt >> 12), 0) << "a table of an empty region is released";
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPt >> 12), TraceKind::kPageTable))
+      << "a table with mappings derived from it stays traced";
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).contains(0x00C00)) << "mappings wait";
+
+  // The frame is a directory again: one entry comes back as it was, the
+  // large page now points elsewhere.
+  memory_.write_u32(kPd + 4, table_entry);
+  memory_.write_u32(kPd + 12, large_entry + 0x00400000);
+  auto& back = mmu_.activate(mode_);
+  ASSERT_EQ(&back, &s);
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).contains(0x00408));
+  EXPECT_FALSE(s.mappings(WindowKind::kSupervisor).contains(0x00C00));
+  EXPECT_EQ(mmu_.stats().regions_kept_on_return, 1u);
+  EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPd >> 12), TraceKind::kPageTable));
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00C00000, false).kind, Kind::kMapped);
+  EXPECT_EQ(s.mappings(WindowKind::kSupervisor).at(0x00C00).frame, 0x00800u);
+}
+
 TEST_F(ShadowMmuTest, TracedFramesAreWriteProtectedEverywhereTheyAreMapped) {
   map(0x00407000, 0x00500000, P | W | A | D);
   auto& s = mmu_.activate(mode_);
