@@ -1,6 +1,7 @@
 #include "shadow/shadow_mmu.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace bt86 {
 namespace {
@@ -12,6 +13,19 @@ constexpr uint64_t kUnknownEntry = ~uint64_t{0};
 
 int index_of(WindowKind w) {
   return static_cast<int>(w);
+}
+
+// The first entry at or after `from` whose bit in `bits` (one per entry of
+// a table) is `value`, or kPagesPerRegion: whole words at a time, since a
+// flush follows every invlpg and most tables have one entry written.
+uint32_t next_entry(const std::array<uint64_t, 16>& bits, uint32_t from, bool value) {
+  while (from < kPagesPerRegion) {
+    uint64_t word = value ? bits[from / 64] : ~bits[from / 64];
+    word &= ~uint64_t{0} << (from % 64);
+    if (word != 0) return from / 64 * 64 + std::countr_zero(word);
+    from = (from / 64 + 1) * 64;
+  }
+  return kPagesPerRegion;
 }
 
 template <typename T>
@@ -425,16 +439,10 @@ TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {
 void ShadowMmu::flush_table_writes() {
   if (pending_table_writes_.empty()) return;
   for (const auto& [frame, written] : pending_table_writes_) {
-    uint32_t e = 0;
-    while (e < kPagesPerRegion) {
-      if (!(written[e / 64] >> (e % 64) & 1)) {
-        ++e;
-        continue;
-      }
-      uint32_t end = e + 1;
-      while (end < kPagesPerRegion && (written[end / 64] >> (end % 64) & 1)) ++end;
+    for (uint32_t e = next_entry(written, 0, true); e < kPagesPerRegion;) {
+      const uint32_t end = next_entry(written, e, false);
       drop_derived(frame, e, end - e);
-      e = end;
+      e = next_entry(written, end, true);
     }
   }
   pending_table_writes_.clear();

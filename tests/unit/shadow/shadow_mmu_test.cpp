@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/unit/shadow/host_protection.h"
 
@@ -256,6 +257,24 @@ TEST_F(ShadowMmuTest, ADirectoryWrittenWhileItsSpaceIsInactiveIsCheckedOnItsRetu
   EXPECT_TRUE(has_kind(mmu_.trace_kinds(kPd >> 12), TraceKind::kPageTable));
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00C00000, false).kind, Kind::kMapped);
   EXPECT_EQ(s.mappings(WindowKind::kSupervisor).at(0x00C00).frame, 0x00800u);
+}
+
+TEST_F(ShadowMmuTest, AFlushDropsExactlyTheEntriesWrittenAcrossWordsOfTheWriteSet) {
+  auto linear = [](uint32_t entry) { return 0x00400000 + entry * 4096; };
+  const std::vector<uint32_t> entries = {0, 61, 62, 63, 64, 65, 66, 127, 128, 1023};
+  // Frames two apart, so no two pages share a host mapping.
+  for (uint32_t e : entries) map(linear(e), 0x00200000 + e * 0x2000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  for (uint32_t e : entries) {
+    ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, linear(e), false).kind, Kind::kMapped);
+  }
+  for (uint32_t e : {62u, 63u, 64u, 65u, 128u, 1023u}) guest_unmaps(linear(e));
+  mmu_.flush_table_writes();
+  for (uint32_t e : entries) {
+    const bool written = e == 62 || e == 63 || e == 64 || e == 65 || e == 128 || e == 1023;
+    EXPECT_EQ(s.mappings(WindowKind::kSupervisor).contains(linear(e) >> 12), !written)
+        << "entry " << e;
+  }
 }
 
 TEST_F(ShadowMmuTest, TracedFramesAreWriteProtectedEverywhereTheyAreMapped) {
