@@ -218,6 +218,7 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
   std::memcpy(&mxcsr, context_->fpu + 24, 4);
   mxcsr &= 0xFFFF;
   std::memcpy(context_->fpu + 24, &mxcsr, 4);
+  cache_.stubs().use_fpu_image(*context_);
 }
 
 void FlatHarness::Impl::save_context(CpuState& s) const {

@@ -87,6 +87,48 @@ FpuClass fpu_class(const DecodedInstruction& d) {
   }
 }
 
+// Whether the instruction reads or writes x87, MMX or SSE state, which must
+// then be live (cache_stubs.h). The operand check catches what fpu_class()
+// does not name (the XSAVE family, AVX): a miss here would run the guest
+// instruction on the VMM's registers.
+bool touches_fpu_state(const DecodedInstruction& d) {
+  if (fpu_class(d) != FpuClass::kNone) return true;
+  switch (d.insn.meta.isa_ext) {
+    case ZYDIS_ISA_EXT_XSAVE:
+    case ZYDIS_ISA_EXT_XSAVEC:
+    case ZYDIS_ISA_EXT_XSAVEOPT:
+    case ZYDIS_ISA_EXT_XSAVES:
+      return true;
+    default:
+      break;
+  }
+  for (uint8_t i = 0; i < d.insn.operand_count; ++i) {
+    const ZydisDecodedOperand& op = d.operands[i];
+    if (op.type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
+    switch (ZydisRegisterGetClass(op.reg.value)) {
+      case ZYDIS_REGCLASS_X87:
+      case ZYDIS_REGCLASS_MMX:
+      case ZYDIS_REGCLASS_XMM:
+      case ZYDIS_REGCLASS_YMM:
+      case ZYDIS_REGCLASS_ZMM:
+      case ZYDIS_REGCLASS_MASK:
+        return true;
+      default:
+        break;
+    }
+    switch (op.reg.value) {
+      case ZYDIS_REGISTER_MXCSR:
+      case ZYDIS_REGISTER_X87CONTROL:
+      case ZYDIS_REGISTER_X87STATUS:
+      case ZYDIS_REGISTER_X87TAG:
+        return true;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
 // The exception CR0.TS/EM/MP and CR4.OSFXSR make this instruction raise
 // (SDM Vol. 3A 2.5, Table 12-8 and 13-1), if any.
 std::optional<uint8_t> fpu_exception(const DecodedInstruction& d, uint8_t fpu) {
@@ -284,6 +326,20 @@ void UnitEmitter::load_operand_to_r8(const DecodedInstruction& d, const ZydisDec
   }
 }
 
+// Units are straight-line code entered at the top, so one pass through the
+// gate before the first instruction that needs the state covers the rest.
+// Part of the instruction's host range: a fault cannot happen in it, and
+// the guest state is that before the instruction.
+void UnitEmitter::emit_fpu_gate() {
+  auto& a = assembler_;
+  Label back = a.newLabel();
+  a.lea(x86::r9, x86::ptr(back));
+  a.mov(ctx(ctx_offset::kFpuReturn, 8), x86::r9);
+  a.jmp(ctx(ctx_offset::kFpuGate, 8));
+  a.bind(back);
+  fpu_gate_emitted_ = true;
+}
+
 void UnitEmitter::push_value(Operand_ value, int size) {
   auto& a = assembler_;
   a.emit(x86::Inst::kIdMov, stack_slot(-size, size), value);
@@ -308,6 +364,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
   }
   TranslationKind kind = entry.kind;
   begin_instruction(d, kind);
+  if (!fpu_gate_emitted_ && touches_fpu_state(d)) emit_fpu_gate();
   bool ends = false;
   const int width = d.insn.operand_width / 8;
   switch (entry.emitter) {

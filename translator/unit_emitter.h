@@ -61,6 +61,7 @@ class UnitEmitter {
 
   void begin_segment(uint64_t* counter);
   void begin_instruction(const DecodedInstruction& d, TranslationKind kind);
+  void emit_fpu_gate();
   void end_instruction(uint32_t next_guest);
   void add_recovery(uint32_t begin, Recovery recovery);
   void embed(const std::vector<uint8_t>& bytes);
@@ -101,6 +102,9 @@ class UnitEmitter {
   // The last instruction was a conditional side exit: the next one starts
   // a new execution segment.
   bool follows_side_exit_ = false;
+  // The unit has passed through the FPU gate (cache_stubs.h): the guest's
+  // x87/SSE state is live for the rest of it.
+  bool fpu_gate_emitted_ = false;
 };
 
 }  // namespace bt86

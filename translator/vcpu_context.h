@@ -90,7 +90,15 @@ struct alignas(4096) VcpuContext {
   // read its descriptor and keeps the table traced), or kNoReload. Translated
   // verw skips its callout on a match; written before every entry.
   uint32_t verw_selector = kNoReload;
-  alignas(16) uint8_t fpu[512] = {};  // Guest FXSAVE image while outside the cache.
+  // The guest's x87/SSE state is loaded lazily (see cache_stubs.h): fpu_live
+  // is 1 while it is in the host registers rather than in fpu[]; fpu_gate is
+  // the stub a unit jumps through before its first x87/MMX/SSE instruction
+  // (CacheStubs::fpu_load while not live, fpu_ready once it is), and
+  // fpu_return where that stub goes back to.
+  uint32_t fpu_live = 0;
+  uint64_t fpu_gate = 0;
+  uint64_t fpu_return = 0;
+  alignas(16) uint8_t fpu[512] = {};  // Guest FXSAVE image while not live.
   // A tiny private stack for pushfq/popfq in compensated sequences: the
   // host stack is never used inside the cache (RSP holds guest ESP).
   alignas(16) uint64_t scratch_stack[8] = {};
@@ -140,6 +148,9 @@ inline constexpr int32_t switch_lookup_table(int i) {
 }
 inline constexpr int32_t kSegmentsSwitched = offsetof(VcpuContext, segments_switched);
 inline constexpr int32_t kVerwSelector = offsetof(VcpuContext, verw_selector);
+inline constexpr int32_t kFpuLive = offsetof(VcpuContext, fpu_live);
+inline constexpr int32_t kFpuGate = offsetof(VcpuContext, fpu_gate);
+inline constexpr int32_t kFpuReturn = offsetof(VcpuContext, fpu_return);
 inline constexpr int32_t kFpu = offsetof(VcpuContext, fpu);
 inline constexpr int32_t kScratchStackTop =
     offsetof(VcpuContext, scratch_stack) + sizeof(VcpuContext::scratch_stack);

@@ -264,6 +264,7 @@ void BtVcpu::load_fpu() {
   std::memcpy(&mxcsr, context_->fpu + 24, 4);
   mxcsr &= 0xFFFF;
   std::memcpy(context_->fpu + 24, &mxcsr, 4);
+  cache_.stubs().use_fpu_image(*context_);
 }
 
 void BtVcpu::save_fpu() {

@@ -108,6 +108,9 @@ TEST(UnitEmitter, MemoryOperandsGetGsAndAddressSizePrefixes) {
   };
   for (const auto& g : guests) {
     auto h = host_code_for(g);
+    // An x87 or SSE instruction first passes the FPU gate (three host
+    // instructions); the instruction itself comes last.
+    if (h.size() == 4) h.erase(h.begin(), h.begin() + 3);
     ASSERT_EQ(h.size(), 1u);
     EXPECT_EQ(h[0].bytes[0], 0x65);
     EXPECT_EQ(h[0].bytes[1], 0x67);
@@ -117,6 +120,32 @@ TEST(UnitEmitter, MemoryOperandsGetGsAndAddressSizePrefixes) {
     EXPECT_EQ(h[0].insn.address_width, 32);
     EXPECT_EQ(h[0].insn.length, g.size() - 1 + 2 - (g[0] == 0x26 ? 1 : 0));
   }
+}
+
+// The guest's x87/SSE state is loaded lazily: a unit jumps through the
+// context's gate once, before its first instruction that needs the state,
+// and integer code never does.
+TEST(UnitEmitter, TheFirstFpuInstructionOfAUnitPassesTheGateOnce) {
+  const std::vector<uint8_t> code = {0x01, 0xC8,        // add eax, ecx
+                                     0x0F, 0x28, 0xC1,  // movaps xmm0, xmm1
+                                     0xD9, 0xE8,        // fld1
+                                     0xF4};
+  auto is_gate_jump = [](const HostInstruction& h) {
+    return h.insn.mnemonic == ZYDIS_MNEMONIC_JMP &&
+           h.operands[0].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+           h.operands[0].mem.base == ZYDIS_REGISTER_R15 &&
+           h.operands[0].mem.disp.value == ctx_offset::kFpuGate;
+  };
+  auto gates = [&](size_t index) {
+    auto h = host_code_for(code, index);
+    return std::count_if(h.begin(), h.end(), is_gate_jump);
+  };
+  EXPECT_EQ(gates(0), 0);
+  EXPECT_EQ(gates(1), 1);
+  EXPECT_EQ(gates(2), 0) << "the state is live for the rest of the unit";
+  auto movaps = host_code_for(code, 1);
+  ASSERT_EQ(movaps.size(), 4u);
+  EXPECT_EQ(movaps[3].insn.mnemonic, ZYDIS_MNEMONIC_MOVAPS);
 }
 
 TEST(UnitEmitter, StackOperationsNeverUseTheHostStack) {
