@@ -26,10 +26,6 @@ __asm__(
 void write_read_only_alias(void);
 extern const char wp_insn[], wp_next[];
 
-static volatile uint32_t* at(uint32_t linear) {
-  return (volatile uint32_t*)linear;
-}
-
 void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   (void)magic;
   (void)mbi;
@@ -51,29 +47,31 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   kprintf("4 KiB alias\n");
   volatile uint32_t* alias_pte = paging_pte(ALIAS);
   check_eq("PTE accessed and dirty start clear", *alias_pte & (PTE_A | PTE_D), 0);
-  check_eq("alias reads the page", *at(ALIAS + 4 * 7), 0xA0000007);
+  check_eq("alias reads the page", *linear_word(ALIAS + 4 * 7), 0xA0000007);
   check_eq("read sets accessed, not dirty", *alias_pte & (PTE_A | PTE_D), PTE_A);
-  *at(ALIAS + 4 * 9) = 0x12345678;
+  *linear_word(ALIAS + 4 * 9) = 0x12345678;
   check_eq("write sets dirty", *alias_pte & (PTE_A | PTE_D), PTE_A | PTE_D);
   check_eq("write through the alias is visible", page_a[9], 0x12345678);
   page_a[10] = 0x87654321;
-  check_eq("write through the identity map is visible", *at(ALIAS + 4 * 10), 0x87654321);
+  check_eq("write through the identity map is visible", *linear_word(ALIAS + 4 * 10), 0x87654321);
 
   kprintf("4 MiB pages\n");
-  check_eq("4 MiB alias of low memory reads the page", *at(LOW_4M_ALIAS + (uint32_t)&page_a[9]),
-           0x12345678);
-  *at(LOW_4M_ALIAS + (uint32_t)&page_a[11]) = 0x0badf00d;
+  check_eq("4 MiB alias of low memory reads the page",
+           *linear_word(LOW_4M_ALIAS + (uint32_t)&page_a[9]), 0x12345678);
+  *linear_word(LOW_4M_ALIAS + (uint32_t)&page_a[11]) = 0x0badf00d;
   check_eq("write through the 4 MiB alias is visible", page_a[11], 0x0badf00d);
-  *at(BIG_PAGE_PHYS + 0x40) = 0x4d4d4d4d;
-  check_eq("identity 4 MiB page and 4 KiB alias agree", *at(BIG_PAGE_ALIAS + 0x40), 0x4d4d4d4d);
+  *linear_word(BIG_PAGE_PHYS + 0x40) = 0x4d4d4d4d;
+  check_eq("identity 4 MiB page and 4 KiB alias agree", *linear_word(BIG_PAGE_ALIAS + 0x40),
+           0x4d4d4d4d);
 
   kprintf("TLB maintenance\n");
   *alias_pte = (uint32_t)page_b | PTE_P | PTE_W;
   invlpg(ALIAS);
-  check_eq("after invlpg the alias reads the new page", *at(ALIAS + 4 * 7), 0xB0000007);
+  check_eq("after invlpg the alias reads the new page", *linear_word(ALIAS + 4 * 7), 0xB0000007);
   *alias_pte = (uint32_t)page_a | PTE_P | PTE_W;
   write_cr3(read_cr3());
-  check_eq("after a CR3 reload the alias reads the old page", *at(ALIAS + 4 * 7), 0xA0000007);
+  check_eq("after a CR3 reload the alias reads the old page", *linear_word(ALIAS + 4 * 7),
+           0xA0000007);
 
   kprintf("CR0.WP\n");
   struct caught_trap t;

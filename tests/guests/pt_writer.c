@@ -36,10 +36,6 @@ __asm__(
 void read_remapped(void);
 extern const char load_remapped[], load_remapped_next[];
 
-static volatile uint32_t* at(uint32_t linear) {
-  return (volatile uint32_t*)linear;
-}
-
 void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   (void)magic;
   (void)mbi;
@@ -56,9 +52,9 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   paging_enable();
   kprintf("paging on, page table of %08x mapped at %08x\n", REMAPPED, PT_WINDOW);
 
-  volatile uint32_t* window = at(PT_WINDOW + ((REMAPPED >> 12) & 0x3ff) * 4);
+  volatile uint32_t* window = linear_word(PT_WINDOW + ((REMAPPED >> 12) & 0x3ff) * 4);
   check_eq("the window shows the first PTE", window[0] & ~0xfffu, (uint32_t)data_pages[0]);
-  check_eq("the remapped page reads data page 0", *at(REMAPPED + 4 * 5), 0xD0000005);
+  check_eq("the remapped page reads data page 0", *linear_word(REMAPPED + 4 * 5), 0xD0000005);
 
   uint32_t wrong_pte = 0, wrong_read = 0;
   for (uint32_t round = 0; round < ROUNDS; ++round) {
@@ -70,7 +66,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
       if ((window[p] & ~(PTE_A | PTE_D)) != pte) ++wrong_pte;
       const uint32_t index = (round * 7 + p) & 0x3ff;
       const uint32_t want = (which ? 0xD1000000u : 0xD0000000u) | index;
-      if (*at(REMAPPED + p * PAGE_SIZE + index * 4) != want) ++wrong_read;
+      if (*linear_word(REMAPPED + p * PAGE_SIZE + index * 4) != want) ++wrong_read;
     }
   }
   kprintf("%u PTE writes through the window\n", ROUNDS * PAGES);
