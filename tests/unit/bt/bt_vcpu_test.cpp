@@ -59,6 +59,18 @@ class BtVcpuTest : public ::testing::Test {
     return vcpu_->run();
   }
 
+  // CR3 = directory, CR4.PSE, then CR0.PG; clobbers EAX.
+  static void enable_paging(x86::Assembler& a, uint32_t directory) {
+    a.mov(x86::eax, directory);
+    a.mov(x86::cr3, x86::eax);
+    a.mov(x86::eax, x86::cr4);
+    a.or_(x86::eax, cr4::kPse);
+    a.mov(x86::cr4, x86::eax);
+    a.mov(x86::eax, x86::cr0);
+    a.or_(x86::eax, cr0::kPg);
+    a.mov(x86::cr0, x86::eax);
+  }
+
   static void debug_exit(x86::Assembler& a, uint8_t value) {
     a.mov(x86::al, value);
     a.out(Imm(0xF4), x86::al);
@@ -162,14 +174,7 @@ TEST_F(BtVcpuTest, PagingAndGuestPageFault) {
     a.mov(x86::word_ptr(x86::esp), 0x7FF);
     a.mov(x86::dword_ptr(x86::esp, 2), kIdt);
     a.lidt(x86::ptr(x86::esp));
-    a.mov(x86::eax, kDir);
-    a.mov(x86::cr3, x86::eax);
-    a.mov(x86::eax, x86::cr4);
-    a.or_(x86::eax, cr4::kPse);
-    a.mov(x86::cr4, x86::eax);
-    a.mov(x86::eax, x86::cr0);
-    a.or_(x86::eax, cr0::kPg);
-    a.mov(x86::cr0, x86::eax);
+    enable_paging(a, kDir);
     a.mov(x86::ebx, x86::dword_ptr(0x400010));  // Through the 4 KiB page.
     a.cmp(x86::ebx, 0xCAFE);
     Label wrong = a.newLabel();
@@ -219,14 +224,7 @@ class BtRemapTest : public BtVcpuTest {
       a.ret();
     });
     load(kCode, [&](x86::Assembler& a) {
-      a.mov(x86::eax, kDir);
-      a.mov(x86::cr3, x86::eax);
-      a.mov(x86::eax, x86::cr4);
-      a.or_(x86::eax, cr4::kPse);
-      a.mov(x86::cr4, x86::eax);
-      a.mov(x86::eax, x86::cr0);
-      a.or_(x86::eax, cr0::kPg);
-      a.mov(x86::cr0, x86::eax);
+      enable_paging(a, kDir);
       if (trace_table) a.mov(x86::eax, x86::dword_ptr(kRemapped + 0x800));
       a.xor_(x86::ebx, x86::ebx);
       a.mov(x86::esi, 3);
