@@ -212,13 +212,7 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
   context_->virtual_if = (s.eflags & kGuestIf) ? 1 : 0;
   // No harness callout loads a segment register, so these hold for the run.
   for (int i = 0; i < kNumSegRegs; ++i) context_->selectors[i] = s.seg[i].selector;
-  std::memcpy(context_->fpu, s.fpu.fxsave.data(), sizeof context_->fpu);
-  // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
-  uint32_t mxcsr;
-  std::memcpy(&mxcsr, context_->fpu + 24, 4);
-  mxcsr &= 0xFFFF;
-  std::memcpy(context_->fpu + 24, &mxcsr, 4);
-  cache_.stubs().use_fpu_image(*context_);
+  cache_.stubs().use_fpu_image(*context_, s.fpu.fxsave);
 }
 
 void FlatHarness::Impl::save_context(CpuState& s) const {

@@ -26,6 +26,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <span>
 
 #include "translator/code_memory.h"
 #include "translator/vcpu_context.h"
@@ -43,8 +45,15 @@ struct CacheStubs {
 
   using EnterFunction = void (*)(VcpuContext* context, uint64_t target);
   EnterFunction enter_function() const { return reinterpret_cast<EnterFunction>(enter); }
-  // ctx->fpu now holds the guest image to run with.
-  void use_fpu_image(VcpuContext& context) const {
+  // Installs the guest's FXSAVE image for the next entries; the fpu_load
+  // stub will fxrstor it when a unit first needs it.
+  void use_fpu_image(VcpuContext& context, std::span<const uint8_t, 512> image) const {
+    std::memcpy(context.fpu, image.data(), sizeof context.fpu);
+    // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
+    uint32_t mxcsr;
+    std::memcpy(&mxcsr, context.fpu + 24, 4);
+    mxcsr &= 0xFFFF;
+    std::memcpy(context.fpu + 24, &mxcsr, 4);
     context.fpu_live = 0;
     context.fpu_gate = fpu_load;
   }

@@ -258,13 +258,7 @@ void BtVcpu::descriptor_tables_changed() {
 }
 
 void BtVcpu::load_fpu() {
-  std::memcpy(context_->fpu, cpu_.fpu.fxsave.data(), sizeof context_->fpu);
-  // fxrstor faults on reserved MXCSR bits; a bad image must not crash the VMM.
-  uint32_t mxcsr;
-  std::memcpy(&mxcsr, context_->fpu + 24, 4);
-  mxcsr &= 0xFFFF;
-  std::memcpy(context_->fpu + 24, &mxcsr, 4);
-  cache_.stubs().use_fpu_image(*context_);
+  cache_.stubs().use_fpu_image(*context_, cpu_.fpu.fxsave);
 }
 
 void BtVcpu::save_fpu() {
