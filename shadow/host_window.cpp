@@ -95,6 +95,16 @@ void HostWindow::unmap(uint32_t linear, uint64_t length) {
   unmirror(linear, length);
 }
 
+void HostWindow::revoke(uint32_t linear, uint64_t length) {
+  protect(linear, length, HostProtection::kNone);
+  mapping_count_ = mapping_count_ > 1 ? mapping_count_ - 1 : 0;
+}
+
+void HostWindow::revive(uint32_t linear, uint64_t length, HostProtection prot) {
+  protect(linear, length, prot);
+  ++mapping_count_;
+}
+
 void HostWindow::unmirror(uint32_t linear, uint64_t length) {
   const uint32_t first = linear >> 12;
   auto it = mirrored_.lower_bound(first);

@@ -57,13 +57,23 @@ class HostWindow {
   void protect(uint32_t linear, uint64_t length, HostProtection prot);
   // Back to reserved-and-inaccessible.
   void unmap(uint32_t linear, uint64_t length);
+  // Inaccessible, but still backed by what was mapped there, so that
+  // revive() can give the same backing back with one mprotect. An mmap over
+  // a mapping cost about four times an mprotect on these hosts (2.7 and
+  // 4.3 us against 0.65 us), and guests hand the same frame back to the same
+  // page all the time (a dirty bit set, a copy-on-write page that turned
+  // out to be the last copy). The caller remembers what backs the range.
+  void revoke(uint32_t linear, uint64_t length);
+  void revive(uint32_t linear, uint64_t length, HostProtection prot);
   void unmap_all();
   // Makes 4 GiB + linear_page's address show the page mapped at linear_page
   // (same frame, same protection); false if nothing is mapped there.
   bool mirror(uint32_t linear_page);
 
-  // Host mappings created and not yet removed, mirrors included (an upper bound: the kernel may
-  // merge neighbours, and a partial unmap or protect may split one).
+  // Host mappings created and not yet removed or revoked, mirrors included
+  // (an upper bound: the kernel may merge neighbours, and a partial unmap or
+  // protect may split one). A revoked range still holds host mappings; its
+  // owner counts them.
   uint64_t mapping_count() const { return mapping_count_; }
 
  private:

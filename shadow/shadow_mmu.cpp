@@ -10,6 +10,9 @@ constexpr uint32_t kNoFrame = 0xFFFFFFFF;
 constexpr uint32_t kPageShift = 12;
 constexpr uint32_t kPagesPerRegion = 1024;
 constexpr uint64_t kUnknownEntry = ~uint64_t{0};
+// Per window: the budget counts each revoked page as a host mapping, and 16
+// spaces of 2 windows at this bound stay well inside it.
+constexpr size_t kMaxRevokedPages = 512;
 
 int index_of(WindowKind w) {
   return static_cast<int>(w);
@@ -174,6 +177,7 @@ HiddenFaultResult ShadowMmu::resolve_identity_fault(ShadowAddressSpace& space, W
 void ShadowMmu::map_unassigned(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page) {
   auto& mapped = space.mapped_[index_of(window)];
   drop_pages(space, window, linear_page, 1);
+  space.revoked_[index_of(window)].erase(linear_page);
   space.window(window).map(linear_page << kPageShift, options_.unassigned_fd, 0, 4096,
                            HostProtection::kRead);
   ++stats_.host_mappings_created;
@@ -219,10 +223,26 @@ uint32_t ShadowMmu::coalesce_forward(ShadowAddressSpace& space, WindowKind windo
 
 void ShadowMmu::map_run(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page,
                         uint32_t frame, uint32_t pages, HostProtection prot) {
-  space.window(window).map(linear_page << kPageShift, memory_.fd(),
-                           static_cast<uint64_t>(frame) << kPageShift,
-                           static_cast<uint64_t>(pages) << kPageShift, prot);
-  ++stats_.host_mappings_created;
+  auto& revoked = space.revoked_[index_of(window)];
+  bool revivable = true;
+  for (uint32_t i = 0; i < pages; ++i) {
+    auto r = revoked.find(linear_page + i);
+    if (r == revoked.end()) {
+      revivable = false;
+      continue;
+    }
+    revivable = revivable && r->second == frame + i;
+    revoked.erase(r);
+  }
+  const uint64_t bytes = uint64_t{pages} << kPageShift;
+  if (revivable) {
+    space.window(window).revive(linear_page << kPageShift, bytes, prot);
+    stats_.pages_revived += pages;
+  } else {
+    space.window(window).map(linear_page << kPageShift, memory_.fd(),
+                             static_cast<uint64_t>(frame) << kPageShift, bytes, prot);
+    ++stats_.host_mappings_created;
+  }
   auto& mapped = space.mapped_[index_of(window)];
   for (uint32_t i = 0; i < pages; ++i) {
     mapped[linear_page + i] = {frame + i, prot, linear_page};
@@ -304,6 +324,7 @@ void ShadowMmu::forget_frame_use(uint32_t frame, const FrameUse& use) {
 void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_t first_page,
                            uint32_t page_count) {
   auto& mapped = space.mapped_[index_of(window)];
+  auto& revoked = space.revoked_[index_of(window)];
   auto it = mapped.lower_bound(first_page);
   bool emptied_region = false;
   std::vector<uint32_t> emptied_while_detached;
@@ -315,6 +336,7 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
     while (it != mapped.end() && it->first == run_first + run_pages &&
            it->first - first_page < page_count) {
       forget_frame_use(it->second.frame, {&space, window, it->first});
+      revoked[it->first] = it->second.frame;
       const uint32_t region = it->first / kPagesPerRegion;
       if (--space.mapped_in_region_[region] == 0) {
         emptied_region = true;
@@ -323,7 +345,17 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
       it = mapped.erase(it);
       ++run_pages;
     }
-    space.window(window).unmap(run_first << kPageShift, uint64_t{run_pages} << kPageShift);
+    // Small runs are revoked (a guest tends to map the same frame there
+    // again); a large one is a region going away, and the revoked set is
+    // bounded because every page in it may be a host mapping.
+    const uint64_t bytes = uint64_t{run_pages} << kPageShift;
+    if (run_pages <= options_.coalesce_pages && revoked.size() <= kMaxRevokedPages) {
+      space.window(window).revoke(run_first << kPageShift, bytes);
+      stats_.mappings_revoked += run_pages;
+    } else {
+      for (uint32_t page = run_first; page < run_first + run_pages; ++page) revoked.erase(page);
+      space.window(window).unmap(run_first << kPageShift, bytes);
+    }
     stats_.mappings_dropped += run_pages;
   }
   // After the walk over mapped: releasing untraces frames, which drops
@@ -514,6 +546,7 @@ void ShadowMmu::clear(ShadowAddressSpace& space) {
     }
     stats_.mappings_dropped += space.mapped_[index_of(w)].size();
     space.mapped_[index_of(w)].clear();
+    space.revoked_[index_of(w)].clear();
     space.window(w).unmap_all();
   }
   space.mapped_in_region_.fill(0);
@@ -537,7 +570,8 @@ uint64_t ShadowMmu::host_mapping_count() const {
   uint64_t n = 0;
   for (const auto& s : spaces_) {
     n += s->window(WindowKind::kSupervisor).mapping_count() +
-         s->window(WindowKind::kUser).mapping_count();
+         s->window(WindowKind::kUser).mapping_count() + s->revoked_[0].size() +
+         s->revoked_[1].size();
   }
   return n;
 }

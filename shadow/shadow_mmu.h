@@ -97,6 +97,10 @@ class ShadowAddressSpace {
   ShadowSpaceKey key_;
   std::array<HostWindow, 2> windows_;
   std::array<std::map<uint32_t, Mapping>, 2> mapped_;
+  // Pages dropped by revoking them (HostWindow::revoke): linear page -> the
+  // frame still behind it. Each may be a host mapping of its own, so the
+  // budget counts them.
+  std::array<std::unordered_map<uint32_t, uint32_t>, 2> revoked_;
   // Page-table frame serving each 4 MiB region (kNoFrame if none recorded).
   std::array<uint32_t, 1024> table_of_region_;
   // The directory entry each region's mappings derive from, or kUnknownEntry
@@ -130,6 +134,10 @@ struct ShadowMmuStats {
   uint64_t guest_page_faults = 0;
   uint64_t trace_writes = 0;
   uint64_t mappings_dropped = 0;
+  // Of the pages dropped, those revoked rather than unmapped, and the pages
+  // whose hidden fault gave the revoked frame back with an mprotect.
+  uint64_t mappings_revoked = 0;
+  uint64_t pages_revived = 0;
   uint64_t spaces_created = 0;
   uint64_t spaces_evicted = 0;
   // Regions whose directory entry was written but held the value their

@@ -35,9 +35,11 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
       "{:.1f}% callout)\n",
       e.instructions, percent(e.ident, e.instructions), percent(e.compensated, e.instructions),
       percent(e.callout, e.instructions));
-  s += fmt::format("  hidden page faults: {} ({} pages mapped in {} host mappings), {:.1f} ms\n",
-                   c.hidden_page_faults, mmu.pages_mapped, mmu.host_mappings_created,
-                   ms(c.hidden_fault_ns));
+  s += fmt::format(
+      "  hidden page faults: {} ({} pages mapped in {} host mappings, {} revived from {} revoked), "
+      "{:.1f} ms\n",
+      c.hidden_page_faults, mmu.pages_mapped, mmu.host_mappings_created, mmu.pages_revived,
+      mmu.mappings_revoked, ms(c.hidden_fault_ns));
   s += fmt::format(
       "  address spaces: {} created, {} evicted; {} directory regions kept when their entry was "
       "rewritten unchanged; {} detached when their directory was written while inactive, {} "

@@ -34,5 +34,28 @@ TEST(HostWindowMirror, MirroredPagesFollowProtectAndUnmap) {
   EXPECT_EQ(host_protection(const_cast<uint32_t*>(high)), "---");
 }
 
+// A revoked page is inaccessible but keeps its backing, so revive() gives
+// the same frame back; it is no longer counted, since its owner counts it.
+TEST(HostWindowRevoke, ARevokedPageComesBackWithItsBackingAndItsMirror) {
+  GuestMemory ram(1u << 20);
+  ram.write_u32(0x5000, 0xcafe);
+  HostWindow w;
+  w.map(0xFFFFF000, ram.fd(), 0x5000, 4096, HostProtection::kReadWrite);
+  ASSERT_TRUE(w.mirror(0xFFFFF));
+  volatile uint32_t* low = reinterpret_cast<uint32_t*>(w.base() + 0xFFFFF000);
+  volatile uint32_t* high = reinterpret_cast<uint32_t*>(w.base() + HostWindow::kSpan + 0xFFFFF000);
+  w.revoke(0xFFFFF000, 4096);
+  EXPECT_EQ(host_protection(const_cast<uint32_t*>(low)), "---");
+  EXPECT_EQ(host_protection(const_cast<uint32_t*>(high)), "---");
+  EXPECT_EQ(w.mapping_count(), 1u) << "the mirror is still a live mapping";
+  ram.write_u32(0x5000, 0xbeef);
+  w.revive(0xFFFFF000, 4096, HostProtection::kRead);
+  EXPECT_EQ(w.mapping_count(), 2u);
+  EXPECT_EQ(host_protection(const_cast<uint32_t*>(low)), "r--");
+  EXPECT_EQ(host_protection(const_cast<uint32_t*>(high)), "r--");
+  EXPECT_EQ(*low, 0xbeefu);
+  EXPECT_EQ(*high, 0xbeefu);
+}
+
 }  // namespace
 }  // namespace bt86

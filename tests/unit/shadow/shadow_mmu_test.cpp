@@ -372,6 +372,40 @@ TEST_F(ShadowMmuTest, DroppingAPageDropsTheWholeRunItWasMappedWith) {
       << "a neighbour still present in the guest's table comes back on its next touch";
 }
 
+// A dropped page is revoked: when the guest maps the same frame there again
+// the hidden fault revives it with an mprotect instead of an mmap. A page
+// mapped to another frame meanwhile must get that frame, never the old one.
+TEST_F(ShadowMmuTest, ADroppedPageIsRevivedOnlyForTheFrameStillBehindIt) {
+  map(0x00450000, 0x00200000, P | W | A | D);
+  memory_.write_u32(0x00200000, 0xaaaa);
+  memory_.write_u32(0x00300000, 0xbbbb);
+  auto& s = mmu_.activate(mode_);
+  const auto read = [&] {
+    uint32_t v;
+    std::memcpy(&v, at(s, WindowKind::kSupervisor, 0x00450000), 4);
+    return v;
+  };
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00450000, true).kind, Kind::kMapped);
+  const uint64_t mappings = mmu_.host_mapping_count();
+  mmu_.invalidate_page(s, 0x00450000);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00450000)), "---");
+  EXPECT_EQ(mmu_.host_mapping_count(), mappings) << "a revoked page still counts";
+
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00450000, false).kind, Kind::kMapped);
+  EXPECT_EQ(mmu_.stats().host_mappings_created, 1u);
+  EXPECT_EQ(mmu_.stats().pages_revived, 1u);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00450000)), "rw-");
+  EXPECT_EQ(read(), 0xaaaau);
+
+  map(0x00450000, 0x00300000, P | W | A);
+  mmu_.invalidate_page(s, 0x00450000);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00450000, false).kind, Kind::kMapped);
+  EXPECT_EQ(mmu_.stats().host_mappings_created, 2u);
+  EXPECT_EQ(mmu_.stats().pages_revived, 1u);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00450000)), "r--");
+  EXPECT_EQ(read(), 0xbbbbu);
+}
+
 TEST_F(ShadowMmuTest, PhysicalAddressesOutsideRamAreReportedNotMapped) {
   map(0x00440000, 0xF0000000, P | W);
   auto& s = mmu_.activate(mode_);
