@@ -1,6 +1,7 @@
 #include "translator/translation_cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "translator/unit_linker.h"
@@ -97,8 +98,17 @@ TranslationUnit& TranslationCache::commit(std::unique_ptr<TranslationUnit> unit,
   return u;
 }
 
-void TranslationCache::link(uint32_t exit_id, TranslationUnit& target) {
-  link_exit(memory_, exit_id, exits_[exit_id], target);
+void TranslationCache::link(uint32_t exit_id, TranslationUnit& target, bool guarded) {
+  link_exit(memory_, exit_id, exits_[exit_id], target,
+            guarded ? target.guarded_entry : target.host_start);
+}
+
+void TranslationCache::set_guard(TranslationUnit& unit, bool open) {
+  const uint64_t destination = open ? unit.host_start : unit.guard_stub;
+  uint8_t bytes[sizeof destination];
+  std::memcpy(bytes, &destination, sizeof destination);
+  memory_.write(unit.entry_slot, bytes);
+  unit.guard_open = open;
 }
 
 void TranslationCache::index_code(TranslationUnit& unit) {
@@ -146,8 +156,12 @@ std::vector<TranslationUnit*> TranslationCache::units_on_linear_page(uint32_t li
 
 void TranslationCache::detach(TranslationUnit& unit) {
   unlink_incoming(memory_, exits_, unit);
-  // Entries point at unit entries and are filed under the unit's EIP.
-  for (ModeLookup& l : lookups_) l.table->remove(unit.guest_start, unit.host_start);
+  // Entries point at unit entries or guarded entries and are filed under
+  // the unit's EIP.
+  for (ModeLookup& l : lookups_) {
+    l.table->remove(unit.guest_start, unit.host_start);
+    l.table->remove(unit.guest_start, unit.guarded_entry);
+  }
 }
 
 void TranslationCache::unlink_all() {

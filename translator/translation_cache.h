@@ -16,7 +16,10 @@
 // the code ranges of each unit (index_code) so that a write to guest-physical
 // memory retires exactly the units translated from it, and detach() cuts a
 // unit off from links and lookups without retiring it (its translation stays
-// right, only the ways in that skip validation must go).
+// right, only the ways in that skip validation must go). A cheaper cut, for
+// units valid only in some address spaces, is closing the unit's entry guard
+// (set_guard, TranslationUnit::guarded_entry): links and lookup entries that
+// go through the guard then leave the cache until the runtime reopens it.
 #pragma once
 
 #include <array>
@@ -77,7 +80,10 @@ class TranslationCache {
 
   // Copies code to cursor() and indexes the unit; code must fit.
   TranslationUnit& commit(std::unique_ptr<TranslationUnit> unit, std::span<const uint8_t> code);
-  void link(uint32_t exit_id, TranslationUnit& target);
+  // guarded: through the target's entry guard (TranslationUnit::guarded_entry).
+  void link(uint32_t exit_id, TranslationUnit& target, bool guarded = false);
+  // Opens (the slot holds the entry) or closes (the guard stub) the guard.
+  void set_guard(TranslationUnit& unit, bool open);
 
   // Records unit.code in the physical index (after the runtime filled it).
   void index_code(TranslationUnit& unit);

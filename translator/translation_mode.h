@@ -47,6 +47,7 @@ struct TranslationMode {
            (single_instruction ? 16u : 0u) | (uint32_t{fpu} << 5) |
            (other_segment_based ? 1u << 9 : 0u);
   }
+  static uint8_t cpl_of_key(uint32_t key) { return key & 3; }
 };
 
 }  // namespace bt86

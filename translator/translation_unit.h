@@ -56,6 +56,7 @@ enum class ExitKind : uint8_t {
   kDirect,     // Chainable jump to a known guest address.
   kCallout,    // Run a runtime function for the instruction at guest_target.
   kException,  // Raise an exception; guest_target is the reported EIP.
+  kGuard,      // The unit's entry guard is closed; guest_target is its EIP.
 };
 
 struct ExitRecord {
@@ -130,6 +131,15 @@ struct TranslationUnit {
   // space they were fetched in. Set by the runtime after translation.
   std::vector<CodeRange> code;
   bool global = true;
+  // The entry guard: `jmp [entry_slot]`, where the slot holds either the
+  // unit's entry (open) or guard_stub, a kGuard exit (closed). Links and
+  // lookup entries that skip the page walk enter a non-global unit through
+  // its guard, so an address-space switch closes guards (one store each)
+  // instead of unlinking every way in. Exec addresses.
+  uint64_t guarded_entry = 0;
+  uint64_t entry_slot = 0;
+  uint64_t guard_stub = 0;
+  bool guard_open = false;
 
   const InstructionMap* instruction_at_host(uint64_t host_address) const;
 };

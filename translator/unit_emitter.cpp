@@ -1,5 +1,6 @@
 #include "translator/unit_emitter.h"
 
+#include <cstring>
 #include <stdexcept>
 
 #include "translator/ident_encoder.h"
@@ -830,6 +831,26 @@ std::vector<uint8_t> UnitEmitter::finish() {
     a.mov(ctx(ctx_offset::kExitId, 4), Imm(s.exit_id));
     jump_to(cache_.stubs().exit_common);
   }
+  // The entry guard (TranslationUnit::guarded_entry), closed until the
+  // runtime opens it.
+  ExitRecord guard_exit;
+  guard_exit.kind = ExitKind::kGuard;
+  guard_exit.guest_target = unit_->guest_start;
+  guard_exit.unit = unit_->id;
+  const uint32_t guard_exit_id = cache_.add_exit(guard_exit);
+  unit_->exits.push_back(guard_exit_id);
+  Label guard = a.newLabel();
+  Label guard_stub = a.newLabel();
+  Label slot = a.newLabel();
+  a.bind(guard);
+  a.jmp(x86::qword_ptr(slot));
+  a.bind(guard_stub);
+  a.mov(ctx(ctx_offset::kEip, 4), Imm(unit_->guest_start));
+  a.mov(ctx(ctx_offset::kExitId, 4), Imm(guard_exit_id));
+  jump_to(cache_.stubs().exit_common);
+  a.align(AlignMode::kData, 8);
+  a.bind(slot);
+  a.embedUInt64(0);
   code_.flatten();
   code_.resolveUnresolvedLinks();
   std::vector<uint8_t> bytes(code_.codeSize());
@@ -842,6 +863,11 @@ std::vector<uint8_t> UnitEmitter::finish() {
     exit.patch_site = host_start_ + patch_offsets_[i];
     exit.stub = host_start_ + code_.labelOffsetFromBase(stubs_[i].label);
   }
+  unit_->guarded_entry = host_start_ + code_.labelOffsetFromBase(guard);
+  unit_->guard_stub = host_start_ + code_.labelOffsetFromBase(guard_stub);
+  const uint64_t slot_offset = code_.labelOffsetFromBase(slot);
+  unit_->entry_slot = host_start_ + slot_offset;
+  std::memcpy(bytes.data() + slot_offset, &unit_->guard_stub, sizeof(uint64_t));
   unit_->host_size = static_cast<uint32_t>(bytes.size());
   return bytes;
 }

@@ -9,16 +9,17 @@ void point_exit_at(CodeMemory& memory, const ExitRecord& exit, uint64_t destinat
 
 }  // namespace
 
-void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, TranslationUnit& target) {
-  point_exit_at(memory, exit, target.host_start);
-  exit.linked_to = target.host_start;
+void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, TranslationUnit& target,
+               uint64_t destination) {
+  point_exit_at(memory, exit, destination);
+  exit.linked_to = destination;
   target.incoming_links.push_back(exit_id);
 }
 
 void unlink_incoming(CodeMemory& memory, std::vector<ExitRecord>& exits, TranslationUnit& target) {
   for (uint32_t id : target.incoming_links) {
     ExitRecord& exit = exits[id];
-    if (exit.linked_to != target.host_start) continue;
+    if (exit.linked_to != target.host_start && exit.linked_to != target.guarded_entry) continue;
     point_exit_at(memory, exit, exit.stub);
     exit.linked_to = 0;
   }

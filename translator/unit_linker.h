@@ -16,7 +16,9 @@
 
 namespace bt86 {
 
-void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, TranslationUnit& target);
+// destination: the target's entry, or its guarded entry.
+void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, TranslationUnit& target,
+               uint64_t destination);
 void unlink_incoming(CodeMemory& memory, std::vector<ExitRecord>& exits, TranslationUnit& target);
 
 }  // namespace bt86

@@ -42,8 +42,11 @@ std::string describe_exit(BtDebugTarget& target, const ExitRecord& e, const Symb
       std::string state = "unlinked (to its stub)";
       if (e.linked_to != 0) {
         const TranslationUnit* to = target.unit_at_host(e.linked_to);
-        state = to ? fmt::format("linked to unit #{} at host {:#x}", to->id, e.linked_to)
-                   : fmt::format("linked to host {:#x}", e.linked_to);
+        state = !to ? fmt::format("linked to host {:#x}", e.linked_to)
+                : to->host_start == e.linked_to
+                    ? fmt::format("linked to unit #{} at host {:#x}", to->id, e.linked_to)
+                    : fmt::format("linked to unit #{} through its entry guard at host {:#x}",
+                                  to->id, e.linked_to);
       }
       return fmt::format("direct -> {:#010x}{}: {}", e.guest_target,
                          symbol_suffix(e.guest_target, symbols), state);
@@ -53,6 +56,9 @@ std::string describe_exit(BtDebugTarget& target, const ExitRecord& e, const Symb
                          callout_spec(e.callout).name, e.guest_target);
     case ExitKind::kException:
       return fmt::format("exception vector {} at {:#010x}", e.vector, e.guest_target);
+    case ExitKind::kGuard:
+      return fmt::format("entry guard of the unit at {:#010x} (taken while it is closed)",
+                         e.guest_target);
   }
   return "?";
 }

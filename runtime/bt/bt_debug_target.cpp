@@ -183,7 +183,7 @@ void BtDebugTarget::memory_written(uint32_t physical, uint32_t length) {
   vcpu_->mmu_.flush_table_writes();  // The user expects to see the write take effect.
   vcpu_->invalidate_physical(physical, length);
   vcpu_->forget_descriptor_tables();
-  vcpu_->detach_all_nonglobal();
+  vcpu_->nonglobal_.close_all();
 }
 
 std::vector<const TranslationUnit*> BtDebugTarget::units_covering(uint32_t linear) {
@@ -207,12 +207,14 @@ std::vector<const TranslationUnit*> BtDebugTarget::live_units() {
 
 const TranslationUnit* BtDebugTarget::unit_at_host(uint64_t exec_address) const {
   const TranslationUnit* u = vcpu_->cache_.unit_at_host(exec_address);
-  return u != nullptr && u->host_start == exec_address ? u : nullptr;
+  return u != nullptr && (u->host_start == exec_address || u->guarded_entry == exec_address)
+             ? u
+             : nullptr;
 }
 
 void BtDebugTarget::flush_cache() {
   vcpu_->cache_.flush();
-  vcpu_->detach_all_nonglobal();
+  vcpu_->nonglobal_.close_all();
 }
 
 std::vector<BtDebugTarget::TracedFrame> BtDebugTarget::traced_frames() const {

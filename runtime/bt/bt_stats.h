@@ -23,9 +23,13 @@ struct BtCounters {
   uint64_t lookup_hits = 0;
   uint64_t chained_jumps = 0;  // Direct exits linked.
   uint64_t indirect_misses = 0;
-  // Non-global units cut off from links and lookups by a page-table store
-  // or invlpg on their pages (not counting whole-space switches).
+  // Non-global units whose entry guard was closed by an invlpg of their
+  // pages (not counting whole-space switches).
   uint64_t nonglobal_detaches = 0;
+  // Entries through a closed guard (trips to the dispatcher), and the
+  // guards they opened again on their pages (NonGlobalUnits).
+  uint64_t closed_guards_hit = 0;
+  uint64_t guards_reopened = 0;
   uint64_t hidden_page_faults = 0;
   uint64_t guest_page_faults = 0;
   std::array<uint64_t, 3> trace_faults{};  // By TraceKind bit: page table, descriptor, code.

@@ -20,6 +20,12 @@
 namespace bt86 {
 namespace {
 
+// Whether the meaning of G=1 entries differs: then global units are not
+// what they were either.
+bool global_meaning_differs(const PagingMode& a, const PagingMode& b) {
+  return a.pse != b.pse || a.wp != b.wp || a.pge != b.pge;
+}
+
 constexpr uint32_t kPage = 4096;
 constexpr uint32_t kSingleInstructionBit = 16;  // TranslationMode::key() of single_instruction.
 constexpr int kMaxOpenedPages = 8;
@@ -453,10 +459,10 @@ void BtVcpu::refresh_view() {
       (mode && (mode->cr3 >> 12 != paging_->cr3 >> 12 || mode->pse != paging_->pse ||
                 mode->wp != paging_->wp || mode->pge != paging_->pge));
   if (changed) {
+    nonglobal_.close_all();
     space_ = mode ? &mmu_.activate(*mode) : &mmu_.activate_identity();
     paging_ = mode;
     paging_known_ = true;
-    detach_all_nonglobal();
   }
   const uint8_t cpl = cpu_.cpl();
   window_ = (mode && cpl == 3) ? WindowKind::kUser : WindowKind::kSupervisor;
@@ -495,64 +501,37 @@ void BtVcpu::refresh_view() {
   context_->lookup_table = lookup_->address();
 }
 
-void BtVcpu::note_entered_nonglobal(const TranslationUnit& unit) {
-  if (cache_.flush_count() != entered_flush_count_) {
-    entered_nonglobal_.clear();
-    entered_nonglobal_by_page_.clear();
-    entered_flush_count_ = cache_.flush_count();
+// The dispatcher's own test (unit_for), page by page, at the unit's
+// privilege: its pages must map to the frames it was translated from.
+bool BtVcpu::valid_in_current_space(const TranslationUnit& unit) {
+  if (debug_hooks_ && !debug_hooks_->may_enter_directly(unit)) return false;
+  const bool user = TranslationMode::cpl_of_key(unit.key.mode) == 3;
+  for (const CodeRange& r : unit.code) {
+    const PageWalkResult w =
+        mmu_.walker().translate(*paging_, r.linear_page << 12, {AccessType::kExecute, user});
+    if (!w.ok() || w.translation->physical >> 12 != r.physical >> 12) return false;
   }
-  if (!entered_nonglobal_.insert(unit.id).second) return;
-  for (const CodeRange& r : unit.code) entered_nonglobal_by_page_[r.linear_page].push_back(unit.id);
-}
-
-void BtVcpu::detach_all_nonglobal() {
-  if (cache_.flush_count() == entered_flush_count_) {
-    for (uint32_t id : entered_nonglobal_) cache_.detach(cache_.unit(id));
-  }
-  entered_nonglobal_.clear();
-  entered_nonglobal_by_page_.clear();
-}
-
-void BtVcpu::detach_nonglobal_pages(uint32_t first_page, uint32_t page_count) {
-  if (cache_.flush_count() != entered_flush_count_) {
-    detach_all_nonglobal();
-    return;
-  }
-  auto it = entered_nonglobal_by_page_.lower_bound(first_page);
-  while (it != entered_nonglobal_by_page_.end() && it->first - first_page < page_count) {
-    for (uint32_t id : it->second) {
-      if (entered_nonglobal_.erase(id) != 0) {
-        cache_.detach(cache_.unit(id));
-        ++counters_.nonglobal_detaches;
-      }
-    }
-    it = entered_nonglobal_by_page_.erase(it);
-  }
+  return true;
 }
 
 void BtVcpu::paging_changed() {
   mmu_.flush_table_writes();
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
-  const bool global_meaning_changed =
-      !paging_known_ || mode.has_value() != paging_.has_value() ||
-      (mode && (mode->pse != paging_->pse || mode->wp != paging_->wp || mode->pge != paging_->pge));
-  if (global_meaning_changed) {
+  if (!paging_known_ || mode.has_value() != paging_.has_value() ||
+      (mode && global_meaning_differs(*mode, *paging_))) {
     cache_.unlink_all();
-    entered_nonglobal_.clear();
-    entered_nonglobal_by_page_.clear();
-  } else {
-    // Every CR3 write flushes the non-global TLB, even of the same value:
-    // that is how a guest publishes a page-table store the shadow MMU did
-    // not trace (a table no shadow mapping was derived from).
-    detach_all_nonglobal();
   }
+  // Every CR3 write flushes the non-global TLB, even of the same value:
+  // that is how a guest publishes a page-table store the shadow MMU did not
+  // trace (a table no shadow mapping was derived from).
+  nonglobal_.close_all();
   view_dirty_ = true;
 }
 
 void BtVcpu::invalidate_page(uint32_t linear) {
   if (paging_ && space_ != nullptr) mmu_.invalidate_page(*space_, linear);
   for (TranslationUnit* u : cache_.units_on_linear_page(linear >> 12)) cache_.detach(*u);
-  detach_nonglobal_pages(linear >> 12, 1);
+  nonglobal_.close_pages(linear >> 12, 1);
 }
 
 // Stores done by the runtime (callouts, system instructions, adapted
@@ -752,8 +731,12 @@ bool BtVcpu::decode_at(uint32_t eip, DecodedInstruction* d) {
 // path) enters at eip in the current mode.
 void BtVcpu::publish_in_lookup(uint32_t eip, TranslationUnit& unit) {
   if (debug_hooks_ && !debug_hooks_->may_enter_directly(unit)) return;
-  lookup_->insert(eip, unit.host_start);
-  if (!unit.global) note_entered_nonglobal(unit);
+  if (unit.global) {
+    lookup_->insert(eip, unit.host_start);
+    return;
+  }
+  nonglobal_.open(unit);
+  lookup_->insert(eip, unit.guarded_entry);
 }
 
 std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
@@ -778,8 +761,9 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
       if (target == nullptr || cache_.flush_count() != flushes) return e;
       TranslationUnit& from = cache_.unit(exit.unit);
       if (may_link(from, *target)) {
-        if (!target->global && !within_pages_of(from, *target)) note_entered_nonglobal(*target);
-        cache_.link(exit_id, *target);
+        const bool guarded = !target->global && !within_pages_of(from, *target);
+        if (guarded) nonglobal_.open(*target);
+        cache_.link(exit_id, *target, guarded);
         ++counters_.chained_jumps;
       }
       return std::nullopt;
@@ -797,6 +781,27 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
     }
     case ExitKind::kCallout:
       return handle_callout(exit_id, exit);
+    case ExitKind::kGuard: {
+      // A link or lookup entry reached a unit whose guard the last TLB
+      // flush closed. The dispatcher then enters whatever unit is right
+      // at its EIP in this space.
+      ++counters_.closed_guards_hit;
+      if (view_dirty_) refresh_view();
+      TranslationUnit& unit = cache_.unit(exit.unit);
+      if (!unit.live) return std::nullopt;
+      if (paging_ && valid_in_current_space(unit)) {
+        // This one first: the dispatcher may enter it through the same
+        // lookup entry, so it must be open even if the page index lacks it.
+        nonglobal_.open(unit);
+        nonglobal_.open_page(unit.guest_start >> 12, [this](const TranslationUnit& u) {
+          return valid_in_current_space(u);
+        });
+      } else {
+        // The ways in lead elsewhere in this space: they relink on use.
+        cache_.detach(unit);
+      }
+      return std::nullopt;
+    }
   }
   return std::nullopt;
 }
@@ -1368,7 +1373,10 @@ bool BtVcpu::write(uint32_t address, const void* data, uint32_t size, GuestExcep
 }
 
 std::string BtVcpu::statistics() const {
-  return format_bt_stats(counters_, translator_.stats(), cache_, mmu_.stats());
+  BtCounters c = counters_;
+  c.nonglobal_detaches = nonglobal_.page_closes();
+  c.guards_reopened = nonglobal_.guards_reopened();
+  return format_bt_stats(c, translator_.stats(), cache_, mmu_.stats());
 }
 
 }  // namespace bt86

@@ -91,6 +91,7 @@
 #include "runtime/bt/bt_debug_hooks.h"
 #include "runtime/bt/bt_stats.h"
 #include "runtime/bt/event_kicker.h"
+#include "runtime/bt/nonglobal_units.h"
 #include "runtime/callouts.h"
 #include "runtime/host_signals.h"
 #include "runtime/system/guest_event.h"
@@ -214,10 +215,8 @@ class BtVcpu final : public Vcpu,
 
   void refresh_view();
   void switch_space();
-  // Non-global units that a link or lookup entry reaches without a walk.
-  void note_entered_nonglobal(const TranslationUnit& unit);
-  void detach_all_nonglobal();
-  void detach_nonglobal_pages(uint32_t first_page, uint32_t page_count);
+  // Whether a non-global unit may be entered through its guard now.
+  bool valid_in_current_space(const TranslationUnit& unit);
   TranslationMode current_mode(bool single) const;
   std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);
   TranslationUnit* unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit);
@@ -334,14 +333,7 @@ class BtVcpu final : public Vcpu,
   WindowKind window_ = WindowKind::kSupervisor;
   TranslationMode mode_;
   uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.
-  // Ids of non-global units entered without a walk (note_entered_nonglobal),
-  // and the same ids by each linear page they were translated from. An id
-  // may linger under a page after it was detached through another: that
-  // only detaches it once more. Valid while the cache's flush count is
-  // entered_flush_count_.
-  std::unordered_set<uint32_t> entered_nonglobal_;
-  std::map<uint32_t, std::vector<uint32_t>> entered_nonglobal_by_page_;
-  uint64_t entered_flush_count_ = 0;
+  NonGlobalUnits nonglobal_{cache_};
   IndirectLookupTable* lookup_;                              // The cache's table for mode_.
   std::unordered_map<uint32_t, CalloutSite> callout_sites_;  // By exit id.
   uint64_t callout_sites_flush_count_ = 0;

@@ -57,11 +57,15 @@ TEST(Superblock, ConditionalBranchesAreSideExits) {
   EXPECT_EQ(u.guest_end, kCode + static_cast<uint32_t>(two_branches().size()));
   EXPECT_EQ(u.ident_count, 3u);
   EXPECT_EQ(u.compensated_count, 3u);
-  ASSERT_EQ(u.exits.size(), 2u);  // The ret leaves through the lookup, not an exit record.
-  for (uint32_t id : u.exits) {
-    EXPECT_EQ(cache.exit(id).kind, ExitKind::kDirect);
-    EXPECT_EQ(cache.exit(id).guest_target, u.guest_end - 1);  // Both jump to the ret.
+  // The ret leaves through the lookup, not an exit record; the last exit is
+  // the entry guard's.
+  ASSERT_EQ(u.exits.size(), 3u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(cache.exit(u.exits[i]).kind, ExitKind::kDirect);
+    EXPECT_EQ(cache.exit(u.exits[i]).guest_target, u.guest_end - 1);  // Both jump to the ret.
   }
+  EXPECT_EQ(cache.exit(u.exits[2]).kind, ExitKind::kGuard);
+  EXPECT_EQ(cache.exit(u.exits[2]).guest_target, kCode);
 }
 
 TEST(Superblock, SingleInstructionUnitsStopAtTheBranch) {
@@ -72,7 +76,7 @@ TEST(Superblock, SingleInstructionUnitsStopAtTheBranch) {
   mode.single_instruction = true;
   TranslationUnit& u = translator.translate(UnitKey{kCode + 2, 0, mode.key()}, mode, source);
   ASSERT_EQ(u.instructions.size(), 1u);
-  ASSERT_EQ(u.exits.size(), 2u);  // Taken and not taken.
+  ASSERT_EQ(u.exits.size(), 3u);  // Taken, not taken, and the entry guard's.
   EXPECT_EQ(cache.exit(u.exits[1]).guest_target, kCode + 4);
 }
 
