@@ -503,13 +503,22 @@ void BtVcpu::refresh_view() {
 
 // The dispatcher's own test (unit_for), page by page, at the unit's
 // privilege: its pages must map to the frames it was translated from.
-bool BtVcpu::valid_in_current_space(const TranslationUnit& unit) {
+// walks remembers the pages walked for earlier units (a guard hit checks a
+// whole page of units, which share their first page).
+bool BtVcpu::valid_in_current_space(const TranslationUnit& unit, std::vector<CodePageWalk>* walks) {
   if (debug_hooks_ && !debug_hooks_->may_enter_directly(unit)) return false;
   const bool user = TranslationMode::cpl_of_key(unit.key.mode) == 3;
   for (const CodeRange& r : unit.code) {
-    const PageWalkResult w =
-        mmu_.walker().translate(*paging_, r.linear_page << 12, {AccessType::kExecute, user});
-    if (!w.ok() || w.translation->physical >> 12 != r.physical >> 12) return false;
+    auto known = std::find_if(walks->begin(), walks->end(), [&](const CodePageWalk& w) {
+      return w.linear_page == r.linear_page && w.user == user;
+    });
+    if (known == walks->end()) {
+      const PageWalkResult w =
+          mmu_.walker().translate(*paging_, r.linear_page << 12, {AccessType::kExecute, user});
+      walks->push_back({r.linear_page, user, w.ok() ? w.translation->physical >> 12 : kNoFrame});
+      known = walks->end() - 1;
+    }
+    if (known->frame != r.physical >> 12) return false;
   }
   return true;
 }
@@ -789,12 +798,13 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
       if (view_dirty_) refresh_view();
       TranslationUnit& unit = cache_.unit(exit.unit);
       if (!unit.live) return std::nullopt;
-      if (paging_ && valid_in_current_space(unit)) {
+      std::vector<CodePageWalk> walks;
+      if (paging_ && valid_in_current_space(unit, &walks)) {
         // This one first: the dispatcher may enter it through the same
         // lookup entry, so it must be open even if the page index lacks it.
         nonglobal_.open(unit);
-        nonglobal_.open_page(unit.guest_start >> 12, [this](const TranslationUnit& u) {
-          return valid_in_current_space(u);
+        nonglobal_.open_page(unit.guest_start >> 12, [&](const TranslationUnit& u) {
+          return valid_in_current_space(u, &walks);
         });
       } else {
         // The ways in lead elsewhere in this space: they relink on use.
