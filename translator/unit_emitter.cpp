@@ -842,6 +842,10 @@ std::vector<uint8_t> UnitEmitter::finish() {
   Label guard = a.newLabel();
   Label guard_stub = a.newLabel();
   Label slot = a.newLabel();
+  // Aligned: with the guard packed against the stubs, insertion_sort in
+  // bt86-bench ran 1.71x native instead of 1.14x (units' hot code and this
+  // data slot placement; measured, not fully understood).
+  a.align(AlignMode::kCode, 16);
   a.bind(guard);
   a.jmp(x86::qword_ptr(slot));
   a.bind(guard_stub);
