@@ -215,13 +215,14 @@ class BtVcpu final : public Vcpu,
 
   void refresh_view();
   void switch_space();
-  // Whether a non-global unit may be entered through its guard now.
+  // One page's walk, remembered while a guard hit checks a page of units.
   struct CodePageWalk {
     uint32_t linear_page;
     bool user;
     uint32_t frame;  // kNoFrame if the walk failed.
   };
   static constexpr uint32_t kNoFrame = 0xFFFFFFFF;
+  // Whether a non-global unit may be entered through its guard now.
   bool valid_in_current_space(const TranslationUnit& unit, std::vector<CodePageWalk>* walks);
   TranslationMode current_mode(bool single) const;
   std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);
