@@ -42,12 +42,17 @@ struct TranslationMode {
   bool other_segment_based = false;
   bool single_instruction = false;
 
+  static constexpr uint32_t kCplMask = 3;
+  static constexpr uint32_t kSingleInstructionBit = 16;
+
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
-           (single_instruction ? 16u : 0u) | (uint32_t{fpu} << 5) |
+           (single_instruction ? kSingleInstructionBit : 0u) | (uint32_t{fpu} << 5) |
            (other_segment_based ? 1u << 9 : 0u);
   }
-  static uint8_t cpl_of_key(uint32_t key) { return key & 3; }
+  // The parts of a key the runtime and the debugger read back.
+  static uint8_t cpl_of_key(uint32_t key) { return key & kCplMask; }
+  static bool single_instruction_of_key(uint32_t key) { return (key & kSingleInstructionBit) != 0; }
 };
 
 }  // namespace bt86

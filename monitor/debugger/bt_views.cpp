@@ -5,6 +5,7 @@
 #include "monitor/debugger/disassembler.h"
 #include "runtime/callouts.h"
 #include "translator/opcode_table.h"
+#include "translator/translation_mode.h"
 
 namespace bt86 {
 namespace {
@@ -82,9 +83,10 @@ std::string format_translation(BtDebugTarget& target, uint32_t linear, const Sym
         "unit #{} guest [{:#010x}, {:#010x}){} frame {:#x} mode {:#x}{}\n  host [{:#x}, {:#x}) "
         "{} bytes; {} IDENT, {} compensated, {} callout{}\n",
         u->id, u->guest_start, u->guest_end, symbol_suffix(u->guest_start, symbols), u->key.frame,
-        u->key.mode, (u->key.mode & 16) ? " (single-instruction)" : "", u->host_start,
-        u->host_start + u->host_size, u->host_size, u->ident_count, u->compensated_count,
-        u->callout_count, u->global ? ", global" : "");
+        u->key.mode,
+        TranslationMode::single_instruction_of_key(u->key.mode) ? " (single-instruction)" : "",
+        u->host_start, u->host_start + u->host_size, u->host_size, u->ident_count,
+        u->compensated_count, u->callout_count, u->global ? ", global" : "");
     if (u->execution_counter != nullptr)
       s += fmt::format("  entered {} times\n", *u->execution_counter);
     for (const InstructionMap& m : u->instructions) {
@@ -135,7 +137,7 @@ std::string format_unit_list(BtDebugTarget& target, std::string_view filter,
     s += fmt::format("#{:<5} {} {:<28} {:>3} insns ({}/{}/{} I/C/X) host {:#x}+{}{}\n", u->id, eip,
                      name, u->instructions.size(), u->ident_count, u->compensated_count,
                      u->callout_count, u->host_start, u->host_size,
-                     (u->key.mode & 16) ? " single" : "");
+                     TranslationMode::single_instruction_of_key(u->key.mode) ? " single" : "");
   }
   s += fmt::format("{} of {} live units, {} cache flushes\n", shown, units.size(),
                    target.flush_count());

@@ -27,7 +27,6 @@ bool global_meaning_differs(const PagingMode& a, const PagingMode& b) {
 }
 
 constexpr uint32_t kPage = 4096;
-constexpr uint32_t kSingleInstructionBit = 16;  // TranslationMode::key() of single_instruction.
 constexpr int kMaxOpenedPages = 8;
 
 uint64_t now_ns() {
@@ -51,7 +50,7 @@ UnassignedPage make_unassigned_page() {
 }
 
 bool is_single(const TranslationUnit& u) {
-  return (u.key.mode & kSingleInstructionBit) != 0;
+  return TranslationMode::single_instruction_of_key(u.key.mode);
 }
 
 // The form run_traced_store does itself through guest linear memory.
@@ -540,7 +539,7 @@ void BtVcpu::paging_changed() {
 void BtVcpu::invalidate_page(uint32_t linear) {
   if (paging_ && space_ != nullptr) mmu_.invalidate_page(*space_, linear);
   for (TranslationUnit* u : cache_.units_on_linear_page(linear >> 12)) cache_.detach(*u);
-  nonglobal_.close_pages(linear >> 12, 1);
+  nonglobal_.close_page(linear >> 12);
 }
 
 // Stores done by the runtime (callouts, system instructions, adapted

@@ -24,19 +24,17 @@ void NonGlobalUnits::close_all() {
   opened_.clear();
 }
 
-void NonGlobalUnits::close_pages(uint32_t first_page, uint32_t page_count) {
-  for (uint32_t page = first_page; page - first_page < page_count; ++page) {
-    for (TranslationUnit* unit : cache_.units_on_linear_page(page)) {
-      if (!unit->guard_open) continue;
-      cache_.set_guard(*unit, false);
-      ++page_closes_;
-    }
+void NonGlobalUnits::close_page(uint32_t linear_page) {
+  for (TranslationUnit* unit : cache_.units_on_linear_page(linear_page)) {
+    if (!unit->guard_open) continue;
+    cache_.set_guard(*unit, false);
+    ++page_closes_;
   }
 }
 
 void NonGlobalUnits::open_page(uint32_t linear_page, const Validity& valid) {
   for (TranslationUnit* unit : cache_.units_on_linear_page(linear_page)) {
-    if (unit->global || unit->guard_open || !unit->live || !valid(*unit)) continue;
+    if (unit->global || unit->guard_open || !valid(*unit)) continue;
     open(*unit);
     ++guards_reopened_;
   }

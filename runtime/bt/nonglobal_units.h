@@ -42,9 +42,9 @@ class NonGlobalUnits {
   void open(TranslationUnit& unit);
   // Closes every open guard.
   void close_all();
-  // Closes the guards of units translated from these linear pages.
-  void close_pages(uint32_t first_page, uint32_t page_count);
-  // Opens the guards of the units on this linear page that are valid.
+  // Closes the guards of units translated from this linear page.
+  void close_page(uint32_t linear_page);
+  // Opens the guards of the live units on this linear page that are valid.
   void open_page(uint32_t linear_page, const Validity& valid);
 
   uint64_t page_closes() const { return page_closes_; }
