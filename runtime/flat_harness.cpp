@@ -63,6 +63,7 @@ class FlatHarness::Impl : public HostFaultHandler, public CodeSource, public Gue
   std::span<uint8_t> memory() { return {vmm_view_, options_.memory_size}; }
   void set_page_access(uint32_t address, uint32_t length, PageAccess access);
   void invalidate(uint32_t address, uint32_t length);
+  void flush_translations() { cache_.flush(); }
   FlatRunResult run(const CpuState& start);
   void request_stop();
   const ExecutionStats& stats() const;
@@ -386,6 +387,9 @@ void FlatHarness::set_page_access(uint32_t address, uint32_t length, PageAccess 
 }
 void FlatHarness::invalidate(uint32_t address, uint32_t length) {
   impl_->invalidate(address, length);
+}
+void FlatHarness::flush_translations() {
+  impl_->flush_translations();
 }
 FlatRunResult FlatHarness::run(const CpuState& start) {
   return impl_->run(start);

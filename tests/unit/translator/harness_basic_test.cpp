@@ -25,5 +25,19 @@ TEST(FlatHarnessBasic, LoopWithChainingComputesSum) {
   EXPECT_GE(h.stats().executed_ident_instructions, 2000u);
 }
 
+TEST(FlatHarnessBasic, FlushedTranslationsAreMadeAgainFromTheCurrentBytes) {
+  FlatHarness h({.memory_size = 1 << 20});
+  test::load_bytes(h, kCode, {0xB8, 0x01, 0x00, 0x00, 0x00, 0xF4});  // mov eax, 1; hlt
+  ASSERT_EQ(h.run(FlatHarness::initial_state(kCode, kStack)).stop, FlatRunResult::Stop::kHalt);
+  const uint64_t translated = h.stats().units_translated;
+  // Rewritten without invalidate(): only the flush makes the new bytes run.
+  test::load_bytes(h, kCode, {0xB8, 0x02, 0x00, 0x00, 0x00, 0xF4});  // mov eax, 2; hlt
+  h.flush_translations();
+  const FlatRunResult r = h.run(FlatHarness::initial_state(kCode, kStack));
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 2u);
+  EXPECT_GT(h.stats().units_translated, translated);
+}
+
 }  // namespace
 }  // namespace bt86
