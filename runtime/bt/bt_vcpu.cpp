@@ -632,8 +632,10 @@ TranslationUnit* BtVcpu::unit_for(uint32_t eip, bool single, std::optional<VcpuE
     cache_.retire(*u);
   }
   fetch_page_ = eip >> 12;
+  fetch_frame_ = frame;
   const uint64_t start = now_ns();
   TranslationUnit& u = translator_.translate(key, mode, *this);
+  fetch_frame_.reset();
   note_code(u);
   if (adaptations_awaiting_unit_ != 0) note_adapted_translation(u);
   counters_.translate_ns += now_ns() - start;
@@ -692,7 +694,9 @@ size_t BtVcpu::fetch(uint32_t eip, std::span<uint8_t> buffer, uint32_t* fault_er
   while (n < buffer.size()) {
     const uint32_t at = eip + static_cast<uint32_t>(n);
     uint32_t physical = at;
-    if (paging_) {
+    if (fetch_frame_ && at >> 12 == fetch_page_) {
+      physical = (*fetch_frame_ << 12) | (at & (kPage - 1));
+    } else if (paging_) {
       const PageWalkResult r =
           mmu_.walker().translate(*paging_, at, {AccessType::kExecute, mode_.cpl == 3});
       if (!r.ok()) {
@@ -727,9 +731,12 @@ bool BtVcpu::decode_at(uint32_t eip, DecodedInstruction* d) {
   uint8_t bytes[15];
   uint32_t ignored;
   const uint32_t saved_page = fetch_page_;
+  const std::optional<uint32_t> saved_frame = fetch_frame_;
   fetch_page_ = eip >> 12;
+  fetch_frame_.reset();
   const size_t n = fetch(eip, bytes, &ignored);
   fetch_page_ = saved_page;
+  fetch_frame_ = saved_frame;
   return GuestDecoder().decode(eip, {bytes, n}, d) == DecodeStatus::kOk;
 }
 
@@ -925,6 +932,7 @@ bool BtVcpu::is_view_neutral(const DecodedInstruction& d) {
     case ZYDIS_MNEMONIC_SMSW:
     case ZYDIS_MNEMONIC_WBINVD:
     case ZYDIS_MNEMONIC_INVD:
+    case ZYDIS_MNEMONIC_INVLPG:  // Drops mappings and closes guards; the view stays.
       return true;
     case ZYDIS_MNEMONIC_MOV:
       // Reading a segment, control or debug register; writes change the view.
@@ -1173,8 +1181,12 @@ std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
     uint32_t value = 0;
     SystemOutcome o = read_operand(*this, d, d.operands[1], size, &value);
     if (o.continues()) o = write_operand(*this, d, d.operands[0], size, value);
-    if (o.continues()) cpu_.eip = d.next_eip();
-    return finish_outcome(o);
+    if (!o.continues()) return finish_outcome(o);
+    // A store leaves the view as it was (a page-table store takes effect at
+    // the guest's next TLB flush), so the dispatcher need not rebuild it.
+    cpu_.eip = d.next_eip();
+    load_context();
+    return std::nullopt;
   }
   const Segment& segment = cpu_.segment(segment_of(op->mem.segment));
   const uint32_t linear = effective_address(cpu_, d, *op) + segment.base;

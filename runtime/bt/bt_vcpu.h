@@ -340,6 +340,9 @@ class BtVcpu final : public Vcpu,
   WindowKind window_ = WindowKind::kSupervisor;
   TranslationMode mode_;
   uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.
+  // The frame behind fetch_page_ if the dispatcher has just walked to it:
+  // every instruction of the unit is fetched from there without a walk.
+  std::optional<uint32_t> fetch_frame_;
   NonGlobalUnits nonglobal_{cache_};
   IndirectLookupTable* lookup_;                              // The cache's table for mode_.
   std::unordered_map<uint32_t, CalloutSite> callout_sites_;  // By exit id.
