@@ -432,21 +432,65 @@ void ShadowMmu::revalidate(ShadowAddressSpace& space) {
 void ShadowMmu::drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count) {
   if (page_count == 0) return;
   for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
-    const auto& mapped = space.mapped_[index_of(w)];
-    uint64_t begin = first_page;
-    uint64_t end = uint64_t{first_page} + page_count;
-    if (auto it = mapped.find(first_page); it != mapped.end()) begin = it->second.run_first;
-    if (auto it = mapped.find(static_cast<uint32_t>(end - 1)); it != mapped.end()) {
-      const uint32_t run = it->second.run_first;
-      for (++it; it != mapped.end() && it->first == end && it->second.run_first == run; ++it) ++end;
+    drop_runs(space, w, first_page, page_count);
+  }
+}
+
+void ShadowMmu::drop_runs(ShadowAddressSpace& space, WindowKind window, uint32_t first_page,
+                          uint32_t page_count) {
+  const auto& mapped = space.mapped_[index_of(window)];
+  uint64_t begin = first_page;
+  uint64_t end = uint64_t{first_page} + page_count;
+  if (auto it = mapped.find(first_page); it != mapped.end()) begin = it->second.run_first;
+  if (auto it = mapped.find(static_cast<uint32_t>(end - 1)); it != mapped.end()) {
+    const uint32_t run = it->second.run_first;
+    for (++it; it != mapped.end() && it->first == end && it->second.run_first == run; ++it) ++end;
+  }
+  drop_pages(space, window, static_cast<uint32_t>(begin), static_cast<uint32_t>(end - begin));
+}
+
+// Linux rewrites entries in place all the time without changing the frame:
+// fork write-protects the parent's private pages, a write fault on a page
+// left with one owner makes it writable again, reclaim clears D. Dropping
+// such a mapping cost an mprotect now and a hidden fault (a host signal)
+// plus another mprotect at the next touch. Keeping it is what a TLB refilled
+// from the new entry right after the flush would hold, so it is as correct
+// as the drop: the frame is the same, the entry's A bit is set (otherwise
+// the next access must fault to set it), and the protection is recomputed
+// from the entry as a hidden fault would (invariant 2).
+void ShadowMmu::refresh_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count) {
+  const PagingMode mode = mode_of(space);
+  for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
+    auto& mapped = space.mapped_[index_of(w)];
+    std::vector<uint32_t> stale;
+    for (auto it = mapped.lower_bound(first_page);
+         it != mapped.end() && it->first - first_page < page_count; ++it) {
+      ShadowAddressSpace::Mapping& m = it->second;
+      const PageWalkResult r =
+          walker_.probe(mode, it->first << kPageShift, {AccessType::kRead, w == WindowKind::kUser});
+      const bool same = r.ok() && r.translation->pte_address &&
+                        r.translation->physical >> kPageShift == m.frame &&
+                        (memory_.read_u32(*r.translation->pte_address) & pte::kAccessed) != 0;
+      if (!same) {
+        stale.push_back(it->first);
+        continue;
+      }
+      const HostProtection prot = protection_for(*r.translation, m.frame);
+      if (prot == m.prot) {
+        ++stats_.table_rewrites_kept;
+        continue;
+      }
+      space.window(w).protect(it->first << kPageShift, 4096, prot);
+      m.prot = prot;
+      ++stats_.table_rewrites_reprotected;
     }
-    drop_pages(space, w, static_cast<uint32_t>(begin), static_cast<uint32_t>(end - begin));
+    for (uint32_t page : stale) drop_runs(space, w, page, 1);
   }
 }
 
 void ShadowMmu::invalidate_page(ShadowAddressSpace& space, uint32_t linear) {
   flush_table_writes();
-  drop_range(space, linear >> kPageShift, 1);
+  refresh_range(space, linear >> kPageShift, 1);
 }
 
 TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {
@@ -498,7 +542,7 @@ void ShadowMmu::drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entr
         forget_region_table(*use.space, region);
       }
     } else {
-      drop_range(*use.space, (use.region_base >> kPageShift) + first_entry, entry_count);
+      refresh_range(*use.space, (use.region_base >> kPageShift) + first_entry, entry_count);
     }
   }
 }

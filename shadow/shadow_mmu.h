@@ -143,6 +143,10 @@ struct ShadowMmuStats {
   // Regions whose directory entry was written but held the value their
   // mappings derive from at the flush.
   uint64_t directory_rewrites_kept = 0;
+  // Pages whose table entry was written but still maps the same frame,
+  // accessed, at the flush: kept as they were, or reprotected.
+  uint64_t table_rewrites_kept = 0;
+  uint64_t table_rewrites_reprotected = 0;
   // Inactive spaces whose directory was written, and of their regions with
   // mappings, those found unchanged when the space was activated again.
   uint64_t spaces_detached = 0;
@@ -250,6 +254,13 @@ class ShadowMmu {
                   uint32_t page_count);
   // Drops [first_page, +page_count) in both windows, widened to whole runs.
   void drop_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
+  // One window of drop_range().
+  void drop_runs(ShadowAddressSpace& space, WindowKind window, uint32_t first_page,
+                 uint32_t page_count);
+  // After stores to the table entries of [first_page, +page_count): keeps
+  // each mapping the entry still allows, reprotected to what it allows now,
+  // and drops the others.
+  void refresh_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
   // Drops the mappings derived from entries [first_entry, +entry_count) of
   // the table or directory in frame.
   void drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count);

@@ -43,9 +43,10 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
   s += fmt::format(
       "  address spaces: {} created, {} evicted; {} directory regions kept when their entry was "
       "rewritten unchanged; {} detached when their directory was written while inactive, {} "
-      "regions kept on their return\n",
+      "regions kept on their return; {} pages kept and {} reprotected when their table entry was "
+      "rewritten for the same frame\n",
       mmu.spaces_created, mmu.spaces_evicted, mmu.directory_rewrites_kept, mmu.spaces_detached,
-      mmu.regions_kept_on_return);
+      mmu.regions_kept_on_return, mmu.table_rewrites_kept, mmu.table_rewrites_reprotected);
   s += fmt::format("  guest page faults: {}; exceptions delivered: {}; interrupts injected: {}\n",
                    c.guest_page_faults, c.exceptions_delivered, c.interrupts_injected);
   s += fmt::format(

@@ -343,12 +343,44 @@ TEST_F(ShadowMmuTest, TheMappingBudgetEmptiesSpacesInsteadOfFailing) {
   }
 }
 
-TEST_F(ShadowMmuTest, InvlpgDropsThePage) {
+TEST_F(ShadowMmuTest, InvlpgDropsThePageItsEntryNoLongerMaps) {
   map(0x00430000, 0x00200000, P | W | A);
   auto& s = mmu_.activate(mode_);
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00430000, false).kind, Kind::kMapped);
+  guest_unmaps(0x00430000);
   mmu_.invalidate_page(s, 0x00430abc);
   EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00430000)), "---");
+}
+
+// Fork write-protects the parent's pages and a later write fault makes a
+// page writable again, each time for the same frame: the flush reprotects
+// the mapping instead of dropping it (no hidden fault at the next touch).
+// A cleared accessed bit still drops it, so that the next access sets it.
+TEST_F(ShadowMmuTest, AnEntryRewrittenForTheSameFrameKeepsItsPageReprotected) {
+  map(0x00431000, 0x00200000, P | W | A | D);
+  mode_.wp = true;  // As Linux runs: R/W binds the supervisor too.
+  auto& s = mmu_.activate(mode_);
+  const auto page = at(s, WindowKind::kSupervisor, 0x00431000);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00431000, true).kind, Kind::kMapped);
+  ASSERT_EQ(host_protection(page), "rw-");
+
+  map(0x00431000, 0x00200000, P | A | D);
+  mmu_.note_guest_write(pte_address(0x00431000), 4);
+  mmu_.flush_table_writes();
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).contains(0x00431));
+  EXPECT_EQ(host_protection(page), "r--");
+
+  map(0x00431000, 0x00200000, P | W | A | D);
+  mmu_.note_guest_write(pte_address(0x00431000), 4);
+  mmu_.invalidate_page(s, 0x00431000);
+  EXPECT_EQ(host_protection(page), "rw-");
+  EXPECT_EQ(mmu_.stats().table_rewrites_reprotected, 2u);
+  EXPECT_EQ(mmu_.stats().hidden_faults, 1u);
+
+  map(0x00431000, 0x00200000, P | W | D);
+  mmu_.invalidate_page(s, 0x00431000);
+  EXPECT_FALSE(s.mappings(WindowKind::kSupervisor).contains(0x00431));
+  EXPECT_EQ(host_protection(page), "---");
 }
 
 TEST_F(ShadowMmuTest, DroppingAPageDropsTheWholeRunItWasMappedWith) {
@@ -387,7 +419,9 @@ TEST_F(ShadowMmuTest, ADroppedPageIsRevivedOnlyForTheFrameStillBehindIt) {
   };
   ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00450000, true).kind, Kind::kMapped);
   const uint64_t mappings = mmu_.host_mapping_count();
+  guest_unmaps(0x00450000);
   mmu_.invalidate_page(s, 0x00450000);
+  map(0x00450000, 0x00200000, P | W | A | D);
   EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00450000)), "---");
   EXPECT_EQ(mmu_.host_mapping_count(), mappings) << "a revoked page still counts";
 
