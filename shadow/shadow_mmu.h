@@ -14,10 +14,12 @@
 //    flush for its privilege: every mapping is derived from a successful
 //    walk, and every frame that served as a page directory or page table for
 //    a mapping is traced. A guest store to an entry is recorded
-//    (note_guest_write) and the mappings derived from it are dropped at the
+//    (note_guest_write) and the mappings derived from it are checked at the
 //    guest's next TLB flush (flush_table_writes: invlpg, CR3 write, paging
-//    mode change), which is when hardware guarantees the store is seen; until
-//    then a stale mapping is what a TLB entry would be. A directory entry
+//    mode change), which is when hardware guarantees the store is seen: a
+//    page whose entry still maps the same frame with A set is kept and
+//    reprotected (refresh_range), any other is dropped. Until then a stale
+//    mapping is what a TLB entry would be. A directory entry
 //    that holds, at the flush, the very value its region's mappings derive
 //    from changed nothing, and the region stays (Linux clears a recycled
 //    directory page and copies the kernel's entries back into it on every
