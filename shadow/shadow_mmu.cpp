@@ -405,15 +405,21 @@ void ShadowMmu::detach(ShadowAddressSpace& space) {
   forget_table_use(space.key().cr3_frame, {&space, true, 0});
 }
 
+// Whether the space's directory entry for region holds the value its
+// mappings derive from (note_directory_entry).
+bool ShadowMmu::directory_entry_unchanged(const ShadowAddressSpace& space, uint32_t region) const {
+  const uint64_t directory = uint64_t{space.key().cr3_frame} << kPageShift;
+  return space.directory_entry_[region] == memory_.read_u32(directory + 4 * region);
+}
+
 // Activation after a detach, which is a TLB flush for the space: a region
 // whose directory entry is the one its mappings derive from keeps them
 // (its table, if any, was traced all along); any other region is dropped.
 void ShadowMmu::revalidate(ShadowAddressSpace& space) {
   space.detached_ = false;
-  const uint64_t directory = uint64_t{space.key().cr3_frame} << kPageShift;
   for (uint32_t region = 0; region < kPagesPerRegion; ++region) {
     if (space.mapped_in_region_[region] == 0) continue;
-    if (space.directory_entry_[region] == memory_.read_u32(directory + 4 * region)) {
+    if (directory_entry_unchanged(space, region)) {
       ++stats_.regions_kept_on_return;
       continue;
     }
@@ -533,8 +539,7 @@ void ShadowMmu::drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entr
     if (use.directory) {
       for (uint32_t region = first_entry; region < first_entry + entry_count; ++region) {
         if (use.space->mapped_in_region_[region] != 0 &&
-            use.space->directory_entry_[region] ==
-                memory_.read_u32((uint64_t{frame} << kPageShift) + 4 * region)) {
+            directory_entry_unchanged(*use.space, region)) {
           ++stats_.directory_rewrites_kept;
           continue;
         }

@@ -263,9 +263,11 @@ class ShadowMmu {
   // each mapping the entry still allows, reprotected to what it allows now,
   // and drops the others.
   void refresh_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
-  // Drops the mappings derived from entries [first_entry, +entry_count) of
-  // the table or directory in frame.
+  // After stores to entries [first_entry, +entry_count) of the table or
+  // directory in frame: drops the regions of changed directory entries and
+  // refreshes (refresh_range) the pages of table entries.
   void drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entry_count);
+  bool directory_entry_unchanged(const ShadowAddressSpace& space, uint32_t region) const;
   void forget_table_use(uint32_t frame, const TableUse& use);
   void forget_region_table(ShadowAddressSpace& space, uint32_t region);
   void detach_inactive_spaces_of_directory(uint32_t frame);

@@ -455,8 +455,7 @@ void BtVcpu::refresh_view() {
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
   const bool changed =
       !paging_known_ || mode.has_value() != paging_.has_value() ||
-      (mode && (mode->cr3 >> 12 != paging_->cr3 >> 12 || mode->pse != paging_->pse ||
-                mode->wp != paging_->wp || mode->pge != paging_->pge));
+      (mode && (mode->cr3 >> 12 != paging_->cr3 >> 12 || global_meaning_differs(*mode, *paging_)));
   if (changed) {
     nonglobal_.close_all();
     space_ = mode ? &mmu_.activate(*mode) : &mmu_.activate_identity();
