@@ -400,26 +400,33 @@ std::optional<VcpuExit> BtVcpu::wait_while_halted() {
 
 std::optional<VcpuExit> BtVcpu::deliver(const GuestEvent& event) {
   const uint64_t start = now_ns();
-  const std::string where =
-      fmt::format("CS:EIP {:#x}:{:#010x} SS:ESP {:#x}:{:#010x} CR2 {:#010x} CR3 {:#010x}",
-                  cpu_.segment(SegReg::kCs).selector, cpu_.eip, cpu_.segment(SegReg::kSs).selector,
-                  cpu_.reg(Gpr::kEsp), cpu_.cr2, cpu_.cr3) +
-      (event.source == EventSource::kException ? ", " + describe_instruction(cpu_.eip) : "");
+  DeliveredEvent& record = recent_events_[events_recorded_++ % recent_events_.size()];
+  record = {event,
+            cpu_.segment(SegReg::kCs).selector,
+            cpu_.segment(SegReg::kSs).selector,
+            0,
+            cpu_.eip,
+            cpu_.reg(Gpr::kEsp),
+            cpu_.cr2,
+            cpu_.cr3};
   const SystemOutcome outcome = deliver_event(*this, event);
   counters_.delivery_ns += now_ns() - start;
   if (event.source == EventSource::kException) ++counters_.exceptions_delivered;
   view_dirty_ = true;
   load_context();
-  recent_events_.push_back(
-      fmt::format("{} ({}) at {} -> CS:EIP {:#x}:{:#010x} ESP {:#010x}",
-                  describe_event(event.vector, event.error_code), static_cast<int>(event.source),
-                  where, cpu_.segment(SegReg::kCs).selector, cpu_.eip, cpu_.reg(Gpr::kEsp)));
-  if (recent_events_.size() > 24) recent_events_.pop_front();
+  record.handler_cs = cpu_.segment(SegReg::kCs).selector;
+  record.handler_eip = cpu_.eip;
+  record.handler_esp = cpu_.reg(Gpr::kEsp);
   if (outcome.kind == SystemOutcome::Kind::kShutdown) {
-    for (const std::string& e : recent_events_) machine_.log().note("bt: recent event {}", e);
+    const uint64_t first = events_recorded_ - std::min<uint64_t>(events_recorded_, 24);
+    for (uint64_t i = first; i < events_recorded_; ++i) {
+      machine_.log().note("bt: recent event {}",
+                          describe_delivery(recent_events_[i % recent_events_.size()]));
+    }
     return VcpuExit{VcpuExit::Kind::kTripleFault, 0,
-                    fmt::format("{} (delivering {} at {})", outcome.message,
-                                describe_event(event.vector, event.error_code), where)};
+                    fmt::format("{} (delivering {} at CS:EIP {:#x}:{:#010x}, {})", outcome.message,
+                                describe_event(event.vector, event.error_code), record.cs,
+                                record.eip, describe_instruction(record.eip))};
   }
   if (outcome.kind != SystemOutcome::Kind::kContinue) {
     return VcpuExit{VcpuExit::Kind::kTripleFault, 0,
@@ -427,6 +434,17 @@ std::optional<VcpuExit> BtVcpu::deliver(const GuestEvent& event) {
                                 describe_event(event.vector, event.error_code))};
   }
   return std::nullopt;
+}
+
+// The instruction is decoded now, from what its page holds now.
+std::string BtVcpu::describe_delivery(const DeliveredEvent& e) {
+  return fmt::format(
+      "{} ({}) at CS:EIP {:#x}:{:#010x} SS:ESP {:#x}:{:#010x} CR2 {:#010x} CR3 {:#010x}{} -> "
+      "CS:EIP {:#x}:{:#010x} ESP {:#010x}",
+      describe_event(e.event.vector, e.event.error_code), static_cast<int>(e.event.source), e.cs,
+      e.eip, e.ss, e.esp, e.cr2, e.cr3,
+      e.event.source == EventSource::kException ? ", " + describe_instruction(e.eip) : "",
+      e.handler_cs, e.handler_eip, e.handler_esp);
 }
 
 // cpu_ holds the state after the instruction; the context is reloaded.

@@ -77,7 +77,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -352,8 +351,17 @@ class BtVcpu final : public Vcpu,
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).
 
   HostFault fault_;
-  // The last events delivered, logged when the guest shuts down.
-  std::deque<std::string> recent_events_;
+  // The last events delivered, logged when the guest shuts down. Kept raw
+  // and formatted only then: formatting each delivery (with a decode of the
+  // faulting instruction) cost more than the delivery itself.
+  struct DeliveredEvent {
+    GuestEvent event;
+    uint16_t cs = 0, ss = 0, handler_cs = 0;
+    uint32_t eip = 0, esp = 0, cr2 = 0, cr3 = 0, handler_eip = 0, handler_esp = 0;
+  };
+  std::array<DeliveredEvent, 24> recent_events_{};
+  uint64_t events_recorded_ = 0;
+  std::string describe_delivery(const DeliveredEvent& e);
   BtCounters counters_;
   BtDebugHooks* debug_hooks_ = nullptr;
 };
