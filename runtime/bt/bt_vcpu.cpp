@@ -5,6 +5,7 @@
 #include <x86intrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -61,6 +62,38 @@ bool is_plain_mov_store(const DecodedInstruction& d, const ZydisDecodedOperand* 
       (source.type == ZYDIS_OPERAND_TYPE_REGISTER && !is_segment_register(source.reg.value));
   return d.mnemonic() == ZYDIS_MNEMONIC_MOV && op == &d.operands[0] && op->size / 8 <= 4 &&
          plain_source;
+}
+
+// The read-modify-write forms run_traced_store also does itself: Linux
+// changes live page-table entries with xchg (ptep_get_and_clear,
+// ptep_clear_flush) and with a bit cleared or set by and/or, its LOCK
+// patched to a DS prefix on one CPU (ptep_set_wrprotect at every fork).
+// Running them singly with their page opened cost two protects and a 4 KiB
+// compare each, about 13 us.
+bool is_software_rmw_store(const DecodedInstruction& d, const ZydisDecodedOperand* op) {
+  const ZydisMnemonic m = d.mnemonic();
+  if (m != ZYDIS_MNEMONIC_XCHG && m != ZYDIS_MNEMONIC_AND && m != ZYDIS_MNEMONIC_OR &&
+      m != ZYDIS_MNEMONIC_XOR) {
+    return false;
+  }
+  const ZydisDecodedOperand& other = op == &d.operands[0] ? d.operands[1] : d.operands[0];
+  const bool plain_other =
+      other.type == ZYDIS_OPERAND_TYPE_REGISTER && !is_segment_register(other.reg.value);
+  return op->size / 8 <= 4 &&
+         (plain_other || (m != ZYDIS_MNEMONIC_XCHG && other.type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+                          op == &d.operands[0]));
+}
+
+// EFLAGS after and/or/xor: CF and OF clear, SF, ZF and PF from the result
+// (AF is undefined and left alone).
+uint32_t logical_flags(uint32_t eflags, uint32_t result, int size) {
+  const uint32_t bits = static_cast<uint32_t>(size) * 8;
+  const uint32_t value = bits == 32 ? result : result & ((1u << bits) - 1);
+  eflags &= ~(eflags::kCf | eflags::kOf | eflags::kSf | eflags::kZf | eflags::kPf);
+  if (value == 0) eflags |= eflags::kZf;
+  if (value >> (bits - 1)) eflags |= eflags::kSf;
+  if (std::popcount(value & 0xFF) % 2 == 0) eflags |= eflags::kPf;
+  return eflags;
 }
 
 bool is_flat(const Segment& s) {
@@ -1205,6 +1238,7 @@ std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
     load_context();
     return std::nullopt;
   }
+  if (is_software_rmw_store(d, op)) return run_rmw_store(d, op);
   const Segment& segment = cpu_.segment(segment_of(op->mem.segment));
   const uint32_t linear = effective_address(cpu_, d, *op) + segment.base;
   load_context();
@@ -1228,8 +1262,35 @@ std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
   return handle_exit(context_->exit_id);
 }
 
-// After a trace fault. Two forms are done in software through guest linear
-// memory, which does the tracing work: a plain mov store, and the string
+std::optional<VcpuExit> BtVcpu::run_rmw_store(const DecodedInstruction& d,
+                                              const ZydisDecodedOperand* op) {
+  const int size = op->size / 8;
+  const ZydisDecodedOperand& other = op == &d.operands[0] ? d.operands[1] : d.operands[0];
+  uint32_t old_value = 0;
+  uint32_t operand = 0;
+  SystemOutcome o = read_operand(*this, d, *op, size, &old_value);
+  if (o.continues()) o = read_operand(*this, d, other, size, &operand);
+  if (!o.continues()) return finish_outcome(o);
+  const ZydisMnemonic m = d.mnemonic();
+  uint32_t result = operand;
+  if (m == ZYDIS_MNEMONIC_AND) result = old_value & operand;
+  if (m == ZYDIS_MNEMONIC_OR) result = old_value | operand;
+  if (m == ZYDIS_MNEMONIC_XOR) result = old_value ^ operand;
+  o = write_operand(*this, d, *op, size, result);
+  if (!o.continues()) return finish_outcome(o);
+  if (m == ZYDIS_MNEMONIC_XCHG) {
+    write_gpr(cpu_, other.reg.value, old_value);
+  } else {
+    cpu_.eflags = logical_flags(cpu_.eflags, result, size);
+  }
+  cpu_.eip = d.next_eip();
+  load_context();
+  return std::nullopt;
+}
+
+// After a trace fault. Some forms are done in software through guest linear
+// memory, which does the tracing work: a plain mov store, the
+// read-modify-write forms of is_software_rmw_store, and the string
 // copy Linux's memcpy() is made of (rep movsd, then rep movsb), with which
 // text_poke() patches kernel code on every jump-label flip. Opening the page
 // and running the instruction singly instead cost two protects, a 4 KiB
@@ -1242,7 +1303,7 @@ std::optional<VcpuExit> BtVcpu::store_to_traced_page(uint32_t linear, uint32_t p
   const ZydisMnemonic m = d.mnemonic();
   std::optional<VcpuExit> exit;
   bool done = false;
-  if (op != nullptr && is_plain_mov_store(d, op)) {
+  if (op != nullptr && (is_plain_mov_store(d, op) || is_software_rmw_store(d, op))) {
     save_context();
     exit = run_traced_store(d);
     done = true;

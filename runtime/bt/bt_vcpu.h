@@ -250,6 +250,8 @@ class BtVcpu final : public Vcpu,
   std::optional<VcpuExit> run_system_instruction(const DecodedInstruction& d);
   std::optional<VcpuExit> emulate_traced_store(uint32_t linear, uint32_t physical);
   std::optional<VcpuExit> run_traced_store(const DecodedInstruction& d);
+  // xchg, and, or, xor with a memory destination (is_software_rmw_store).
+  std::optional<VcpuExit> run_rmw_store(const DecodedInstruction& d, const ZydisDecodedOperand* op);
   std::optional<VcpuExit> store_to_traced_page(uint32_t linear, uint32_t physical);
   bool copy_string(const DecodedInstruction& d, std::optional<VcpuExit>* exit);
   void count_trace_fault(uint32_t eip, TraceKinds kinds);

@@ -402,6 +402,55 @@ TEST_F(BtVcpuTest, RepeatedTraceFaultsAreAdapted) {
   EXPECT_LT(vcpu_->counters().trace_faults[2], 40u);
 }
 
+// The read-modify-write stores Linux changes live page-table entries with,
+// beside the code so they keep hitting a traced page: once adapted they run
+// in software, and the flags and the exchanged register come out as the
+// hardware leaves them.
+TEST_F(BtVcpuTest, AdaptedReadModifyWriteStoresKeepFlagsAndRegisters) {
+  constexpr uint32_t kData = kCode + 0x200;
+  load(kCode, [&](x86::Assembler& a) {
+    a.xor_(x86::esi, x86::esi);
+    a.xor_(x86::edi, x86::edi);
+    a.xor_(x86::edx, x86::edx);
+    a.mov(x86::ecx, 100);
+    Label loop = a.newLabel(), even = a.newLabel(), positive = a.newLabel();
+    a.bind(loop);
+    a.mov(x86::ebx, x86::ecx);
+    a.xchg(x86::dword_ptr(kData), x86::ebx);
+    a.add(x86::esi, x86::ebx);
+    a.mov(x86::dword_ptr(kData + 4), x86::ecx);
+    a.stc();
+    a.and_(x86::dword_ptr(kData + 4), 1);
+    a.jz(even);
+    a.adc(x86::edi, 1);  // CF must be clear after and.
+    a.bind(even);
+    a.xor_(x86::dword_ptr(kData + 8), x86::ecx);
+    a.mov(x86::byte_ptr(kData + 12), 0);
+    a.or_(x86::byte_ptr(kData + 12), x86::cl);
+    a.jns(positive);
+    a.inc(x86::edx);  // cl >= 0x80: never, since ECX counts down from 100.
+    a.bind(positive);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.mov(x86::dword_ptr(kData + 16), x86::esi);
+    a.mov(x86::dword_ptr(kData + 20), x86::edi);
+    a.mov(x86::dword_ptr(kData + 24), x86::edx);
+    a.mov(x86::al, 9);
+    a.out(Imm(0xF4), x86::al);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (9 << 1) | 1);
+  GuestMemory& m = machine_->memory();
+  EXPECT_EQ(m.read_u32(kData), 1u) << "the last value exchanged in";
+  EXPECT_EQ(m.read_u32(kData + 16), 5049u) << "the values exchanged out: 0 + 100 + ... + 2";
+  EXPECT_EQ(m.read_u32(kData + 20), 50u) << "odd counts, ZF and CF after and";
+  EXPECT_EQ(m.read_u32(kData + 8), 100u) << "1 ^ 2 ^ ... ^ 100";
+  EXPECT_EQ(m.read_u32(kData + 24), 0u) << "SF after or";
+  EXPECT_GE(vcpu_->counters().adaptations, 3u);
+  EXPECT_LT(vcpu_->counters().trace_faults[2], 60u);
+}
+
 // The same store hits the traced code page, then a plain data page for a
 // long while (reverted to a plain store), then the code page again: with
 // the threshold doubled, 12 trace faults no longer adapt it.
