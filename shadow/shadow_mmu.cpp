@@ -465,33 +465,46 @@ void ShadowMmu::drop_runs(ShadowAddressSpace& space, WindowKind window, uint32_t
 // the next access must fault to set it), and the protection is recomputed
 // from the entry as a hidden fault would (invariant 2).
 void ShadowMmu::refresh_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count) {
-  const PagingMode mode = mode_of(space);
   for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
     auto& mapped = space.mapped_[index_of(w)];
     std::vector<uint32_t> stale;
     for (auto it = mapped.lower_bound(first_page);
          it != mapped.end() && it->first - first_page < page_count; ++it) {
-      ShadowAddressSpace::Mapping& m = it->second;
-      const PageWalkResult r =
-          walker_.probe(mode, it->first << kPageShift, {AccessType::kRead, w == WindowKind::kUser});
-      const bool same = r.ok() && r.translation->pte_address &&
-                        r.translation->physical >> kPageShift == m.frame &&
-                        (memory_.read_u32(*r.translation->pte_address) & pte::kAccessed) != 0;
-      if (!same) {
+      const std::optional<HostProtection> prot = protection_now(space, w, it->first, it->second);
+      if (!prot) {
         stale.push_back(it->first);
         continue;
       }
-      const HostProtection prot = protection_for(*r.translation, m.frame);
-      if (prot == m.prot) {
+      if (*prot == it->second.prot) {
         ++stats_.table_rewrites_kept;
         continue;
       }
-      space.window(w).protect(it->first << kPageShift, 4096, prot);
-      m.prot = prot;
+      space.window(w).protect(it->first << kPageShift, 4096, *prot);
+      it->second.prot = *prot;
       ++stats_.table_rewrites_reprotected;
     }
     for (uint32_t page : stale) drop_runs(space, w, page, 1);
   }
+}
+
+// A mapping the guest's tables still give, now: the same frame, through
+// the table its region has traced (or a 4 MiB page), with A set in the
+// final entry. Then the protection a hidden fault would give it now.
+std::optional<HostProtection> ShadowMmu::protection_now(
+    const ShadowAddressSpace& space, WindowKind window, uint32_t linear_page,
+    const ShadowAddressSpace::Mapping& m) const {
+  if (space.key().identity) return std::nullopt;
+  const PageWalkResult r = walker_.probe(mode_of(space), linear_page << kPageShift,
+                                         {AccessType::kRead, window == WindowKind::kUser});
+  if (!r.ok() || r.translation->physical >> kPageShift != m.frame) return std::nullopt;
+  const PageTranslation& t = *r.translation;
+  const uint32_t region = linear_page / kPagesPerRegion;
+  if (t.pte_address && *t.pte_address >> kPageShift != space.table_of_region_[region]) {
+    return std::nullopt;
+  }
+  const uint32_t final_entry = t.pte_address ? *t.pte_address : t.pde_address;
+  if (!(memory_.read_u32(final_entry) & pte::kAccessed)) return std::nullopt;
+  return protection_for(t, m.frame);
 }
 
 void ShadowMmu::invalidate_page(ShadowAddressSpace& space, uint32_t linear) {
@@ -575,12 +588,28 @@ void ShadowMmu::untrace_frame(uint32_t frame, TraceKind kind) {
   it->second &= static_cast<TraceKinds>(~static_cast<uint8_t>(kind));
   if (it->second != 0) return;
   traced_.erase(it);
-  // Its mappings are read-only because of the trace; dropping them lets the
-  // next access map them with the permissions the guest grants.
+  // Its mappings are read-only because of the trace: each gets what the
+  // guest grants now, as a hidden fault would. Linux hands a released page
+  // table straight back to its allocator, and dropping the mappings cost a
+  // hidden fault in every space that touched the frame as data afterwards.
   auto uses = frame_uses_.find(frame);
   if (uses == frame_uses_.end()) return;
   const std::vector<FrameUse> uses_now = uses->second;
-  for (const FrameUse& use : uses_now) drop_pages(*use.space, use.window, use.linear_page, 1);
+  for (const FrameUse& use : uses_now) {
+    auto& mapped = use.space->mapped_[index_of(use.window)];
+    auto m = mapped.find(use.linear_page);
+    const std::optional<HostProtection> prot =
+        m == mapped.end() ? std::nullopt
+                          : protection_now(*use.space, use.window, use.linear_page, m->second);
+    if (!prot) {
+      drop_pages(*use.space, use.window, use.linear_page, 1);
+      continue;
+    }
+    ++stats_.untraced_pages_kept;
+    if (*prot == m->second.prot) continue;
+    use.space->window(use.window).protect(use.linear_page << kPageShift, 4096, *prot);
+    m->second.prot = *prot;
+  }
 }
 
 TraceKinds ShadowMmu::trace_kinds(uint32_t frame) const {

@@ -27,7 +27,10 @@
 //    uses it: a table is released when its directory entry changes or its
 //    space maps nothing any more (a process that exited), so the guest
 //    reusing the frames for data or for a child's tables takes no trace
-//    faults. A table whose region merely emptied stays (release_if_unused).
+//    faults; the pages that mapped such a frame read-only for the trace
+//    get what their entries grant now (protection_now) rather than a drop
+//    and a hidden fault each. A table whose region merely emptied stays
+//    (release_if_unused).
 //    A store to the directory of a space that is not active detaches the
 //    space instead: its directory is no longer traced, and its mappings are
 //    checked region by region against the directory when it is activated
@@ -52,6 +55,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -149,6 +153,9 @@ struct ShadowMmuStats {
   // accessed, at the flush: kept as they were, or reprotected.
   uint64_t table_rewrites_kept = 0;
   uint64_t table_rewrites_reprotected = 0;
+  // Pages kept, reprotected to what their entry grants, when their frame
+  // stopped being traced (rather than dropped).
+  uint64_t untraced_pages_kept = 0;
   // Inactive spaces whose directory was written, and of their regions with
   // mappings, those found unchanged when the space was activated again.
   uint64_t spaces_detached = 0;
@@ -263,6 +270,9 @@ class ShadowMmu {
   // each mapping the entry still allows, reprotected to what it allows now,
   // and drops the others.
   void refresh_range(ShadowAddressSpace& space, uint32_t first_page, uint32_t page_count);
+  std::optional<HostProtection> protection_now(const ShadowAddressSpace& space, WindowKind window,
+                                               uint32_t linear_page,
+                                               const ShadowAddressSpace::Mapping& m) const;
   // After stores to entries [first_entry, +entry_count) of the table or
   // directory in frame: drops the regions of changed directory entries and
   // refreshes (refresh_range) the pages of table entries.

@@ -44,9 +44,10 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
       "  address spaces: {} created, {} evicted; {} directory regions kept when their entry was "
       "rewritten unchanged; {} detached when their directory was written while inactive, {} "
       "regions kept on their return; {} pages kept and {} reprotected when their table entry was "
-      "rewritten for the same frame\n",
+      "rewritten for the same frame, {} when their frame stopped being traced\n",
       mmu.spaces_created, mmu.spaces_evicted, mmu.directory_rewrites_kept, mmu.spaces_detached,
-      mmu.regions_kept_on_return, mmu.table_rewrites_kept, mmu.table_rewrites_reprotected);
+      mmu.regions_kept_on_return, mmu.table_rewrites_kept, mmu.table_rewrites_reprotected,
+      mmu.untraced_pages_kept);
   s += fmt::format("  guest page faults: {}; exceptions delivered: {}; interrupts injected: {}\n",
                    c.guest_page_faults, c.exceptions_delivered, c.interrupts_injected);
   s += fmt::format(

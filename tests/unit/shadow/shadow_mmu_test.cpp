@@ -292,6 +292,33 @@ TEST_F(ShadowMmuTest, TracedFramesAreWriteProtectedEverywhereTheyAreMapped) {
   EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "rw-");
 }
 
+// A frame that stops being traced (a released page table the guest reuses
+// as data) gets back, in every page that maps it, what the page's entry
+// grants now, without a hidden fault; a page whose entry no longer maps the
+// frame is dropped instead.
+TEST_F(ShadowMmuTest, UntracingAFrameGivesItsPagesWhatTheirEntriesGrantNow) {
+  map(0x00407000, 0x00500000, P | W | A | D);
+  map(0x00408000, 0x00500000, P | W | A);  // D clear: the first write must fault.
+  map(0x00409000, 0x00500000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  for (uint32_t linear : {0x00407000u, 0x00408000u, 0x00409000u}) {
+    ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, linear, false).kind, Kind::kMapped);
+  }
+  mmu_.trace_frame(0x00500, TraceKind::kCode);
+  for (uint32_t linear : {0x00407000u, 0x00408000u, 0x00409000u}) {
+    EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, linear)), "r--") << linear;
+  }
+  map(0x00409000, 0x00501000, P | W | A | D);
+  const uint64_t faults = mmu_.stats().hidden_faults;
+  mmu_.untrace_frame(0x00500, TraceKind::kCode);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "rw-");
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00408000)), "r--");
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00409000)), "---");
+  EXPECT_FALSE(s.mappings(WindowKind::kSupervisor).contains(0x00409));
+  EXPECT_EQ(mmu_.stats().untraced_pages_kept, 2u);
+  EXPECT_EQ(mmu_.stats().hidden_faults, faults);
+}
+
 TEST_F(ShadowMmuTest, AccessedContiguousNeighboursShareOneHostMapping) {
   for (uint32_t i = 0; i < 8; ++i) map(0x00410000 + i * 4096, 0x00600000 + i * 4096, P | W | A);
   map(0x00418000, 0x00608000, P | W);  // Contiguous but never accessed: must fault itself.
