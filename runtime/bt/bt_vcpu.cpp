@@ -451,7 +451,8 @@ std::optional<VcpuExit> BtVcpu::deliver(const GuestEvent& event) {
   record.handler_eip = cpu_.eip;
   record.handler_esp = cpu_.reg(Gpr::kEsp);
   if (outcome.kind == SystemOutcome::Kind::kShutdown) {
-    const uint64_t first = events_recorded_ - std::min<uint64_t>(events_recorded_, 24);
+    const uint64_t first =
+        events_recorded_ - std::min<uint64_t>(events_recorded_, recent_events_.size());
     for (uint64_t i = first; i < events_recorded_; ++i) {
       machine_.log().note("bt: recent event {}",
                           describe_delivery(recent_events_[i % recent_events_.size()]));
