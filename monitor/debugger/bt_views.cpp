@@ -185,8 +185,9 @@ std::string format_adaptations(BtDebugTarget& target, const SymbolTable& symbols
     s += fmt::format("#{} eip 0x{:08x}{}: {}\n", ++n, a.eip, symbol_suffix(a.eip, symbols), text);
     s += fmt::format("   {} trace faults ({} frame): retranslated as a traced-store callout ({})\n",
                      a.trace_faults, trace_kind_names(a.kinds),
-                     a.plain_store ? "the mov stores through guest linear memory"
-                                   : "runs singly with its page opened");
+                     a.software_store ? fmt::format("the {} stores through guest linear memory",
+                                                    text.substr(0, text.find(' ')))
+                                      : "runs singly with its page opened");
     std::string old_units;
     for (uint32_t id : a.old_units) old_units += fmt::format(" #{}", id);
     s += fmt::format(

@@ -54,7 +54,7 @@ bool is_single(const TranslationUnit& u) {
   return TranslationMode::single_instruction_of_key(u.key.mode);
 }
 
-// The form run_traced_store does itself through guest linear memory.
+// A mov of a general register or an immediate to memory.
 bool is_plain_mov_store(const DecodedInstruction& d, const ZydisDecodedOperand* op) {
   const ZydisDecodedOperand& source = d.operands[1];
   const bool plain_source =
@@ -64,7 +64,7 @@ bool is_plain_mov_store(const DecodedInstruction& d, const ZydisDecodedOperand* 
          plain_source;
 }
 
-// The read-modify-write forms run_traced_store also does itself: Linux
+// The read-modify-write forms done in software as well: Linux
 // changes live page-table entries with xchg (ptep_get_and_clear,
 // ptep_clear_flush) and with a bit cleared or set by and/or, its LOCK
 // patched to a DS prefix on one CPU (ptep_set_wrprotect at every fork).
@@ -94,6 +94,11 @@ uint32_t logical_flags(uint32_t eflags, uint32_t result, int size) {
   if (value >> (bits - 1)) eflags |= eflags::kSf;
   if (std::popcount(value & 0xFF) % 2 == 0) eflags |= eflags::kPf;
   return eflags;
+}
+
+// The forms run_traced_store does itself through guest linear memory.
+bool is_software_store(const DecodedInstruction& d, const ZydisDecodedOperand* op) {
+  return is_plain_mov_store(d, op) || is_software_rmw_store(d, op);
 }
 
 bool is_flat(const Segment& s) {
@@ -1160,7 +1165,7 @@ void BtVcpu::count_trace_fault(uint32_t eip, TraceKinds kinds) {
                  .bytes = {d.bytes.begin(), d.bytes.begin() + d.length()},
                  .trace_faults = trace_fault_counts_[eip],
                  .kinds = kinds,
-                 .plain_store = is_plain_mov_store(d, op),
+                 .software_store = is_software_store(d, op),
                  .old_units = {},
                  .new_unit = std::nullopt,
                  .reverted = std::nullopt};
@@ -1227,19 +1232,7 @@ void BtVcpu::note_adapted_translation(const TranslationUnit& unit) {
 // is traced, as after a trace fault but without taking one.
 std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
   const ZydisDecodedOperand* op = explicit_store_operand(d);
-  const int size = op->size / 8;
-  if (is_plain_mov_store(d, op)) {
-    uint32_t value = 0;
-    SystemOutcome o = read_operand(*this, d, d.operands[1], size, &value);
-    if (o.continues()) o = write_operand(*this, d, d.operands[0], size, value);
-    if (!o.continues()) return finish_outcome(o);
-    // A store leaves the view as it was (a page-table store takes effect at
-    // the guest's next TLB flush), so the dispatcher need not rebuild it.
-    cpu_.eip = d.next_eip();
-    load_context();
-    return std::nullopt;
-  }
-  if (is_software_rmw_store(d, op)) return run_rmw_store(d, op);
+  if (is_software_store(d, op)) return run_software_store(d, op);
   const Segment& segment = cpu_.segment(segment_of(op->mem.segment));
   const uint32_t linear = effective_address(cpu_, d, *op) + segment.base;
   load_context();
@@ -1263,16 +1256,16 @@ std::optional<VcpuExit> BtVcpu::run_traced_store(const DecodedInstruction& d) {
   return handle_exit(context_->exit_id);
 }
 
-std::optional<VcpuExit> BtVcpu::run_rmw_store(const DecodedInstruction& d,
-                                              const ZydisDecodedOperand* op) {
+std::optional<VcpuExit> BtVcpu::run_software_store(const DecodedInstruction& d,
+                                                   const ZydisDecodedOperand* op) {
   const int size = op->size / 8;
   const ZydisDecodedOperand& other = op == &d.operands[0] ? d.operands[1] : d.operands[0];
-  uint32_t old_value = 0;
-  uint32_t operand = 0;
-  SystemOutcome o = read_operand(*this, d, *op, size, &old_value);
-  if (o.continues()) o = read_operand(*this, d, other, size, &operand);
-  if (!o.continues()) return finish_outcome(o);
   const ZydisMnemonic m = d.mnemonic();
+  uint32_t operand = 0;
+  uint32_t old_value = 0;
+  SystemOutcome o = read_operand(*this, d, other, size, &operand);
+  if (o.continues() && m != ZYDIS_MNEMONIC_MOV) o = read_operand(*this, d, *op, size, &old_value);
+  if (!o.continues()) return finish_outcome(o);
   uint32_t result = operand;
   if (m == ZYDIS_MNEMONIC_AND) result = old_value & operand;
   if (m == ZYDIS_MNEMONIC_OR) result = old_value | operand;
@@ -1281,17 +1274,18 @@ std::optional<VcpuExit> BtVcpu::run_rmw_store(const DecodedInstruction& d,
   if (!o.continues()) return finish_outcome(o);
   if (m == ZYDIS_MNEMONIC_XCHG) {
     write_gpr(cpu_, other.reg.value, old_value);
-  } else {
+  } else if (m != ZYDIS_MNEMONIC_MOV) {
     cpu_.eflags = logical_flags(cpu_.eflags, result, size);
   }
+  // A store leaves the view as it was (a page-table store takes effect at
+  // the guest's next TLB flush), so the dispatcher need not rebuild it.
   cpu_.eip = d.next_eip();
   load_context();
   return std::nullopt;
 }
 
 // After a trace fault. Some forms are done in software through guest linear
-// memory, which does the tracing work: a plain mov store, the
-// read-modify-write forms of is_software_rmw_store, and the string
+// memory, which does the tracing work: those of is_software_store, and the string
 // copy Linux's memcpy() is made of (rep movsd, then rep movsb), with which
 // text_poke() patches kernel code on every jump-label flip. Opening the page
 // and running the instruction singly instead cost two protects, a 4 KiB
@@ -1304,7 +1298,7 @@ std::optional<VcpuExit> BtVcpu::store_to_traced_page(uint32_t linear, uint32_t p
   const ZydisMnemonic m = d.mnemonic();
   std::optional<VcpuExit> exit;
   bool done = false;
-  if (op != nullptr && (is_plain_mov_store(d, op) || is_software_rmw_store(d, op))) {
+  if (op != nullptr && is_software_store(d, op)) {
     save_context();
     exit = run_traced_store(d);
     done = true;

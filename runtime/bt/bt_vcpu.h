@@ -54,8 +54,9 @@
 // Adaptation. Trace faults are counted per guest EIP; past
 // BtOptions::adapt_threshold the units holding the instruction are retired
 // (which unlinks every way into them, so no entry needs patching) and it is
-// retranslated as a kTracedStore callout: a plain mov stores through
-// GuestLinearMemory (which does the tracing work), other forms run as a
+// retranslated as a kTracedStore callout: a plain mov, xchg, and, or or xor
+// stores through GuestLinearMemory (which does the tracing work), other
+// forms run as a
 // single instruction with their page opened, without a host fault. Each
 // adaptation is logged (adaptations(), the debugger's `adapt`) with the
 // units it retired and the first full unit translated over it after. An
@@ -118,7 +119,7 @@ struct BtAdaptation {
   std::vector<uint8_t> bytes;  // The instruction as it was adapted.
   uint32_t trace_faults = 0;
   TraceKinds kinds = 0;              // Of the frame its last trace fault hit.
-  bool plain_store = false;          // A mov stored through guest linear memory (else run singly).
+  bool software_store = false;       // Stored through guest linear memory (else run singly).
   std::vector<uint32_t> old_units;   // Retired (ids until the next cache flush).
   std::optional<uint32_t> new_unit;  // The first unit translated over it since.
   // Set when the callout was reverted to a plain store: its last window of
@@ -250,8 +251,10 @@ class BtVcpu final : public Vcpu,
   std::optional<VcpuExit> run_system_instruction(const DecodedInstruction& d);
   std::optional<VcpuExit> emulate_traced_store(uint32_t linear, uint32_t physical);
   std::optional<VcpuExit> run_traced_store(const DecodedInstruction& d);
-  // xchg, and, or, xor with a memory destination (is_software_rmw_store).
-  std::optional<VcpuExit> run_rmw_store(const DecodedInstruction& d, const ZydisDecodedOperand* op);
+  // mov, xchg, and, or, xor to memory through guest linear memory
+  // (is_software_store).
+  std::optional<VcpuExit> run_software_store(const DecodedInstruction& d,
+                                             const ZydisDecodedOperand* op);
   std::optional<VcpuExit> store_to_traced_page(uint32_t linear, uint32_t physical);
   bool copy_string(const DecodedInstruction& d, std::optional<VcpuExit>* exit);
   void count_trace_fault(uint32_t eip, TraceKinds kinds);
