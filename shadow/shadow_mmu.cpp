@@ -375,8 +375,17 @@ void ShadowMmu::drop_pages(ShadowAddressSpace& space, WindowKind window, uint32_
 // its directory, so the guest reusing those frames takes no trace faults.
 void ShadowMmu::release_if_unused(ShadowAddressSpace& space) {
   if (space.key().identity || !space.mapped_[0].empty() || !space.mapped_[1].empty()) return;
+  release_tables(space);
+}
+
+void ShadowMmu::release_tables(ShadowAddressSpace& space) {
   for (uint32_t region = 0; region < kPagesPerRegion; ++region) forget_region_table(space, region);
   forget_table_use(space.key().cr3_frame, {&space, true, 0});
+}
+
+void ShadowMmu::drop_region(ShadowAddressSpace& space, uint32_t region) {
+  drop_range(space, region * kPagesPerRegion, kPagesPerRegion);
+  forget_region_table(space, region);
 }
 
 // The store itself was done and will be noted for the active space; the
@@ -423,8 +432,7 @@ void ShadowMmu::revalidate(ShadowAddressSpace& space) {
       ++stats_.regions_kept_on_return;
       continue;
     }
-    drop_range(space, region * kPagesPerRegion, kPagesPerRegion);
-    forget_region_table(space, region);
+    drop_region(space, region);
   }
   if (!space.mapped_[0].empty() || !space.mapped_[1].empty()) trace_directory(space);
 }
@@ -556,8 +564,7 @@ void ShadowMmu::drop_derived(uint32_t frame, uint32_t first_entry, uint32_t entr
           ++stats_.directory_rewrites_kept;
           continue;
         }
-        drop_range(*use.space, region * kPagesPerRegion, kPagesPerRegion);
-        forget_region_table(*use.space, region);
+        drop_region(*use.space, region);
       }
     } else {
       refresh_range(*use.space, (use.region_base >> kPageShift) + first_entry, entry_count);
@@ -628,8 +635,7 @@ void ShadowMmu::clear(ShadowAddressSpace& space) {
     space.window(w).unmap_all();
   }
   space.mapped_in_region_.fill(0);
-  forget_table_use(space.key().cr3_frame, {&space, true, 0});
-  for (uint32_t region = 0; region < kPagesPerRegion; ++region) forget_region_table(space, region);
+  release_tables(space);
   space.detached_ = false;
 }
 

@@ -286,6 +286,9 @@ class ShadowMmu {
   void trace_directory(ShadowAddressSpace& space);
   // Once space maps nothing, its tables and directory are no longer in use.
   void release_if_unused(ShadowAddressSpace& space);
+  void release_tables(ShadowAddressSpace& space);
+  // Drops a whole 4 MiB region and stops tracing its table for the space.
+  void drop_region(ShadowAddressSpace& space, uint32_t region);
   void clear(ShadowAddressSpace& space);
   void evict(ShadowAddressSpace& space);
   void enforce_budget();
