@@ -601,15 +601,9 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
     a.mov(ctx(ctx_offset::selector(seg), 2), x86::r8w);
     a.mov(ctx(ctx_offset::reload_selector(seg), 4), x86::r8d);
     a.mov(ctx(ctx_offset::switch_selector(1 - slot), 4), Imm(kNoReload));
-    a.mov(x86::r9, ctx(ctx_offset::switch_fs_window_base(slot), 8));
-    a.mov(x86::r10, ctx(ctx_offset::kFsWindowBase, 8));
-    a.mov(ctx(ctx_offset::kFsWindowBase, 8), x86::r9);
-    a.mov(ctx(ctx_offset::switch_fs_window_base(slot), 8), x86::r10);
+    swap_context_qwords(ctx_offset::switch_fs_window_base(slot), ctx_offset::kFsWindowBase);
     a.wrfsbase(x86::r9);
-    a.mov(x86::r9, ctx(ctx_offset::switch_lookup_table(slot), 8));
-    a.mov(x86::r10, ctx(ctx_offset::kLookupTable, 8));
-    a.mov(ctx(ctx_offset::kLookupTable, 8), x86::r9);
-    a.mov(ctx(ctx_offset::switch_lookup_table(slot), 8), x86::r10);
+    swap_context_qwords(ctx_offset::switch_lookup_table(slot), ctx_offset::kLookupTable);
     a.mov(ctx(ctx_offset::kSegmentsSwitched, 1), Imm(1));
     a.mov(x86::r8d, Imm(d.next_eip()));
     indirect_jump();
@@ -823,13 +817,28 @@ void UnitEmitter::emit_fallthrough(uint32_t next_eip) {
   direct_exit(std::nullopt, next_eip);
 }
 
+// An exit's out-of-line stub: the guest EIP and the exit, then the common
+// exit path.
+void UnitEmitter::emit_exit_stub(uint32_t guest_eip, uint32_t exit_id) {
+  assembler_.mov(ctx(ctx_offset::kEip, 4), Imm(guest_eip));
+  assembler_.mov(ctx(ctx_offset::kExitId, 4), Imm(exit_id));
+  jump_to(cache_.stubs().exit_common);
+}
+
+// Exchanges two 8-byte context fields through r9 and r10 (no flags touched).
+void UnitEmitter::swap_context_qwords(int32_t first, int32_t second) {
+  auto& a = assembler_;
+  a.mov(x86::r9, ctx(first, 8));
+  a.mov(x86::r10, ctx(second, 8));
+  a.mov(ctx(second, 8), x86::r9);
+  a.mov(ctx(first, 8), x86::r10);
+}
+
 std::vector<uint8_t> UnitEmitter::finish() {
   auto& a = assembler_;
   for (const PendingStub& s : stubs_) {
     a.bind(s.label);
-    a.mov(ctx(ctx_offset::kEip, 4), Imm(s.guest_target));
-    a.mov(ctx(ctx_offset::kExitId, 4), Imm(s.exit_id));
-    jump_to(cache_.stubs().exit_common);
+    emit_exit_stub(s.guest_target, s.exit_id);
   }
   // The entry guard (TranslationUnit::guarded_entry), closed until the
   // runtime opens it.
@@ -849,9 +858,7 @@ std::vector<uint8_t> UnitEmitter::finish() {
   a.bind(guard);
   a.jmp(x86::qword_ptr(slot));
   a.bind(guard_stub);
-  a.mov(ctx(ctx_offset::kEip, 4), Imm(unit_->guest_start));
-  a.mov(ctx(ctx_offset::kExitId, 4), Imm(guard_exit_id));
-  jump_to(cache_.stubs().exit_common);
+  emit_exit_stub(unit_->guest_start, guard_exit_id);
   a.align(AlignMode::kData, 8);
   a.bind(slot);
   a.embedUInt64(0);
