@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git clang-format
   libzydis-dev libasmjit-dev libcapstone-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libfmt-dev libedit-dev libseccomp-dev
+  libcli11-dev libfmt-dev libedit-dev libseccomp-dev libabsl-dev
   gcc-multilib nasm
   clang libclang-rt-14-dev
   qemu-system-x86

@@ -57,20 +57,15 @@ IndirectLookupTable& TranslationCache::lookup_for_mode(uint32_t mode_key) {
 }
 
 TranslationUnit* TranslationCache::find(const UnitKey& key) {
-  TranslationUnit*& recent = recent_[recent_slot(key)];
-  if (recent != nullptr && recent->key == key) return recent;
   auto it = by_guest_.find(key);
-  if (it == by_guest_.end()) return nullptr;
-  recent = it->second;
-  return recent;
+  return it == by_guest_.end() ? nullptr : it->second;
 }
 
 const TranslationUnit* TranslationCache::unit_at_host(uint64_t exec_address) const {
-  auto it = by_host_.upper_bound(exec_address);
-  if (it == by_host_.begin()) return nullptr;
-  --it;
-  const TranslationUnit* u = it->second;
-  return exec_address - u->host_start < u->host_size ? u : nullptr;
+  auto it = std::upper_bound(host_starts_.begin(), host_starts_.end(), exec_address);
+  if (it == host_starts_.begin()) return nullptr;
+  const TranslationUnit* u = units_[static_cast<size_t>(it - host_starts_.begin()) - 1].get();
+  return u->live && exec_address - u->host_start < u->host_size ? u : nullptr;
 }
 
 uint32_t TranslationCache::add_exit(const ExitRecord& exit) {
@@ -92,9 +87,8 @@ TranslationUnit& TranslationCache::commit(std::unique_ptr<TranslationUnit> unit,
   cursor_ = (cursor_ + code.size() + kUnitAlignment - 1) & ~(kUnitAlignment - 1);
   TranslationUnit& u = *unit;
   units_.push_back(std::move(unit));
+  host_starts_.push_back(u.host_start);
   by_guest_[u.key] = &u;
-  recent_[recent_slot(u.key)] = &u;
-  by_host_[u.host_start] = &u;
   return u;
 }
 
@@ -186,9 +180,6 @@ void TranslationCache::retire(TranslationUnit& unit) {
   }
   auto g = by_guest_.find(unit.key);
   if (g != by_guest_.end() && g->second == &unit) by_guest_.erase(g);
-  TranslationUnit*& recent = recent_[recent_slot(unit.key)];
-  if (recent == &unit) recent = nullptr;
-  by_host_.erase(unit.host_start);
 }
 
 void TranslationCache::invalidate(uint32_t guest_begin, uint32_t guest_end) {
@@ -200,12 +191,11 @@ void TranslationCache::invalidate(uint32_t guest_begin, uint32_t guest_end) {
 void TranslationCache::flush() {
   for (const auto& u : units_) add_unit_totals(*u, flushed_totals_);
   units_.clear();
+  host_starts_.clear();
   exits_.clear();
   by_guest_.clear();
-  recent_.fill(nullptr);
   by_frame_.clear();
   by_linear_page_.clear();
-  by_host_.clear();
   counters_.clear();
   for (ModeLookup& l : lookups_) l.table->clear();
   cursor_ = stubs_.end;

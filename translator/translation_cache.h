@@ -22,13 +22,12 @@
 // go through the guard then leave the cache until the runtime reopens it.
 #pragma once
 
-#include <array>
+#include <absl/container/flat_hash_map.h>
+
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "translator/cache_stubs.h"
@@ -117,19 +116,18 @@ class TranslationCache {
   std::vector<ModeLookup> lookups_;
   uint64_t lookup_choices_ = 0;
   uint64_t cursor_ = 0;
+  // In commit order, which is also the order of their host addresses (code
+  // is bump-allocated): host_starts_ is the parallel array of entries that
+  // unit_at_host searches, so a fault in the cache needs no tree walk.
   std::vector<std::unique_ptr<TranslationUnit>> units_;
+  std::vector<uint64_t> host_starts_;
   std::vector<ExitRecord> exits_;
-  std::unordered_map<UnitKey, TranslationUnit*, UnitKeyHash> by_guest_;
-  // A direct-mapped memo in front of by_guest_: the dispatcher looks units up
-  // after every callout and trace fault, and the map's node chase missed the
-  // data cache each time. Entries are live units (retire and flush clear
-  // theirs).
-  static constexpr size_t kRecentSlots = 4096;
-  std::array<TranslationUnit*, kRecentSlots> recent_{};
-  static size_t recent_slot(const UnitKey& key) { return UnitKeyHash{}(key) >> 52; }
-  std::unordered_map<uint32_t, std::vector<TranslationUnit*>> by_frame_;
-  std::unordered_map<uint32_t, std::vector<TranslationUnit*>> by_linear_page_;
-  std::map<uint64_t, TranslationUnit*> by_host_;
+  // Open-addressed maps keep their entries inline: the dispatcher looks a
+  // unit up after every callout and trace fault, and a node-based map missed
+  // the data cache two or three times per lookup.
+  absl::flat_hash_map<UnitKey, TranslationUnit*> by_guest_;
+  absl::flat_hash_map<uint32_t, std::vector<TranslationUnit*>> by_frame_;
+  absl::flat_hash_map<uint32_t, std::vector<TranslationUnit*>> by_linear_page_;
   std::deque<uint64_t> counters_;
   ExecutedTotals flushed_totals_;
   uint64_t flush_count_ = 0;

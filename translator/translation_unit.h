@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "translator/opcode_table.h"
@@ -82,11 +83,9 @@ struct UnitKey {
   uint32_t frame = 0;
   uint32_t mode = 0;
   friend bool operator==(const UnitKey&, const UnitKey&) = default;
-};
-
-struct UnitKeyHash {
-  size_t operator()(const UnitKey& k) const {
-    return (uint64_t{k.eip} * 0x9E3779B97F4A7C15ULL) ^ (uint64_t{k.frame} << 20) ^ k.mode;
+  template <typename H>
+  friend H AbslHashValue(H h, const UnitKey& k) {
+    return H::combine(std::move(h), k.eip, k.frame, k.mode);
   }
 };
 
