@@ -25,7 +25,7 @@ const ZydisDecodedOperand* explicit_store_operand(const DecodedInstruction& d) {
 }
 
 Translator::Translator(TranslationCache& cache, const TranslatorOptions& options)
-    : cache_(cache), options_(options) {}
+    : cache_(cache), options_(options), emitter_(cache) {}
 
 TranslationUnit& Translator::translate(const UnitKey& key, const TranslationMode& mode,
                                        CodeSource& source) {
@@ -41,7 +41,7 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
   const uint32_t max_instructions =
       mode.single_instruction ? 1 : options_.max_instructions_per_unit;
   uint64_t* counter = options_.count_executed ? cache_.new_execution_counter() : nullptr;
-  UnitEmitter emitter(cache_, cache_.cursor(), key, mode, counter);
+  emitter_.begin(cache_.cursor(), key, mode, counter);
   uint32_t eip = start;
   uint32_t count = 0;
   while (true) {
@@ -53,15 +53,15 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
         decoder_.decode(eip, std::span<const uint8_t>(buffer.data(), readable), &d);
     if (status == DecodeStatus::kTruncated || (readable == 0)) {
       if (count == 0) {
-        emitter.emit_exception(eip, kPageFaultVector, fault_error,
-                               eip + static_cast<uint32_t>(readable));
+        emitter_.emit_exception(eip, kPageFaultVector, fault_error,
+                                eip + static_cast<uint32_t>(readable));
       } else {
-        emitter.emit_fallthrough(eip);
+        emitter_.emit_fallthrough(eip);
       }
       break;
     }
     if (status == DecodeStatus::kInvalid) {
-      emitter.emit_exception(eip, kInvalidOpcodeVector, std::nullopt, std::nullopt);
+      emitter_.emit_exception(eip, kInvalidOpcodeVector, std::nullopt, std::nullopt);
       ++count;
       break;
     }
@@ -71,16 +71,16 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
         options_.adapted_stores->contains(d.eip) && explicit_store_operand(d) != nullptr) {
       entry = {d.mnemonic(), TranslationKind::kCallout, Emitter::kCallout, CalloutId::kTracedStore};
     }
-    if (emitter.emit(d, entry)) break;
+    if (emitter_.emit(d, entry)) break;
     eip = d.next_eip();
-    if (count >= max_instructions || emitter.host_size() >= options_.max_host_bytes_per_unit) {
-      emitter.emit_fallthrough(eip);
+    if (count >= max_instructions || emitter_.host_size() >= options_.max_host_bytes_per_unit) {
+      emitter_.emit_fallthrough(eip);
       break;
     }
   }
-  std::vector<uint8_t> code = emitter.finish();
+  const std::span<const uint8_t> code = emitter_.finish();
   if (!cache_.fits(code.size())) return nullptr;
-  auto unit = emitter.take_unit();
+  auto unit = emitter_.take_unit();
   stats_.units_translated++;
   stats_.guest_instructions_translated += unit->instructions.size();
   stats_.host_code_bytes += code.size();

@@ -14,6 +14,7 @@
 #include "translator/guest_decoder.h"
 #include "translator/translation_cache.h"
 #include "translator/translation_mode.h"
+#include "translator/unit_emitter.h"
 
 namespace bt86 {
 
@@ -63,6 +64,7 @@ class Translator {
   TranslationCache& cache_;
   TranslatorOptions options_;
   GuestDecoder decoder_;
+  UnitEmitter emitter_;
   TranslatorStats stats_;
 };
 

@@ -155,21 +155,31 @@ std::optional<uint8_t> fpu_exception(const DecodedInstruction& d, uint8_t fpu) {
 
 }  // namespace
 
-UnitEmitter::UnitEmitter(TranslationCache& cache, uint64_t host_start, const UnitKey& key,
-                         const TranslationMode& mode, uint64_t* execution_counter)
-    : cache_(cache),
-      mode_(mode),
-      host_start_(host_start),
-      unit_(std::make_unique<TranslationUnit>()) {
+UnitEmitter::UnitEmitter(TranslationCache& cache) : cache_(cache) {}
+
+void UnitEmitter::begin(uint64_t host_start, const UnitKey& key, const TranslationMode& mode,
+                        uint64_t* execution_counter) {
+  code_.reset();
   code_.init(Environment(Arch::kX64), host_start);
   code_.attach(&assembler_);
+  mode_ = mode;
+  host_start_ = host_start;
+  stubs_.clear();
+  patch_offsets_.clear();
+  direct_exit_ids_.clear();
+  follows_side_exit_ = false;
+  fpu_gate_emitted_ = false;
+  unit_ = std::make_unique<TranslationUnit>();
   const uint32_t guest_start = key.eip;
-  unit_->id = cache.next_unit_id();
+  unit_->id = cache_.next_unit_id();
   unit_->key = key;
   unit_->guest_start = guest_start;
   unit_->guest_end = guest_start;
   unit_->host_start = host_start;
   unit_->execution_counter = execution_counter;
+  // Most units hold 16 instructions or fewer; growing the map one
+  // reallocation at a time was a visible share of translation.
+  unit_->instructions.reserve(16);
   auto& a = assembler_;
   // The poll load: faults once the runtime protects the poll page.
   a.mov(x86::r9d, ctx(ctx_offset::kPollPage, 4));
@@ -834,7 +844,7 @@ void UnitEmitter::swap_context_qwords(int32_t first, int32_t second) {
   a.mov(ctx(first, 8), x86::r10);
 }
 
-std::vector<uint8_t> UnitEmitter::finish() {
+std::span<const uint8_t> UnitEmitter::finish() {
   auto& a = assembler_;
   for (const PendingStub& s : stubs_) {
     a.bind(s.label);
@@ -864,11 +874,13 @@ std::vector<uint8_t> UnitEmitter::finish() {
   a.embedUInt64(0);
   code_.flatten();
   code_.resolveUnresolvedLinks();
-  std::vector<uint8_t> bytes(code_.codeSize());
-  if (code_.relocateToBase(host_start_) != kErrorOk ||
-      code_.copyFlattenedData(bytes.data(), bytes.size()) != kErrorOk) {
+  // Everything is emitted into .text, so once relocated its buffer is the
+  // finished code and needs no copy.
+  if (code_.sectionCount() != 1 || code_.relocateToBase(host_start_) != kErrorOk) {
     throw std::runtime_error("asmjit could not finish a translation unit");
   }
+  const std::span<uint8_t> bytes(code_.textSection()->buffer().data(),
+                                 code_.textSection()->buffer().size());
   for (size_t i = 0; i < stubs_.size(); ++i) {
     ExitRecord& exit = cache_.exit(direct_exit_ids_[i]);
     exit.patch_site = host_start_ + patch_offsets_[i];
