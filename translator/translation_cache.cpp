@@ -1,6 +1,7 @@
 #include "translator/translation_cache.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -10,6 +11,12 @@ namespace bt86 {
 
 namespace {
 constexpr uint64_t kUnitAlignment = 16;
+
+void write_u64(CodeMemory& memory, uint64_t exec_address, uint64_t value) {
+  uint8_t bytes[sizeof value];
+  std::memcpy(bytes, &value, sizeof value);
+  memory.write(exec_address, bytes);
+}
 
 void add_unit_totals(const TranslationUnit& u, ExecutedTotals& t) {
   for (size_t i = 0; i < u.segments.size(); ++i) {
@@ -32,6 +39,7 @@ void add_unit_totals(const TranslationUnit& u, ExecutedTotals& t) {
 TranslationCache::TranslationCache(size_t code_bytes)
     : memory_(code_bytes), stubs_(emit_cache_stubs(memory_)) {
   cursor_ = stubs_.end;
+  guard_chunks_bottom_ = memory_.exec_base() + memory_.size();
 }
 
 IndirectLookupTable& TranslationCache::lookup_for_mode(uint32_t mode_key) {
@@ -97,12 +105,52 @@ void TranslationCache::link(uint32_t exit_id, TranslationUnit& target, bool guar
             guarded ? target.guarded_entry : target.host_start);
 }
 
-void TranslationCache::set_guard(TranslationUnit& unit, bool open) {
-  const uint64_t destination = open ? unit.host_start : unit.guard_stub;
-  uint8_t bytes[sizeof destination];
-  std::memcpy(bytes, &destination, sizeof destination);
-  memory_.write(unit.entry_slot, bytes);
-  unit.guard_open = open;
+uint32_t TranslationCache::new_guard_chunk(uint32_t capacity) {
+  const uint64_t bytes = sizeof(uint64_t) * (1 + 2 * uint64_t{capacity});
+  if (guard_chunks_bottom_ - cursor_ < bytes) return kNoGuardChunk;
+  guard_chunks_bottom_ -= bytes;
+  const uint64_t gate = guard_chunks_bottom_;
+  write_u64(memory_, gate, gate + sizeof(uint64_t) * (1 + capacity));
+  guard_chunks_.push_back({gate, capacity, 0, false});
+  return static_cast<uint32_t>(guard_chunks_.size() - 1);
+}
+
+bool TranslationCache::join_guard_chunk(uint32_t chunk, TranslationUnit& unit) {
+  GuardChunk& c = guard_chunks_[chunk];
+  if (c.used == c.capacity || unit.guard_chunk != kNoGuardChunk) return false;
+  const uint32_t index = c.used++;
+  const uint64_t open_table = c.gate + sizeof(uint64_t);
+  write_u64(memory_, open_table + sizeof(uint64_t) * index, unit.host_start);
+  write_u64(memory_, open_table + sizeof(uint64_t) * (c.capacity + index), unit.guard_stub);
+  // mov r11, [rip + gate]; jmp qword [r11 + 8 * index]. r11 holds nothing
+  // between guest instructions, and neither instruction touches RFLAGS.
+  const int64_t gate_displacement = static_cast<int64_t>(c.gate - (unit.guarded_entry + 7));
+  const uint32_t rel = static_cast<uint32_t>(static_cast<int32_t>(gate_displacement));
+  const uint32_t table_offset = sizeof(uint64_t) * index;
+  const std::array<uint8_t, kGuardBytes> code = {0x4C,
+                                                 0x8B,
+                                                 0x1D,
+                                                 static_cast<uint8_t>(rel),
+                                                 static_cast<uint8_t>(rel >> 8),
+                                                 static_cast<uint8_t>(rel >> 16),
+                                                 static_cast<uint8_t>(rel >> 24),
+                                                 0x41,
+                                                 0xFF,
+                                                 0xA3,
+                                                 static_cast<uint8_t>(table_offset),
+                                                 static_cast<uint8_t>(table_offset >> 8),
+                                                 static_cast<uint8_t>(table_offset >> 16),
+                                                 static_cast<uint8_t>(table_offset >> 24)};
+  memory_.write(unit.guarded_entry, code);
+  unit.guard_chunk = chunk;
+  return true;
+}
+
+void TranslationCache::set_guard_chunk(uint32_t chunk, bool open) {
+  GuardChunk& c = guard_chunks_[chunk];
+  if (c.open == open) return;
+  c.open = open;
+  write_u64(memory_, c.gate, c.gate + sizeof(uint64_t) * (1 + (open ? 0 : c.capacity)));
 }
 
 void TranslationCache::index_code(TranslationUnit& unit) {
@@ -138,14 +186,11 @@ bool TranslationCache::frame_has_code(uint32_t frame) const {
                      [](const TranslationUnit* u) { return u->live; });
 }
 
-std::vector<TranslationUnit*> TranslationCache::units_on_linear_page(uint32_t linear_page) const {
-  std::vector<TranslationUnit*> found;
+std::span<TranslationUnit* const> TranslationCache::units_on_linear_page(
+    uint32_t linear_page) const {
   auto it = by_linear_page_.find(linear_page);
-  if (it == by_linear_page_.end()) return found;
-  for (TranslationUnit* u : it->second) {
-    if (u->live) found.push_back(u);
-  }
-  return found;
+  if (it == by_linear_page_.end()) return {};
+  return it->second;
 }
 
 void TranslationCache::detach(TranslationUnit& unit) {
@@ -197,6 +242,8 @@ void TranslationCache::flush() {
   by_frame_.clear();
   by_linear_page_.clear();
   counters_.clear();
+  guard_chunks_.clear();
+  guard_chunks_bottom_ = memory_.exec_base() + memory_.size();
   for (ModeLookup& l : lookups_) l.table->clear();
   cursor_ = stubs_.end;
   ++flush_count_;

@@ -17,9 +17,11 @@
 // memory retires exactly the units translated from it, and detach() cuts a
 // unit off from links and lookups without retiring it (its translation stays
 // right, only the ways in that skip validation must go). A cheaper cut, for
-// units valid only in some address spaces, is closing the unit's entry guard
-// (set_guard, TranslationUnit::guarded_entry): links and lookup entries that
-// go through the guard then leave the cache until the runtime reopens it.
+// units valid only in some address spaces, is closing the entry guards of a
+// chunk of units (set_guard_chunk, TranslationUnit::guarded_entry): links
+// and lookup entries that go through a guard then leave the cache until the
+// runtime reopens it. Guard chunks live at the top of code memory and grow
+// down towards the units; a flush frees both.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -69,7 +71,7 @@ class TranslationCache {
   const TranslationUnit* unit_at_host(uint64_t exec_address) const;
 
   uint64_t cursor() const { return cursor_; }
-  bool fits(size_t bytes) const { return cursor_ + bytes <= memory_.exec_base() + memory_.size(); }
+  bool fits(size_t bytes) const { return cursor_ + bytes <= guard_chunks_bottom_; }
 
   uint32_t next_unit_id() const { return static_cast<uint32_t>(units_.size()); }
   uint32_t add_exit(const ExitRecord& exit);
@@ -81,8 +83,18 @@ class TranslationCache {
   TranslationUnit& commit(std::unique_ptr<TranslationUnit> unit, std::span<const uint8_t> code);
   // guarded: through the target's entry guard (TranslationUnit::guarded_entry).
   void link(uint32_t exit_id, TranslationUnit& target, bool guarded = false);
-  // Opens (the slot holds the entry) or closes (the guard stub) the guard.
-  void set_guard(TranslationUnit& unit, bool open);
+
+  // A guard chunk is a gate word and two tables of `capacity` destinations,
+  // the units' entries and their guard stubs; the gate holds the address of
+  // one table, so opening or closing every unit of a chunk is one store.
+  // new_guard_chunk: a closed, empty chunk, or kNoGuardChunk when code
+  // memory is full (the caller then goes without the guard).
+  uint32_t new_guard_chunk(uint32_t capacity);
+  // Makes unit (in no chunk yet) a member: its guard follows the chunk's
+  // gate from now on. False if the chunk is full.
+  bool join_guard_chunk(uint32_t chunk, TranslationUnit& unit);
+  void set_guard_chunk(uint32_t chunk, bool open);
+  bool guard_chunk_open(uint32_t chunk) const { return guard_chunks_[chunk].open; }
 
   // Records unit.code in the physical index (after the runtime filled it).
   void index_code(TranslationUnit& unit);
@@ -91,8 +103,10 @@ class TranslationCache {
                                                     uint32_t physical_end) const;
   // Whether any live unit was translated from this frame.
   bool frame_has_code(uint32_t frame) const;
-  // Live units whose code lies in this linear page.
-  std::vector<TranslationUnit*> units_on_linear_page(uint32_t linear_page) const;
+  // Live units whose code lies in this linear page (retired ones leave the
+  // index). The view is the index itself: it lasts until the next commit,
+  // retire or flush, so a caller that retires copies it first.
+  std::span<TranslationUnit* const> units_on_linear_page(uint32_t linear_page) const;
 
   void invalidate(uint32_t guest_begin, uint32_t guest_end);
   void retire(TranslationUnit& unit);
@@ -128,6 +142,14 @@ class TranslationCache {
   absl::flat_hash_map<UnitKey, TranslationUnit*> by_guest_;
   absl::flat_hash_map<uint32_t, std::vector<TranslationUnit*>> by_frame_;
   absl::flat_hash_map<uint32_t, std::vector<TranslationUnit*>> by_linear_page_;
+  struct GuardChunk {
+    uint64_t gate;  // Exec address; the open table follows it, then the closed one.
+    uint32_t capacity;
+    uint32_t used;
+    bool open;
+  };
+  std::vector<GuardChunk> guard_chunks_;
+  uint64_t guard_chunks_bottom_ = 0;  // Exec address of the lowest chunk.
   std::deque<uint64_t> counters_;
   ExecutedTotals flushed_totals_;
   uint64_t flush_count_ = 0;

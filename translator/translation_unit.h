@@ -108,6 +108,12 @@ struct ExecutionSegment {
   uint32_t callout_before = 0;
 };
 
+// TranslationUnit::guard_chunk of a unit in no chunk.
+inline constexpr uint32_t kNoGuardChunk = 0xFFFFFFFF;
+// Bytes reserved for an entry guard: a mov r11, [rip + disp32] and a
+// jmp [r11 + disp32] once the unit is in a chunk.
+inline constexpr uint32_t kGuardBytes = 14;
+
 struct TranslationUnit {
   uint32_t id = 0;
   UnitKey key;
@@ -130,15 +136,16 @@ struct TranslationUnit {
   // space they were fetched in. Set by the runtime after translation.
   std::vector<CodeRange> code;
   bool global = true;
-  // The entry guard: `jmp [entry_slot]`, where the slot holds either the
-  // unit's entry (open) or guard_stub, a kGuard exit (closed). Links and
-  // lookup entries that skip the page walk enter a non-global unit through
-  // its guard, so an address-space switch closes guards (one store each)
-  // instead of unlinking every way in. Exec addresses.
+  // The entry guard: links and lookup entries that skip the page walk enter
+  // a non-global unit here, so an address-space switch closes guards
+  // instead of unlinking every way in. Until the unit joins a guard chunk
+  // (TranslationCache::join_guard_chunk) it jumps to guard_stub, a kGuard
+  // exit; then it is `mov r11, [gate]; jmp [r11 + 8 * index]`, and the
+  // chunk's gate selects the unit's entry (open) or guard_stub (closed) for
+  // every unit of the chunk at once. Exec addresses.
   uint64_t guarded_entry = 0;
-  uint64_t entry_slot = 0;
   uint64_t guard_stub = 0;
-  bool guard_open = false;
+  uint32_t guard_chunk = kNoGuardChunk;
 
   const InstructionMap* instruction_at_host(uint64_t host_address) const;
 };

@@ -23,13 +23,16 @@ struct BtCounters {
   uint64_t lookup_hits = 0;
   uint64_t chained_jumps = 0;  // Direct exits linked.
   uint64_t indirect_misses = 0;
-  // Non-global units whose entry guard was closed by an invlpg of their
-  // pages (not counting whole-space switches).
+  // Code pages whose units' entry guards were closed by an invlpg (not
+  // counting address-space switches).
   uint64_t nonglobal_detaches = 0;
-  // Entries through a closed guard (trips to the dispatcher), and the
-  // guards they opened again on their pages (NonGlobalUnits).
+  // Entries through a closed guard (trips to the dispatcher). Code pages
+  // whose guards a TLB flush kept open because the page still mapped the
+  // same frame, and those it opened again because their frame came back
+  // (NonGlobalUnits).
   uint64_t closed_guards_hit = 0;
-  uint64_t guards_reopened = 0;
+  uint64_t guard_pages_kept = 0;
+  uint64_t guard_pages_reopened = 0;
   uint64_t hidden_page_faults = 0;
   uint64_t guest_page_faults = 0;
   std::array<uint64_t, 3> trace_faults{};  // By TraceKind bit: page table, descriptor, code.

@@ -149,6 +149,7 @@ void BtVcpu::set_state(const CpuState& state) {
   forget_descriptor_tables();
   view_dirty_ = true;
   paging_known_ = false;
+  guards_follow_paging_ = false;
 }
 
 void BtVcpu::request_stop() {
@@ -514,7 +515,8 @@ void BtVcpu::refresh_view() {
       !paging_known_ || mode.has_value() != paging_.has_value() ||
       (mode && (mode->cr3 >> 12 != paging_->cr3 >> 12 || global_meaning_differs(*mode, *paging_)));
   if (changed) {
-    nonglobal_.close_all();
+    if (!guards_follow_paging_) nonglobal_.close_all();
+    guards_follow_paging_ = false;
     space_ = mode ? &mmu_.activate(*mode) : &mmu_.activate_identity();
     paging_ = mode;
     paging_known_ = true;
@@ -558,22 +560,13 @@ void BtVcpu::refresh_view() {
 
 // The dispatcher's own test (unit_for), page by page, at the unit's
 // privilege: its pages must map to the frames it was translated from.
-// walks remembers the pages walked for earlier units (a guard hit checks a
-// whole page of units, which share their first page).
-bool BtVcpu::valid_in_current_space(const TranslationUnit& unit, std::vector<CodePageWalk>* walks) {
+bool BtVcpu::valid_in_current_space(const TranslationUnit& unit) {
   if (debug_hooks_ && !debug_hooks_->may_enter_directly(unit)) return false;
   const bool user = TranslationMode::cpl_of_key(unit.key.mode) == 3;
   for (const CodeRange& r : unit.code) {
-    auto known = std::find_if(walks->begin(), walks->end(), [&](const CodePageWalk& w) {
-      return w.linear_page == r.linear_page && w.user == user;
-    });
-    if (known == walks->end()) {
-      const PageWalkResult w =
-          mmu_.walker().translate(*paging_, r.linear_page << 12, {AccessType::kExecute, user});
-      walks->push_back({r.linear_page, user, w.ok() ? w.translation->physical >> 12 : kNoFrame});
-      known = walks->end() - 1;
-    }
-    if (known->frame != r.physical >> 12) return false;
+    const PageWalkResult w =
+        mmu_.walker().translate(*paging_, r.linear_page << 12, {AccessType::kExecute, user});
+    if (!w.ok() || w.translation->physical >> 12 != r.physical >> 12) return false;
   }
   return true;
 }
@@ -581,15 +574,37 @@ bool BtVcpu::valid_in_current_space(const TranslationUnit& unit, std::vector<Cod
 void BtVcpu::paging_changed() {
   mmu_.flush_table_writes();
   const std::optional<PagingMode> mode = paging_mode_of(cpu_);
-  if (!paging_known_ || mode.has_value() != paging_.has_value() ||
-      (mode && global_meaning_differs(*mode, *paging_))) {
-    cache_.unlink_all();
-  }
+  const bool same_kind = paging_known_ && mode.has_value() == paging_.has_value() &&
+                         !(mode && global_meaning_differs(*mode, *paging_));
+  if (!same_kind) cache_.unlink_all();
   // Every CR3 write flushes the non-global TLB, even of the same value:
   // that is how a guest publishes a page-table store the shadow MMU did not
-  // trace (a table no shadow mapping was derived from).
-  nonglobal_.close_all();
+  // trace (a table no shadow mapping was derived from). So the open guards
+  // are checked against the tables as they are now, as a TLB refilled right
+  // after the flush would be.
+  if (mode && same_kind) {
+    nonglobal_.revalidate(
+        [&](uint32_t linear_page, bool user) { return fetchable_frame(*mode, linear_page, user); });
+  } else {
+    nonglobal_.close_all();
+  }
+  guards_follow_paging_ = true;
   view_dirty_ = true;
+}
+
+// A fetch that would set no accessed bit, so that keeping a guard open
+// across the flush changes nothing the guest can see.
+uint32_t BtVcpu::fetchable_frame(const PagingMode& mode, uint32_t linear_page, bool user) {
+  const PageWalkResult r =
+      mmu_.walker().probe(mode, linear_page << 12, {AccessType::kExecute, user});
+  if (!r.ok()) return NonGlobalUnits::kNoFrame;
+  const PageTranslation& t = *r.translation;
+  const GuestMemory& memory = machine_.memory();
+  if (!(memory.read_u32(t.pde_address) & pte::kAccessed)) return NonGlobalUnits::kNoFrame;
+  if (t.pte_address && !(memory.read_u32(*t.pte_address) & pte::kAccessed)) {
+    return NonGlobalUnits::kNoFrame;
+  }
+  return t.physical >> 12;
 }
 
 void BtVcpu::invalidate_page(uint32_t linear) {
@@ -806,8 +821,7 @@ void BtVcpu::publish_in_lookup(uint32_t eip, TranslationUnit& unit) {
     lookup_->insert(eip, unit.host_start);
     return;
   }
-  nonglobal_.open(unit);
-  lookup_->insert(eip, unit.guarded_entry);
+  if (nonglobal_.open(unit)) lookup_->insert(eip, unit.guarded_entry);
 }
 
 std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
@@ -833,7 +847,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
       TranslationUnit& from = cache_.unit(exit.unit);
       if (may_link(from, *target)) {
         const bool guarded = !target->global && !within_pages_of(from, *target);
-        if (guarded) nonglobal_.open(*target);
+        if (guarded && !nonglobal_.open(*target)) return std::nullopt;
         cache_.link(exit_id, *target, guarded);
         ++counters_.chained_jumps;
       }
@@ -860,16 +874,9 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
       if (view_dirty_) refresh_view();
       TranslationUnit& unit = cache_.unit(exit.unit);
       if (!unit.live) return std::nullopt;
-      std::vector<CodePageWalk> walks;
-      if (paging_ && valid_in_current_space(unit, &walks)) {
-        // This one first: the dispatcher may enter it through the same
-        // lookup entry, so it must be open even if the page index lacks it.
-        nonglobal_.open(unit);
-        nonglobal_.open_page(unit.guest_start >> 12, [&](const TranslationUnit& u) {
-          return valid_in_current_space(u, &walks);
-        });
-      } else {
-        // The ways in lead elsewhere in this space: they relink on use.
+      // The ways in lead elsewhere in this space (or cannot be guarded):
+      // they relink on use.
+      if (!paging_ || !valid_in_current_space(unit) || !nonglobal_.open(unit)) {
         cache_.detach(unit);
       }
       return std::nullopt;
@@ -1177,7 +1184,9 @@ void BtVcpu::count_trace_fault(uint32_t eip, TraceKinds kinds) {
 }
 
 void BtVcpu::retire_units_holding(uint32_t eip, std::vector<uint32_t>* ids) {
-  for (TranslationUnit* u : cache_.units_on_linear_page(eip >> 12)) {
+  const std::span<TranslationUnit* const> on_page = cache_.units_on_linear_page(eip >> 12);
+  const std::vector<TranslationUnit*> units(on_page.begin(), on_page.end());
+  for (TranslationUnit* u : units) {
     if (u->guest_start <= eip && eip < u->guest_end) {
       if (ids) ids->push_back(u->id);
       cache_.retire(*u);
@@ -1469,7 +1478,8 @@ bool BtVcpu::write(uint32_t address, const void* data, uint32_t size, GuestExcep
 std::string BtVcpu::statistics() const {
   BtCounters c = counters_;
   c.nonglobal_detaches = nonglobal_.page_closes();
-  c.guards_reopened = nonglobal_.guards_reopened();
+  c.guard_pages_reopened = nonglobal_.pages_reopened();
+  c.guard_pages_kept = nonglobal_.pages_kept();
   return format_bt_stats(c, translator_.stats(), cache_, mmu_.stats());
 }
 

@@ -215,15 +215,11 @@ class BtVcpu final : public Vcpu,
 
   void refresh_view();
   void switch_space();
-  // One page's walk, remembered while a guard hit checks a page of units.
-  struct CodePageWalk {
-    uint32_t linear_page;
-    bool user;
-    uint32_t frame;  // kNoFrame if the walk failed.
-  };
-  static constexpr uint32_t kNoFrame = 0xFFFFFFFF;
   // Whether a non-global unit may be entered through its guard now.
-  bool valid_in_current_space(const TranslationUnit& unit, std::vector<CodePageWalk>* walks);
+  bool valid_in_current_space(const TranslationUnit& unit);
+  // The frame a code page maps to in mode, or NonGlobalUnits::kNoFrame if a
+  // fetch there would fault or set an accessed bit.
+  uint32_t fetchable_frame(const PagingMode& mode, uint32_t linear_page, bool user);
   TranslationMode current_mode(bool single) const;
   std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);
   TranslationUnit* unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit);
@@ -341,6 +337,9 @@ class BtVcpu final : public Vcpu,
   ShadowAddressSpace* space_ = nullptr;
   std::optional<PagingMode> paging_;
   bool paging_known_ = false;
+  // The open entry guards were checked against the tables of the latest
+  // paging change (paging_changed), so the switch to its space keeps them.
+  bool guards_follow_paging_ = false;
   WindowKind window_ = WindowKind::kSupervisor;
   TranslationMode mode_;
   uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.

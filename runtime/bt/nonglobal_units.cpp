@@ -1,43 +1,126 @@
 #include "runtime/bt/nonglobal_units.h"
 
+#include <algorithm>
+
+#include "translator/translation_mode.h"
+
 namespace bt86 {
 
 void NonGlobalUnits::forget_if_flushed() {
   if (cache_.flush_count() == flush_count_) return;
-  opened_.clear();
+  groups_.clear();
+  open_.clear();
+  open_by_page_.clear();
+  parked_.clear();
+  spanning_.clear();
   flush_count_ = cache_.flush_count();
 }
 
-void NonGlobalUnits::open(TranslationUnit& unit) {
+bool NonGlobalUnits::open(TranslationUnit& unit) {
   forget_if_flushed();
-  if (unit.guard_open) return;
-  cache_.set_guard(unit, true);
-  opened_.push_back(unit.id);
+  if (unit.code.size() != 1) return open_spanning(unit);
+  const CodeRange& code = unit.code.front();
+  const bool user = TranslationMode::cpl_of_key(unit.key.mode) == 3;
+  const GroupKey key = key_of(code.linear_page, code.physical >> 12, user);
+  auto [it, added] = groups_.try_emplace(key);
+  Group& g = it->second;
+  if (added) {
+    g.linear_page = code.linear_page;
+    g.frame = code.physical >> 12;
+    g.user = user;
+  }
+  if (unit.guard_chunk == kNoGuardChunk) {
+    if (g.chunks.empty() || !cache_.join_guard_chunk(g.chunks.back(), unit)) {
+      const uint32_t chunk = cache_.new_guard_chunk(kChunkCapacity);
+      if (chunk == kNoGuardChunk) return false;
+      g.chunks.push_back(chunk);
+      cache_.join_guard_chunk(chunk, unit);
+      if (g.open) cache_.set_guard_chunk(chunk, true);
+    }
+  }
+  if (!g.open) open_group(key);
+  return true;
+}
+
+bool NonGlobalUnits::open_spanning(TranslationUnit& unit) {
+  if (unit.guard_chunk == kNoGuardChunk) {
+    const uint32_t chunk = cache_.new_guard_chunk(1);
+    if (chunk == kNoGuardChunk) return false;
+    cache_.join_guard_chunk(chunk, unit);
+  }
+  if (!cache_.guard_chunk_open(unit.guard_chunk)) {
+    cache_.set_guard_chunk(unit.guard_chunk, true);
+    spanning_.push_back({&unit, unit.guard_chunk});
+  }
+  return true;
+}
+
+void NonGlobalUnits::open_group(GroupKey key) {
+  Group& g = groups_.at(key);
+  // The guest remapped the page without a TLB flush, and the dispatcher's
+  // walk found a unit in the new frame: the group of the old one is what a
+  // stale TLB entry would run, so it may go.
+  if (auto other = open_by_page_.find(page_of(g.linear_page, g.user));
+      other != open_by_page_.end()) {
+    close_group(other->second, /*park=*/false);
+  }
+  for (uint32_t chunk : g.chunks) cache_.set_guard_chunk(chunk, true);
+  g.open = true;
+  g.open_index = open_.size();
+  open_.push_back(key);
+  open_by_page_[page_of(g.linear_page, g.user)] = key;
+}
+
+void NonGlobalUnits::close_group(GroupKey key, bool park) {
+  Group& g = groups_.at(key);
+  for (uint32_t chunk : g.chunks) cache_.set_guard_chunk(chunk, false);
+  g.open = false;
+  open_by_page_.erase(page_of(g.linear_page, g.user));
+  const GroupKey last = open_.back();
+  open_[g.open_index] = last;
+  groups_.at(last).open_index = g.open_index;
+  open_.pop_back();
+  if (park && !g.parked) {
+    g.parked = true;
+    g.flushes_parked = 0;
+    parked_.push_back(key);
+  }
+}
+
+void NonGlobalUnits::close_spanning() {
+  for (const SpanningUnit& s : spanning_) cache_.set_guard_chunk(s.chunk, false);
+  spanning_.clear();
 }
 
 void NonGlobalUnits::close_all() {
   forget_if_flushed();
-  for (uint32_t id : opened_) {
-    TranslationUnit& unit = cache_.unit(id);
-    if (unit.guard_open) cache_.set_guard(unit, false);
-  }
-  opened_.clear();
+  while (!open_.empty()) close_group(open_.back(), /*park=*/false);
+  for (GroupKey key : parked_) groups_.at(key).parked = false;
+  parked_.clear();
+  close_spanning();
 }
 
 void NonGlobalUnits::close_page(uint32_t linear_page) {
-  for (TranslationUnit* unit : cache_.units_on_linear_page(linear_page)) {
-    if (!unit->guard_open) continue;
-    cache_.set_guard(*unit, false);
+  forget_if_flushed();
+  for (bool user : {false, true}) {
+    auto it = open_by_page_.find(page_of(linear_page, user));
+    if (it == open_by_page_.end()) continue;
+    close_group(it->second, /*park=*/false);
     ++page_closes_;
   }
-}
-
-void NonGlobalUnits::open_page(uint32_t linear_page, const Validity& valid) {
-  for (TranslationUnit* unit : cache_.units_on_linear_page(linear_page)) {
-    if (unit->global || unit->guard_open || !valid(*unit)) continue;
-    open(*unit);
-    ++guards_reopened_;
-  }
+  std::erase_if(parked_, [&](GroupKey key) {
+    Group& g = groups_.at(key);
+    if (g.linear_page != linear_page) return false;
+    g.parked = false;
+    return true;
+  });
+  std::erase_if(spanning_, [&](const SpanningUnit& s) {
+    const bool on_page =
+        std::any_of(s.unit->code.begin(), s.unit->code.end(),
+                    [&](const CodeRange& r) { return r.linear_page == linear_page; });
+    if (on_page) cache_.set_guard_chunk(s.chunk, false);
+    return on_page;
+  });
 }
 
 }  // namespace bt86

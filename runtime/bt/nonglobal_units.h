@@ -1,4 +1,4 @@
-// The non-global units whose entry guard is open.
+// The entry guards of non-global units, opened and closed by code page.
 //
 // A non-global unit is right only in an address space that maps its code
 // pages to the frames it was translated from. The dispatcher walks the
@@ -7,23 +7,33 @@
 // its entry guard (TranslationUnit::guarded_entry), which is open only
 // while the unit is known valid in the current space.
 //
-// Whenever the guest flushes its non-global TLB entries (a CR3 write, or
-// invlpg of a page) the guards of the units concerned are closed: one store
-// each, and links and lookup entries stay where they are. The first entry
-// through a closed guard leaves the cache (a kGuard exit), and the runtime
-// opens the guards of every unit on that page that is valid in the space
-// current then. Unlinking every way in at each switch instead cost a shell
-// that forks and waits about 2,000 trips to the dispatcher per fork+exec,
-// one per link, to re-chain units that had been right all along.
+// Units translated from one page are grouped by (linear page, frame,
+// privilege): they are valid exactly when that page maps to that frame for
+// that privilege, so the group's guards open and close together through
+// the group's guard chunks, one store per chunk of units
+// (TranslationCache::join_guard_chunk). A unit that spans two pages has a
+// chunk of its own. Closing every guard at each address-space switch and
+// reopening them unit by unit cost a shell that forks and execs about
+// 4,000 guard stores and 135 trips to the dispatcher per fork+exec.
+//
+// A guest TLB flush (a CR3 write) walks the page of each open group once in
+// the new tables (revalidate) and keeps it open if it maps the same frame
+// there: a shell's fork, exec and exit switch between spaces that map its
+// text to the same page-cache frames. A group whose page is not mapped in
+// the new space is closed and parked, and reopened at a later flush that
+// finds the frame back (the shell's space returning after its child's).
+// The first entry through a closed guard leaves the cache (a kGuard exit),
+// and the runtime opens the unit's group if the unit is valid then.
 //
 //   NonGlobalUnits units(cache);
-//   units.open(u);          // u is valid here and about to be linked to
-//   units.close_all();      // CR3 write
-//   units.open_page(page, valid);  // a closed guard on this page was hit
+//   units.open(u);              // u is valid here and about to be linked to
+//   units.revalidate(frame_of); // CR3 write: frame_of(page, user) in the new tables
+//   units.close_page(page);     // invlpg
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 #include "translator/translation_cache.h"
@@ -32,35 +42,106 @@ namespace bt86 {
 
 class NonGlobalUnits {
  public:
-  // Whether a unit may be entered without a walk in the current space: its
-  // pages map to its frames there and nothing (a breakpoint) forbids it.
-  using Validity = std::function<bool(const TranslationUnit&)>;
+  // What frame_of answers for a page that does not map to a frame that may
+  // be executed now.
+  static constexpr uint32_t kNoFrame = 0xFFFFFFFF;
 
   explicit NonGlobalUnits(TranslationCache& cache) : cache_(cache) {}
 
-  // Opens the guard of a unit just found valid in the current space.
-  void open(TranslationUnit& unit);
+  // Opens the guard of a unit just found valid in the current space, and
+  // with it those of its group. False if code memory has no room for the
+  // guard: the caller must then not enter the unit through it.
+  bool open(TranslationUnit& unit);
   // Closes every open guard.
   void close_all();
-  // Closes the guards of units translated from this linear page.
+  // After a TLB flush: keeps the groups whose page frame_of(linear_page,
+  // user) says still maps to their frame, closes the rest, and reopens
+  // parked groups whose frame is back.
+  template <typename FrameOf>
+  void revalidate(FrameOf&& frame_of) {
+    forget_if_flushed();
+    for (size_t i = 0; i < open_.size();) {
+      Group& g = groups_.at(open_[i]);
+      const uint32_t frame = frame_of(g.linear_page, g.user);
+      if (frame == g.frame) {
+        ++pages_kept_;
+        ++i;
+        continue;
+      }
+      close_group(open_[i], /*park=*/frame == kNoFrame);
+    }
+    close_spanning();
+    for (size_t i = 0; i < parked_.size();) {
+      Group& g = groups_.at(parked_[i]);
+      const uint32_t frame = g.open ? kNoFrame : frame_of(g.linear_page, g.user);
+      if (frame == g.frame) {
+        open_group(parked_[i]);
+        ++pages_reopened_;
+      } else if (!g.open && frame == kNoFrame && ++g.flushes_parked <= kParkedFlushes) {
+        ++i;
+        continue;
+      }
+      g.parked = false;
+      parked_[i] = parked_.back();
+      parked_.pop_back();
+    }
+  }
+  // Closes the guards of units translated from this linear page (invlpg).
   void close_page(uint32_t linear_page);
-  // Opens the guards of the live units on this linear page that are valid.
-  void open_page(uint32_t linear_page, const Validity& valid);
 
+  // Counted in groups (code pages) opened, and kept open across a flush.
   uint64_t page_closes() const { return page_closes_; }
-  uint64_t guards_reopened() const { return guards_reopened_; }
+  uint64_t pages_reopened() const { return pages_reopened_; }
+  uint64_t pages_kept() const { return pages_kept_; }
 
  private:
+  using GroupKey = uint64_t;
+  struct Group {
+    uint32_t linear_page;
+    uint32_t frame;
+    bool user;
+    bool open = false;
+    bool parked = false;
+    uint32_t flushes_parked = 0;
+    size_t open_index = 0;  // In open_, while open.
+    std::vector<uint32_t> chunks;
+  };
+  struct SpanningUnit {
+    TranslationUnit* unit;
+    uint32_t chunk;
+  };
+  // How many TLB flushes a parked group waits for its frame to come back.
+  static constexpr uint32_t kParkedFlushes = 8;
+  // Units per chunk: a page of user code holds about 30 live units.
+  static constexpr uint32_t kChunkCapacity = 32;
+
+  static GroupKey key_of(uint32_t linear_page, uint32_t frame, bool user) {
+    return uint64_t{linear_page} << 33 | uint64_t{frame} << 1 | (user ? 1 : 0);
+  }
+  static uint64_t page_of(uint32_t linear_page, bool user) {
+    return uint64_t{linear_page} << 1 | (user ? 1 : 0);
+  }
   void forget_if_flushed();
+  bool open_spanning(TranslationUnit& unit);
+  void open_group(GroupKey key);
+  // Closes the group's chunks; park: remember it for revalidate().
+  void close_group(GroupKey key, bool park);
+  void close_spanning();
 
   TranslationCache& cache_;
-  // Ids of units whose guard was opened since the last close_all(); some
-  // may have been closed since through their page. Valid while the cache's
-  // flush count is flush_count_.
-  std::vector<uint32_t> opened_;
+  // All valid while the cache's flush count is flush_count_: a flush frees
+  // the units and their chunks.
+  absl::flat_hash_map<GroupKey, Group> groups_;
+  std::vector<GroupKey> open_;
+  // (linear page, privilege) -> the open group of that page.
+  absl::flat_hash_map<uint64_t, GroupKey> open_by_page_;
+  std::vector<GroupKey> parked_;
+  // Open units translated from two pages: rare, and closed at every TLB flush.
+  std::vector<SpanningUnit> spanning_;
   uint64_t flush_count_ = 0;
   uint64_t page_closes_ = 0;
-  uint64_t guards_reopened_ = 0;
+  uint64_t pages_reopened_ = 0;
+  uint64_t pages_kept_ = 0;
 };
 
 }  // namespace bt86

@@ -2,6 +2,9 @@
 // physical bytes they came from, detached without retiring.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <vector>
+
 #include "translator/translation_cache.h"
 #include "translator/translator.h"
 
@@ -88,6 +91,53 @@ TEST(CodeIndex, LookupTablesOfAlternatingModesKeepTheirEntries) {
   }
   EXPECT_EQ(entry_of(cache.lookup_for_mode(8), 0x1000).host, 0xBBBBu);
   EXPECT_NE(entry_of(cache.lookup_for_mode(0), 0x1000).host, 0xAAAAu);
+}
+
+// A guard chunk's gate selects, for all its units at once, their entries
+// (open) or their guard stubs (closed); the guard each unit jumps through is
+// rewritten to read the gate when the unit joins.
+TEST(CodeIndex, GuardChunkGateSelectsEntriesOrStubsForAllItsUnits) {
+  TranslationCache cache(1 << 20);
+  Translator translator(cache, {});
+  BytesSource source({0x90, 0xC3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0xC3}, 0x3000);
+  TranslationUnit& a = translator.translate({0x3000, 0x3, 0}, TranslationMode{}, source);
+  TranslationUnit& b = translator.translate({0x3010, 0x3, 0}, TranslationMode{}, source);
+  const auto exec_u64 = [](uint64_t address) {
+    uint64_t v;
+    std::memcpy(&v, reinterpret_cast<const void*>(address), sizeof v);
+    return v;
+  };
+  // Before joining, the guard is a jmp rel32 to the unit's own guard stub.
+  const auto* guard = reinterpret_cast<const uint8_t*>(a.guarded_entry);
+  EXPECT_EQ(guard[0], 0xE9);
+  const uint32_t chunk = cache.new_guard_chunk(2);
+  ASSERT_NE(chunk, kNoGuardChunk);
+  ASSERT_TRUE(cache.join_guard_chunk(chunk, a));
+  ASSERT_TRUE(cache.join_guard_chunk(chunk, b));
+  TranslationUnit& c = translator.translate({0x3000, 0x3, 1}, TranslationMode{}, source);
+  EXPECT_FALSE(cache.join_guard_chunk(chunk, c)) << "the chunk is full";
+  EXPECT_FALSE(cache.join_guard_chunk(cache.new_guard_chunk(1), a)) << "a is in a chunk already";
+
+  // mov r11, [rip + gate]; jmp qword [r11 + 8 * index]
+  for (const TranslationUnit* u : {&a, &b}) {
+    const auto* g = reinterpret_cast<const uint8_t*>(u->guarded_entry);
+    ASSERT_EQ(std::vector<uint8_t>(g, g + 3), (std::vector<uint8_t>{0x4C, 0x8B, 0x1D}));
+    ASSERT_EQ(std::vector<uint8_t>(g + 7, g + 10), (std::vector<uint8_t>{0x41, 0xFF, 0xA3}));
+  }
+  int32_t gate_displacement;
+  std::memcpy(&gate_displacement, guard + 3, 4);
+  const uint64_t gate = a.guarded_entry + 7 + gate_displacement;
+  uint32_t b_offset;
+  std::memcpy(&b_offset, reinterpret_cast<const uint8_t*>(b.guarded_entry) + 10, 4);
+  EXPECT_EQ(b_offset, 8u);
+
+  EXPECT_FALSE(cache.guard_chunk_open(chunk));
+  EXPECT_EQ(exec_u64(exec_u64(gate)), a.guard_stub);
+  EXPECT_EQ(exec_u64(exec_u64(gate) + b_offset), b.guard_stub);
+  cache.set_guard_chunk(chunk, true);
+  EXPECT_TRUE(cache.guard_chunk_open(chunk));
+  EXPECT_EQ(exec_u64(exec_u64(gate)), a.host_start);
+  EXPECT_EQ(exec_u64(exec_u64(gate) + b_offset), b.host_start);
 }
 
 }  // namespace
