@@ -244,6 +244,21 @@ class BtRemapTest : public BtVcpuTest {
     });
     return run_from(kCode);
   }
+
+  // Spaces kDir and kDir2 map 0-4 MiB with one non-global 4 MiB page; the
+  // callee's 4 MiB (kRemapped) is kFrameA through kTable in kDir and
+  // second_region in kDir2. The callee counts its calls in EBX.
+  void two_spaces_with_counting_callee(uint32_t second_region) {
+    GuestMemory& m = machine_->memory();
+    for (uint32_t dir : {kDir, kDir2}) m.write_u32(dir, 0x00000083);
+    m.write_u32(kDir + 4, kTable | 0x3);
+    m.write_u32(kDir2 + 4, second_region);
+    m.write_u32(kTable, kFrameA | 0x3);
+    load(kFrameA, [](x86::Assembler& a) {
+      a.inc(x86::ebx);
+      a.ret();
+    });
+  }
 };
 
 TEST_F(BtRemapTest, PageTableRewriteAndInvlpgRetargetsALinkedCall) {
@@ -270,16 +285,8 @@ TEST_F(BtRemapTest, AddressSpaceSwitchRetargetsALinkedCall) {
 // forked process) stays linked and its guard open across switches: each
 // switch walks its page in the new tables and finds the same frame.
 TEST_F(BtRemapTest, ASwitchKeepsTheGuardsOfUnitsValidInBothSpaces) {
-  GuestMemory& m = machine_->memory();
-  for (uint32_t dir : {kDir, kDir2}) m.write_u32(dir, 0x00000083);  // 0-4 MiB, not global.
-  m.write_u32(kDir + 4, kTable | 0x3);
-  m.write_u32(kDir2 + 4, kTable2 | 0x3);
-  m.write_u32(kTable, kFrameA | 0x3);
-  m.write_u32(kTable2, kFrameA | 0x3);
-  load(kFrameA, [](x86::Assembler& a) {
-    a.inc(x86::ebx);
-    a.ret();
-  });
+  two_spaces_with_counting_callee(kTable2 | 0x3);
+  machine_->memory().write_u32(kTable2, kFrameA | 0x3);
   constexpr int kRounds = 6;
   load(kCode, [&](x86::Assembler& a) {
     enable_paging(a, kDir);
@@ -311,15 +318,7 @@ TEST_F(BtRemapTest, ASwitchKeepsTheGuardsOfUnitsValidInBothSpaces) {
 // back, which finds the frame there again, reopens it without a trip to the
 // dispatcher (a shell's text after its child exec'd something else).
 TEST_F(BtRemapTest, AGuardClosedWhereItsPageIsUnmappedReopensWhenThePageComesBack) {
-  GuestMemory& m = machine_->memory();
-  for (uint32_t dir : {kDir, kDir2}) m.write_u32(dir, 0x00000083);  // 0-4 MiB, not global.
-  m.write_u32(kDir + 4, kTable | 0x3);
-  m.write_u32(kDir2 + 4, 0);  // The callee's 4 MiB: not present.
-  m.write_u32(kTable, kFrameA | 0x3);
-  load(kFrameA, [](x86::Assembler& a) {
-    a.inc(x86::ebx);
-    a.ret();
-  });
+  two_spaces_with_counting_callee(0);  // The callee's 4 MiB: not present in kDir2.
   constexpr int kRounds = 6;
   load(kCode, [&](x86::Assembler& a) {
     enable_paging(a, kDir);
