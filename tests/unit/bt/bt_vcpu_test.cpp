@@ -259,6 +259,24 @@ class BtRemapTest : public BtVcpuTest {
       a.ret();
     });
   }
+
+  // Runs body `rounds` times from kCode with paging on in kDir; the exit's
+  // status is EBX (the callee's count).
+  VcpuExit run_rounds(int rounds, const std::function<void(x86::Assembler&)>& body) {
+    load(kCode, [&](x86::Assembler& a) {
+      enable_paging(a, kDir);
+      a.xor_(x86::ebx, x86::ebx);
+      a.mov(x86::esi, rounds);
+      Label again = a.newLabel();
+      a.bind(again);
+      body(a);
+      a.dec(x86::esi);
+      a.jnz(again);
+      a.mov(x86::eax, x86::ebx);
+      a.out(Imm(0xF4), x86::al);
+    });
+    return run_from(kCode);
+  }
 };
 
 TEST_F(BtRemapTest, PageTableRewriteAndInvlpgRetargetsALinkedCall) {
@@ -288,23 +306,13 @@ TEST_F(BtRemapTest, ASwitchKeepsTheGuardsOfUnitsValidInBothSpaces) {
   two_spaces_with_counting_callee(kTable2 | 0x3);
   machine_->memory().write_u32(kTable2, kFrameA | 0x3);
   constexpr int kRounds = 6;
-  load(kCode, [&](x86::Assembler& a) {
-    enable_paging(a, kDir);
-    a.xor_(x86::ebx, x86::ebx);
-    a.mov(x86::esi, kRounds);
-    a.mov(x86::edi, kDir);
-    Label again = a.newLabel();
-    a.bind(again);
+  const VcpuExit exit = run_rounds(kRounds, [](x86::Assembler& a) {
     a.call(Imm(kRemapped));
     a.call(Imm(kRemapped));
+    a.mov(x86::edi, x86::cr3);
     a.xor_(x86::edi, kDir ^ kDir2);
     a.mov(x86::cr3, x86::edi);
-    a.dec(x86::esi);
-    a.jnz(again);
-    a.mov(x86::eax, x86::ebx);
-    a.out(Imm(0xF4), x86::al);
   });
-  const VcpuExit exit = run_from(kCode);
   ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
   EXPECT_EQ(exit.status, (2 * kRounds << 1) | 1);
   // The callee's page and the caller's, at each of the 5 switches.
@@ -320,23 +328,13 @@ TEST_F(BtRemapTest, ASwitchKeepsTheGuardsOfUnitsValidInBothSpaces) {
 TEST_F(BtRemapTest, AGuardClosedWhereItsPageIsUnmappedReopensWhenThePageComesBack) {
   two_spaces_with_counting_callee(0);  // The callee's 4 MiB: not present in kDir2.
   constexpr int kRounds = 6;
-  load(kCode, [&](x86::Assembler& a) {
-    enable_paging(a, kDir);
-    a.xor_(x86::ebx, x86::ebx);
-    a.mov(x86::esi, kRounds);
-    Label again = a.newLabel();
-    a.bind(again);
+  const VcpuExit exit = run_rounds(kRounds, [](x86::Assembler& a) {
     a.call(Imm(kRemapped));
     a.mov(x86::edi, kDir2);
     a.mov(x86::cr3, x86::edi);
     a.mov(x86::edi, kDir);
     a.mov(x86::cr3, x86::edi);
-    a.dec(x86::esi);
-    a.jnz(again);
-    a.mov(x86::eax, x86::ebx);
-    a.out(Imm(0xF4), x86::al);
   });
-  const VcpuExit exit = run_from(kCode);
   ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
   EXPECT_EQ(exit.status, (kRounds << 1) | 1);
   EXPECT_NE(vcpu_->statistics().find(" code pages kept open and 6 reopened"), std::string::npos)
