@@ -240,10 +240,12 @@ int run_machine(const MachineConfig& config) {
     running_vcpu = nullptr;
     console.restore_terminal();
     exit_status = run_exit_status(exit, machine->stop_request(), message);
-    if (config.stats) fmt::print(stderr, "{}", vcpu->statistics());
+    // fputs, not fmt::print: a closed stderr (bt86 --stats 2>&1 | head) is
+    // no reason to abort, and fmt throws on a failed write.
+    if (config.stats) std::fputs(vcpu->statistics().c_str(), stderr);
   }
   running_machine = nullptr;
-  if (!message.empty()) fmt::print(stderr, "{}\n", message);
+  if (!message.empty()) std::fputs((message + "\n").c_str(), stderr);
   if (signals.received()) {
     console.restore_terminal();
     signals.reraise();
