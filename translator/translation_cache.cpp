@@ -127,20 +127,9 @@ bool TranslationCache::join_guard_chunk(uint32_t chunk, TranslationUnit& unit) {
   const int64_t gate_displacement = static_cast<int64_t>(c.gate - (unit.guarded_entry + 7));
   const uint32_t rel = static_cast<uint32_t>(static_cast<int32_t>(gate_displacement));
   const uint32_t table_offset = sizeof(uint64_t) * index;
-  const std::array<uint8_t, kGuardBytes> code = {0x4C,
-                                                 0x8B,
-                                                 0x1D,
-                                                 static_cast<uint8_t>(rel),
-                                                 static_cast<uint8_t>(rel >> 8),
-                                                 static_cast<uint8_t>(rel >> 16),
-                                                 static_cast<uint8_t>(rel >> 24),
-                                                 0x41,
-                                                 0xFF,
-                                                 0xA3,
-                                                 static_cast<uint8_t>(table_offset),
-                                                 static_cast<uint8_t>(table_offset >> 8),
-                                                 static_cast<uint8_t>(table_offset >> 16),
-                                                 static_cast<uint8_t>(table_offset >> 24)};
+  std::array<uint8_t, kGuardBytes> code = {0x4C, 0x8B, 0x1D, 0, 0, 0, 0, 0x41, 0xFF, 0xA3};
+  std::memcpy(code.data() + 3, &rel, sizeof rel);
+  std::memcpy(code.data() + 10, &table_offset, sizeof table_offset);
   memory_.write(unit.guarded_entry, code);
   unit.guard_chunk = chunk;
   return true;

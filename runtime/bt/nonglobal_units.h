@@ -89,7 +89,8 @@ class NonGlobalUnits {
   // Closes the guards of units translated from this linear page (invlpg).
   void close_page(uint32_t linear_page);
 
-  // Counted in groups (code pages) opened, and kept open across a flush.
+  // Code pages (groups) closed by invlpg, reopened at a flush because their
+  // frame came back, and kept open across a flush.
   uint64_t page_closes() const { return page_closes_; }
   uint64_t pages_reopened() const { return pages_reopened_; }
   uint64_t pages_kept() const { return pages_kept_; }
