@@ -149,7 +149,8 @@ void BtVcpu::set_state(const CpuState& state) {
   forget_descriptor_tables();
   view_dirty_ = true;
   paging_known_ = false;
-  guards_follow_paging_ = false;
+  // New state may mean other page tables: no open guard was checked there.
+  nonglobal_.close_all();
 }
 
 void BtVcpu::request_stop() {
@@ -514,9 +515,9 @@ void BtVcpu::refresh_view() {
   const bool changed =
       !paging_known_ || mode.has_value() != paging_.has_value() ||
       (mode && (mode->cr3 >> 12 != paging_->cr3 >> 12 || global_meaning_differs(*mode, *paging_)));
+  // Open entry guards need nothing here: every change of paging state went
+  // through paging_changed() or set_state(), which checked or closed them.
   if (changed) {
-    if (!guards_follow_paging_) nonglobal_.close_all();
-    guards_follow_paging_ = false;
     space_ = mode ? &mmu_.activate(*mode) : &mmu_.activate_identity();
     paging_ = mode;
     paging_known_ = true;
@@ -588,7 +589,6 @@ void BtVcpu::paging_changed() {
   } else {
     nonglobal_.close_all();
   }
-  guards_follow_paging_ = true;
   view_dirty_ = true;
 }
 

@@ -337,9 +337,6 @@ class BtVcpu final : public Vcpu,
   ShadowAddressSpace* space_ = nullptr;
   std::optional<PagingMode> paging_;
   bool paging_known_ = false;
-  // The open entry guards were checked against the tables of the latest
-  // paging change (paging_changed), so the switch to its space keeps them.
-  bool guards_follow_paging_ = false;
   WindowKind window_ = WindowKind::kSupervisor;
   TranslationMode mode_;
   uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.
