@@ -50,7 +50,7 @@ bool NonGlobalUnits::open_spanning(TranslationUnit& unit) {
   }
   if (!cache_.guard_chunk_open(unit.guard_chunk)) {
     cache_.set_guard_chunk(unit.guard_chunk, true);
-    spanning_.push_back({&unit, unit.guard_chunk});
+    spanning_.push_back(&unit);
   }
   return true;
 }
@@ -88,7 +88,7 @@ void NonGlobalUnits::close_group(GroupKey key, bool park) {
 }
 
 void NonGlobalUnits::close_spanning() {
-  for (const SpanningUnit& s : spanning_) cache_.set_guard_chunk(s.chunk, false);
+  for (TranslationUnit* u : spanning_) cache_.set_guard_chunk(u->guard_chunk, false);
   spanning_.clear();
 }
 
@@ -114,11 +114,11 @@ void NonGlobalUnits::close_page(uint32_t linear_page) {
     g.parked = false;
     return true;
   });
-  std::erase_if(spanning_, [&](const SpanningUnit& s) {
-    const bool on_page =
-        std::any_of(s.unit->code.begin(), s.unit->code.end(),
-                    [&](const CodeRange& r) { return r.linear_page == linear_page; });
-    if (on_page) cache_.set_guard_chunk(s.chunk, false);
+  std::erase_if(spanning_, [&](TranslationUnit* u) {
+    const bool on_page = std::any_of(u->code.begin(), u->code.end(), [&](const CodeRange& r) {
+      return r.linear_page == linear_page;
+    });
+    if (on_page) cache_.set_guard_chunk(u->guard_chunk, false);
     return on_page;
   });
 }

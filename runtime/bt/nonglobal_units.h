@@ -107,10 +107,6 @@ class NonGlobalUnits {
     size_t open_index = 0;  // In open_, while open.
     std::vector<uint32_t> chunks;
   };
-  struct SpanningUnit {
-    TranslationUnit* unit;
-    uint32_t chunk;
-  };
   // How many TLB flushes a parked group waits for its frame to come back.
   static constexpr uint32_t kParkedFlushes = 8;
   // Units per chunk: a page of user code holds about 30 live units.
@@ -138,7 +134,7 @@ class NonGlobalUnits {
   absl::flat_hash_map<uint64_t, GroupKey> open_by_page_;
   std::vector<GroupKey> parked_;
   // Open units translated from two pages: rare, and closed at every TLB flush.
-  std::vector<SpanningUnit> spanning_;
+  std::vector<TranslationUnit*> spanning_;  // Each with a chunk of its own.
   uint64_t flush_count_ = 0;
   uint64_t page_closes_ = 0;
   uint64_t pages_reopened_ = 0;
