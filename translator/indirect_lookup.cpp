@@ -8,7 +8,15 @@ IndirectLookupTable::IndirectLookupTable(uint64_t miss_target)
 }
 
 void IndirectLookupTable::insert(uint32_t guest_eip, uint64_t host) {
-  entries_[guest_eip & kIndexMask] = {guest_eip, 0, host};
+  IndirectLookupEntry& e = entries_[guest_eip & kIndexMask];
+  if (e.host == miss_target_ && !all_dirty_) {
+    if (filled_.size() < kTrackedSlots) {
+      filled_.push_back(guest_eip & kIndexMask);
+    } else {
+      all_dirty_ = true;
+    }
+  }
+  e = {guest_eip, 0, host};
 }
 
 void IndirectLookupTable::remove(uint32_t guest_eip, uint64_t host) {
@@ -17,7 +25,13 @@ void IndirectLookupTable::remove(uint32_t guest_eip, uint64_t host) {
 }
 
 void IndirectLookupTable::clear() {
-  for (auto& e : entries_) e = {0, 0, miss_target_};
+  if (all_dirty_) {
+    for (auto& e : entries_) e = {0, 0, miss_target_};
+  } else {
+    for (uint32_t slot : filled_) entries_[slot] = {0, 0, miss_target_};
+  }
+  filled_.clear();
+  all_dirty_ = false;
 }
 
 }  // namespace bt86

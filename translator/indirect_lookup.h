@@ -6,7 +6,10 @@
 // mapped on the low bits of the EIP. Empty slots point at the indirect-miss
 // stub, so a tag that happens to match an empty slot is still correct: it
 // just leaves the cache like any miss. Entries are filled by the runtime on
-// a miss and dropped on invalidation or flush.
+// a miss and dropped on invalidation or flush. A clear resets only the slots
+// filled since the last one while they are few: a guest that toggles
+// CR4.PGE empties every table, and rewriting a megabyte each time cost more
+// than the lookups it served.
 #pragma once
 
 #include <cstddef>
@@ -40,8 +43,14 @@ class IndirectLookupTable {
   void clear();
 
  private:
+  static constexpr size_t kTrackedSlots = (size_t{1} << kIndexBits) / 8;
+
   uint64_t miss_target_;
   std::vector<IndirectLookupEntry> entries_;
+  // Slots filled since the last clear, until there are kTrackedSlots of
+  // them; beyond that a clear rewrites the whole table.
+  std::vector<uint32_t> filled_;
+  bool all_dirty_ = true;
 };
 
 }  // namespace bt86

@@ -101,6 +101,7 @@ TranslationUnit& TranslationCache::commit(std::unique_ptr<TranslationUnit> unit,
 }
 
 void TranslationCache::link(uint32_t exit_id, TranslationUnit& target, bool guarded) {
+  if (target.incoming_links.empty()) linked_targets_.push_back(&target);
   link_exit(memory_, exit_id, exits_[exit_id], target,
             guarded ? target.guarded_entry : target.host_start);
 }
@@ -193,9 +194,8 @@ void TranslationCache::detach(TranslationUnit& unit) {
 }
 
 void TranslationCache::unlink_all() {
-  for (auto& u : units_) {
-    if (u->live) unlink_incoming(memory_, exits_, *u);
-  }
+  for (TranslationUnit* u : linked_targets_) unlink_incoming(memory_, exits_, *u);
+  linked_targets_.clear();
   for (ModeLookup& l : lookups_) l.table->clear();
 }
 
@@ -227,6 +227,7 @@ void TranslationCache::flush() {
   units_.clear();
   host_starts_.clear();
   exits_.clear();
+  linked_targets_.clear();
   by_guest_.clear();
   by_frame_.clear();
   by_linear_page_.clear();

@@ -136,6 +136,9 @@ class TranslationCache {
   std::vector<std::unique_ptr<TranslationUnit>> units_;
   std::vector<uint64_t> host_starts_;
   std::vector<ExitRecord> exits_;
+  // Units that gained an incoming link since the last unlink_all (a unit
+  // may be listed twice), so that unlink_all need not visit every unit.
+  std::vector<TranslationUnit*> linked_targets_;
   // Open-addressed maps keep their entries inline: the dispatcher looks a
   // unit up after every callout and trace fault, and a node-based map missed
   // the data cache two or three times per lookup.

@@ -93,6 +93,42 @@ TEST(CodeIndex, LookupTablesOfAlternatingModesKeepTheirEntries) {
   EXPECT_NE(entry_of(cache.lookup_for_mode(0), 0x1000).host, 0xAAAAu);
 }
 
+// unlink_all visits only the units that were linked to and the lookup
+// slots that were filled, until too many were: either way nothing stays.
+TEST(CodeIndex, UnlinkAllRestoresEveryLinkedExitAndEmptiesTheLookups) {
+  TranslationCache cache(1 << 20);
+  Translator translator(cache, {});
+  // 0x3000: jmp 0x3010; 0x3010: nop; ret.
+  std::vector<uint8_t> bytes(0x12, 0);
+  bytes[0] = 0xEB;
+  bytes[1] = 0x0E;
+  bytes[0x10] = 0x90;
+  bytes[0x11] = 0xC3;
+  BytesSource source(bytes, 0x3000);
+  TranslationUnit& from = translator.translate({0x3000, 0x3, 0}, TranslationMode{}, source);
+  TranslationUnit& to = translator.translate({0x3010, 0x3, 0}, TranslationMode{}, source);
+  ASSERT_FALSE(from.exits.empty());
+  const uint32_t exit_id = from.exits.front();
+  ASSERT_EQ(cache.exit(exit_id).guest_target, 0x3010u);
+  cache.link(exit_id, to, false);
+  EXPECT_EQ(cache.exit(exit_id).linked_to, to.host_start);
+
+  IndirectLookupTable& lookup = cache.lookup_for_mode(0);
+  lookup.insert(0x3010, to.host_start);
+  cache.unlink_all();
+  EXPECT_EQ(cache.exit(exit_id).linked_to, 0u);
+  EXPECT_TRUE(to.incoming_links.empty());
+  EXPECT_EQ(lookup.find(0x3010), 0u);
+
+  cache.link(exit_id, to, false);
+  for (uint32_t eip = 0; eip <= IndirectLookupTable::kIndexMask; ++eip) lookup.insert(eip, 0x1234);
+  cache.unlink_all();
+  EXPECT_EQ(cache.exit(exit_id).linked_to, 0u) << "linked again after the first unlink_all";
+  for (uint32_t eip = 0; eip <= IndirectLookupTable::kIndexMask; ++eip) {
+    ASSERT_EQ(lookup.find(eip), 0u) << "slot of " << eip;
+  }
+}
+
 // A guard chunk's gate selects, for all its units at once, their entries
 // (open) or their guard stubs (closed); the guard each unit jumps through is
 // rewritten to read the gate when the unit joins.
