@@ -28,10 +28,10 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
       "  dispatch: {} cache entries, lookup hit rate {:.1f}% ({} of {}), {} chained "
       "jumps, {} indirect lookups that left the cache; non-global units: {} code pages closed "
       "by invlpg, {} closed guards hit, {} code pages kept open and {} reopened across TLB "
-      "flushes\n",
+      "flushes, {} found global and promoted\n",
       c.dispatches, percent(c.lookup_hits, c.lookups), c.lookup_hits, c.lookups, c.chained_jumps,
       c.indirect_misses, c.nonglobal_detaches, c.closed_guards_hit, c.guard_pages_kept,
-      c.guard_pages_reopened);
+      c.guard_pages_reopened, c.guard_pages_promoted);
   s += fmt::format(
       "  executed guest instructions: {} ({:.1f}% IDENT, {:.1f}% compensated, "
       "{:.1f}% callout)\n",

@@ -28,11 +28,12 @@ struct BtCounters {
   uint64_t nonglobal_detaches = 0;
   // Entries through a closed guard (trips to the dispatcher). Code pages
   // whose guards a TLB flush kept open because the page still mapped the
-  // same frame, and those it opened again because their frame came back
-  // (NonGlobalUnits).
+  // same frame, those it opened again because their frame came back, and
+  // those it found global and promoted (NonGlobalUnits).
   uint64_t closed_guards_hit = 0;
   uint64_t guard_pages_kept = 0;
   uint64_t guard_pages_reopened = 0;
+  uint64_t guard_pages_promoted = 0;
   uint64_t hidden_page_faults = 0;
   uint64_t guest_page_faults = 0;
   std::array<uint64_t, 3> trace_faults{};  // By TraceKind bit: page table, descriptor, code.

@@ -585,7 +585,7 @@ void BtVcpu::paging_changed() {
   // after the flush would be.
   if (mode && same_kind) {
     nonglobal_.revalidate(
-        [&](uint32_t linear_page, bool user) { return fetchable_frame(*mode, linear_page, user); });
+        [&](uint32_t linear_page, bool user) { return fetchable_page(*mode, linear_page, user); });
   } else {
     nonglobal_.close_all();
   }
@@ -594,17 +594,16 @@ void BtVcpu::paging_changed() {
 
 // A fetch that would set no accessed bit, so that keeping a guard open
 // across the flush changes nothing the guest can see.
-uint32_t BtVcpu::fetchable_frame(const PagingMode& mode, uint32_t linear_page, bool user) {
+NonGlobalUnits::PageNow BtVcpu::fetchable_page(const PagingMode& mode, uint32_t linear_page,
+                                               bool user) {
   const PageWalkResult r =
       mmu_.walker().probe(mode, linear_page << 12, {AccessType::kExecute, user});
-  if (!r.ok()) return NonGlobalUnits::kNoFrame;
+  if (!r.ok()) return {};
   const PageTranslation& t = *r.translation;
   const GuestMemory& memory = machine_.memory();
-  if (!(memory.read_u32(t.pde_address) & pte::kAccessed)) return NonGlobalUnits::kNoFrame;
-  if (t.pte_address && !(memory.read_u32(*t.pte_address) & pte::kAccessed)) {
-    return NonGlobalUnits::kNoFrame;
-  }
-  return t.physical >> 12;
+  if (!(memory.read_u32(t.pde_address) & pte::kAccessed)) return {};
+  if (t.pte_address && !(memory.read_u32(*t.pte_address) & pte::kAccessed)) return {};
+  return {t.physical >> 12, t.global};
 }
 
 void BtVcpu::invalidate_page(uint32_t linear) {
@@ -1480,6 +1479,7 @@ std::string BtVcpu::statistics() const {
   c.nonglobal_detaches = nonglobal_.page_closes();
   c.guard_pages_reopened = nonglobal_.pages_reopened();
   c.guard_pages_kept = nonglobal_.pages_kept();
+  c.guard_pages_promoted = nonglobal_.pages_promoted();
   return format_bt_stats(c, translator_.stats(), cache_, mmu_.stats());
 }
 

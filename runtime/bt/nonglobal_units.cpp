@@ -87,6 +87,23 @@ void NonGlobalUnits::close_group(GroupKey key, bool park) {
   }
 }
 
+void NonGlobalUnits::promote(GroupKey key) {
+  const Group& g = groups_.at(key);
+  for (TranslationUnit* u : cache_.units_on_linear_page(g.linear_page)) {
+    if (std::find(g.chunks.begin(), g.chunks.end(), u->guard_chunk) != g.chunks.end()) {
+      u->global = true;
+    }
+  }
+  open_by_page_.erase(page_of(g.linear_page, g.user));
+  const GroupKey last = open_.back();
+  open_[g.open_index] = last;
+  groups_.at(last).open_index = g.open_index;
+  open_.pop_back();
+  if (g.parked) std::erase(parked_, key);
+  groups_.erase(key);
+  ++pages_promoted_;
+}
+
 void NonGlobalUnits::close_spanning() {
   for (TranslationUnit* u : spanning_) cache_.set_guard_chunk(u->guard_chunk, false);
   spanning_.clear();

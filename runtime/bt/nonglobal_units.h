@@ -24,10 +24,15 @@
 // finds the frame back (the shell's space returning after its child's).
 // The first entry through a closed guard leaves the cache (a kGuard exit),
 // and the runtime opens the unit's group if the unit is valid then.
+// A group whose page revalidate finds global (G=1 with CR4.PGE) is promoted:
+// its units become global, as a TLB would keep that page across switches.
+// Linux's text runs from non-global early tables before the kernel maps it
+// with global 4 MiB pages, and its units would otherwise be walked at every
+// CR3 write of the run.
 //
 //   NonGlobalUnits units(cache);
 //   units.open(u);              // u is valid here and about to be linked to
-//   units.revalidate(frame_of); // CR3 write: frame_of(page, user) in the new tables
+//   units.revalidate(page_now); // CR3 write: page_now(page, user) in the new tables
 //   units.close_page(page);     // invlpg
 #pragma once
 
@@ -45,6 +50,11 @@ class NonGlobalUnits {
   // What frame_of answers for a page that does not map to a frame that may
   // be executed now.
   static constexpr uint32_t kNoFrame = 0xFFFFFFFF;
+  // What a page maps to after a TLB flush, for its privilege.
+  struct PageNow {
+    uint32_t frame = kNoFrame;
+    bool global = false;
+  };
 
   explicit NonGlobalUnits(TranslationCache& cache) : cache_(cache) {}
 
@@ -54,26 +64,30 @@ class NonGlobalUnits {
   bool open(TranslationUnit& unit);
   // Closes every open guard.
   void close_all();
-  // After a TLB flush: keeps the groups whose page frame_of(linear_page,
-  // user) says still maps to their frame, closes the rest, and reopens
-  // parked groups whose frame is back.
-  template <typename FrameOf>
-  void revalidate(FrameOf&& frame_of) {
+  // After a TLB flush: keeps the groups whose page page_now(linear_page,
+  // user) says still maps to their frame (promoting those it maps global),
+  // closes the rest, and reopens parked groups whose frame is back.
+  template <typename PageNowOf>
+  void revalidate(PageNowOf&& page_now) {
     forget_if_flushed();
     for (size_t i = 0; i < open_.size();) {
       Group& g = groups_.at(open_[i]);
-      const uint32_t frame = frame_of(g.linear_page, g.user);
-      if (frame == g.frame) {
+      const PageNow now = page_now(g.linear_page, g.user);
+      if (now.frame == g.frame && now.global) {
+        promote(open_[i]);
+        continue;
+      }
+      if (now.frame == g.frame) {
         ++pages_kept_;
         ++i;
         continue;
       }
-      close_group(open_[i], /*park=*/frame == kNoFrame);
+      close_group(open_[i], /*park=*/now.frame == kNoFrame);
     }
     close_spanning();
     for (size_t i = 0; i < parked_.size();) {
       Group& g = groups_.at(parked_[i]);
-      const uint32_t frame = g.open ? kNoFrame : frame_of(g.linear_page, g.user);
+      const uint32_t frame = g.open ? kNoFrame : page_now(g.linear_page, g.user).frame;
       if (frame == g.frame) {
         open_group(parked_[i]);
         ++pages_reopened_;
@@ -90,10 +104,11 @@ class NonGlobalUnits {
   void close_page(uint32_t linear_page);
 
   // Code pages (groups) closed by invlpg, reopened at a flush because their
-  // frame came back, and kept open across a flush.
+  // frame came back, kept open across a flush, and promoted to global.
   uint64_t page_closes() const { return page_closes_; }
   uint64_t pages_reopened() const { return pages_reopened_; }
   uint64_t pages_kept() const { return pages_kept_; }
+  uint64_t pages_promoted() const { return pages_promoted_; }
 
  private:
   using GroupKey = uint64_t;
@@ -124,6 +139,10 @@ class NonGlobalUnits {
   // Closes the group's chunks; park: remember it for revalidate().
   void close_group(GroupKey key, bool park);
   void close_spanning();
+  // Makes the units of an open group global and forgets the group. Its
+  // chunks stay open for the links and lookup entries that still enter
+  // through the guards; those go at the next detach or unlink_all.
+  void promote(GroupKey key);
 
   TranslationCache& cache_;
   // All valid while the cache's flush count is flush_count_: a flush frees
@@ -138,6 +157,7 @@ class NonGlobalUnits {
   uint64_t flush_count_ = 0;
   uint64_t page_closes_ = 0;
   uint64_t pages_reopened_ = 0;
+  uint64_t pages_promoted_ = 0;
   uint64_t pages_kept_ = 0;
 };
 

@@ -322,6 +322,34 @@ TEST_F(BtRemapTest, ASwitchKeepsTheGuardsOfUnitsValidInBothSpaces) {
   EXPECT_LT(vcpu_->counters().chained_jumps, uint64_t{kRounds - 1}) << vcpu_->statistics();
 }
 
+// Units translated while their page was non-global stop being walked at
+// each switch once the page is global (Linux's text, first run from its
+// early tables): the first switch after the entries gain G promotes them.
+TEST_F(BtRemapTest, AGuardedPageThatBecameGlobalIsPromotedAtTheNextSwitch) {
+  two_spaces_with_counting_callee(kTable2 | 0x3);
+  machine_->memory().write_u32(kTable2, kFrameA | 0x3);
+  constexpr int kRounds = 6;
+  const VcpuExit exit = run_rounds(kRounds, [](x86::Assembler& a) {
+    a.mov(x86::eax, x86::cr4);  // PGE, before the first call translates the callee.
+    a.or_(x86::eax, cr4::kPge);
+    a.mov(x86::cr4, x86::eax);
+    a.call(Imm(kRemapped));
+    a.mov(x86::dword_ptr(kTable), kFrameA | pte::kGlobal | pte::kAccessed | 0x3);
+    a.mov(x86::dword_ptr(kTable2), kFrameA | pte::kGlobal | pte::kAccessed | 0x3);
+    a.mov(x86::edi, x86::cr3);
+    a.xor_(x86::edi, kDir ^ kDir2);
+    a.mov(x86::cr3, x86::edi);
+  });
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (kRounds << 1) | 1);
+  // Of the callee's page and the caller's, only the caller's is walked at
+  // each of the 5 switches.
+  EXPECT_NE(vcpu_->statistics().find(" 5 code pages kept open and 0 reopened across TLB flushes, "
+                                     "1 found global and promoted"),
+            std::string::npos)
+      << vcpu_->statistics();
+}
+
 // A space that does not map the callee's page closes its guard; the switch
 // back, which finds the frame there again, reopens it without a trip to the
 // dispatcher (a shell's text after its child exec'd something else).
