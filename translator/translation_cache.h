@@ -35,6 +35,7 @@
 #include "translator/cache_stubs.h"
 #include "translator/code_memory.h"
 #include "translator/indirect_lookup.h"
+#include "translator/translation_mode.h"
 #include "translator/translation_unit.h"
 
 namespace bt86 {
@@ -64,8 +65,17 @@ class TranslationCache {
   IndirectLookupTable& lookup_for_mode(uint32_t mode_key);
   static constexpr size_t kLookupTables = 8;
 
-  TranslationUnit* find(uint32_t guest_eip) { return find(UnitKey{guest_eip, guest_eip >> 12, 0}); }
+  TranslationUnit* find(uint32_t guest_eip) {
+    return find(guest_eip, guest_eip >> 12, TranslationMode{});
+  }
   TranslationUnit* find(const UnitKey& key);
+  // The unit to run at eip, fetched from frame, in mode: one translated
+  // for this mode or one shared by all modes that differ from it only in
+  // TranslationMode::kVariantMask.
+  TranslationUnit* find(uint32_t eip, uint32_t frame, const TranslationMode& mode) {
+    if (TranslationUnit* u = find(UnitKey{eip, frame, mode.shared_key()})) return u;
+    return find(UnitKey{eip, frame, mode.key()});
+  }
   // The live unit whose host code contains exec_address; async-signal-safe
   // as long as the cache is not being modified.
   const TranslationUnit* unit_at_host(uint64_t exec_address) const;

@@ -17,6 +17,15 @@
 // - single_instruction: a unit of exactly one instruction whose exits are
 //   never linked (the runtime runs it to emulate a store to a traced page).
 // key() packs all of it into UnitKey::mode.
+//
+// Few instructions depend on the FPU bits (x87/MMX/SSE) or on whether the
+// unrouted one of FS/GS has a base (memory operands naming it). A CPL 0
+// unit without them is the same code for every value of those bits and is
+// keyed on shared_key(): Linux runs its code with the user's TLS base in GS
+// from a process and with GS clear from a kernel thread, and boots with
+// CR4.OSFXSR clear, and each of those translated a fifth of the kernel's
+// code again. A shared unit may run in any of those modes, so it must not
+// be linked to a unit that is right in only one (link_keeps_mode).
 #pragma once
 
 #include <Zydis/Zydis.h>
@@ -44,15 +53,29 @@ struct TranslationMode {
 
   static constexpr uint32_t kCplMask = 3;
   static constexpr uint32_t kSingleInstructionBit = 16;
+  static constexpr uint32_t kVariantMask = (0xFu << 5) | (1u << 9);  // fpu, other_segment_based.
+  static constexpr uint32_t kSharedBit = 1u << 17;
 
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
            (single_instruction ? kSingleInstructionBit : 0u) | (uint32_t{fpu} << 5) |
            (other_segment_based ? 1u << 9 : 0u);
   }
+  uint32_t shared_key() const { return (key() & ~kVariantMask) | kSharedBit; }
+  // The key of a unit translated in this mode; uses_variant: it holds an
+  // instruction whose translation depends on kVariantMask.
+  uint32_t unit_key(bool uses_variant) const {
+    return cpl == 0 && !uses_variant ? shared_key() : key();
+  }
+  // Whether a link from a unit keyed from_key to one keyed to_key enters
+  // code right in every mode the first may run in.
+  static bool link_keeps_mode(uint32_t from_key, uint32_t to_key) {
+    return shared_of_key(to_key) || !shared_of_key(from_key);
+  }
   // The parts of a key the runtime and the debugger read back.
   static uint8_t cpl_of_key(uint32_t key) { return key & kCplMask; }
   static bool single_instruction_of_key(uint32_t key) { return (key & kSingleInstructionBit) != 0; }
+  static bool shared_of_key(uint32_t key) { return (key & kSharedBit) != 0; }
 };
 
 }  // namespace bt86

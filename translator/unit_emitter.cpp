@@ -169,6 +169,7 @@ void UnitEmitter::begin(uint64_t host_start, const UnitKey& key, const Translati
   direct_exit_ids_.clear();
   follows_side_exit_ = false;
   fpu_gate_emitted_ = false;
+  variant_used_ = false;
   unit_ = std::make_unique<TranslationUnit>();
   const uint32_t guest_start = key.eip;
   unit_->id = cache_.next_unit_id();
@@ -359,19 +360,19 @@ void UnitEmitter::push_value(Operand_ value, int size) {
 
 bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
   auto& a = assembler_;
+  const ZydisDecodedOperand* memory = d.memory_operand();
+  const ZydisRegister other =
+      mode_.fs_segment == ZYDIS_REGISTER_FS ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
+  const bool names_other = memory != nullptr && memory->mem.segment == other;
+  variant_used_ = variant_used_ || names_other || fpu_class(d) != FpuClass::kNone;
   if (const std::optional<uint8_t> vector = fpu_exception(d, mode_.fpu)) {
     begin_instruction(d, TranslationKind::kCompensated);
     raise_exception(d.eip, *vector, std::nullopt);
     end_instruction(d.next_eip());
     return true;
   }
-  if (mode_.other_segment_based) {
-    const ZydisDecodedOperand* op = d.memory_operand();
-    const ZydisRegister other =
-        mode_.fs_segment == ZYDIS_REGISTER_FS ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
-    if (op != nullptr && op->mem.segment == other && d.mnemonic() != ZYDIS_MNEMONIC_LEA) {
-      return emit_callout(d, CalloutId::kUnsupported);
-    }
+  if (mode_.other_segment_based && names_other && d.mnemonic() != ZYDIS_MNEMONIC_LEA) {
+    return emit_callout(d, CalloutId::kUnsupported);
   }
   TranslationKind kind = entry.kind;
   begin_instruction(d, kind);
@@ -846,6 +847,7 @@ void UnitEmitter::swap_context_qwords(int32_t first, int32_t second) {
 
 std::span<const uint8_t> UnitEmitter::finish() {
   auto& a = assembler_;
+  unit_->key.mode = mode_.unit_key(variant_used_);
   for (const PendingStub& s : stubs_) {
     a.bind(s.label);
     emit_exit_stub(s.guest_target, s.exit_id);

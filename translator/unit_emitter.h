@@ -114,6 +114,8 @@ class UnitEmitter {
   // The unit has passed through the FPU gate (cache_stubs.h): the guest's
   // x87/SSE state is live for the rest of it.
   bool fpu_gate_emitted_ = false;
+  // An instruction so far depends on TranslationMode::kVariantMask.
+  bool variant_used_ = false;
 };
 
 }  // namespace bt86

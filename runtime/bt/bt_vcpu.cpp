@@ -688,7 +688,7 @@ TranslationUnit* BtVcpu::unit_for(uint32_t eip, bool single, std::optional<VcpuE
   const TranslationMode mode = current_mode(single);
   const UnitKey key{eip, *frame, mode.key()};
   ++counters_.lookups;
-  if (TranslationUnit* u = cache_.find(key)) {
+  if (TranslationUnit* u = cache_.find(eip, *frame, mode)) {
     bool valid = true;
     for (size_t i = 1; i < u->code.size() && valid; ++i) {
       uint32_t ignored;
@@ -739,6 +739,7 @@ void BtVcpu::note_code(TranslationUnit& unit) {
 
 bool BtVcpu::may_link(const TranslationUnit& from, const TranslationUnit& to) const {
   if (!from.live || !to.live || is_single(from) || is_single(to)) return false;
+  if (!TranslationMode::link_keeps_mode(from.key.mode, to.key.mode)) return false;
   if (debug_hooks_ && !debug_hooks_->may_enter_directly(to)) return false;
   return true;
 }

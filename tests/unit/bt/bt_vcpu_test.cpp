@@ -143,6 +143,43 @@ TEST_F(BtVcpuTest, StoreToTheNextInstructionTakesEffect) {
   EXPECT_EQ(exit.status, (7 << 1) | 1);
 }
 
+// A unit with no FPU instruction is shared by the FPU modes, but the one it
+// calls holds an fwait, right only in the mode it was translated in: the
+// call must not be linked, or the second call would run the fwait of
+// CR0.TS clear after TS and MP were set (#NM expected).
+TEST_F(BtVcpuTest, ASharedUnitIsNotLinkedToCodeOfOneFpuMode) {
+  constexpr uint32_t kIdt = 0x202000;
+  constexpr uint32_t kHandler = kCode + 0x800, kFunction = kCode + 0x400;
+  GuestMemory& m = machine_->memory();
+  m.write_u32(kIdt + 7 * 8, (kBootCodeSelector << 16) | (kHandler & 0xFFFF));
+  m.write_u32(kIdt + 7 * 8 + 4, (kHandler & 0xFFFF0000) | 0x8E00);
+  load(kHandler, [](x86::Assembler& a) { debug_exit(a, 0x55); });
+  load(kFunction, [](x86::Assembler& a) {
+    a.fwait();
+    a.ret();
+  });
+  load(kCode, [&](x86::Assembler& a) {
+    a.sub(x86::esp, 8);
+    a.mov(x86::word_ptr(x86::esp), 0x7FF);
+    a.mov(x86::dword_ptr(x86::esp, 2), kIdt);
+    a.lidt(x86::ptr(x86::esp));
+    a.mov(x86::esi, 2);
+    Label again = a.newLabel();
+    a.jmp(again);  // Both rounds enter the same unit.
+    a.bind(again);
+    a.call(Imm(kFunction));
+    a.mov(x86::eax, x86::cr0);
+    a.or_(x86::eax, cr0::kTs | cr0::kMp);
+    a.mov(x86::cr0, x86::eax);
+    a.dec(x86::esi);
+    a.jnz(again);
+    debug_exit(a, 0x7F);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (0x55 << 1) | 1);
+}
+
 // Paging on with 4 MiB identity pages plus one 4 KiB page mapped elsewhere:
 // data goes through the shadow windows, and a not-present page gives #PF
 // with CR2 and the error code through the IDT.

@@ -43,17 +43,56 @@ TEST(CodeIndex, RetiresExactlyTheUnitsTranslatedFromWrittenBytes) {
   b.code = {{0x1, 0x1010, 3}};
   cache.index_code(b);
 
-  EXPECT_EQ(cache.find({0x1000, 0x1, 0}), &a);
-  EXPECT_EQ(cache.find({0x1000, 0x2, 0}), nullptr) << "another frame is another unit";
+  EXPECT_EQ(cache.find(0x1000, 0x1, TranslationMode{}), &a);
+  EXPECT_EQ(cache.find(0x1000, 0x2, TranslationMode{}), nullptr) << "another frame is another unit";
   EXPECT_EQ(cache.units_from_physical(0x1003, 0x1010).size(), 0u) << "bytes between units";
   auto hit = cache.units_from_physical(0x1011, 0x1012);
   ASSERT_EQ(hit.size(), 1u);
   EXPECT_EQ(hit[0], &b);
   cache.retire(b);
-  EXPECT_EQ(cache.find({0x1010, 0x1, 0}), nullptr);
+  EXPECT_EQ(cache.find(0x1010, 0x1, TranslationMode{}), nullptr);
   EXPECT_TRUE(cache.frame_has_code(0x1));
   cache.retire(a);
   EXPECT_FALSE(cache.frame_has_code(0x1));
+}
+
+// CPL 0 units are shared by the modes that differ only in the FPU bits and
+// in the base of the unrouted one of FS/GS, unless an instruction of theirs
+// depends on those.
+TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
+  TranslationCache cache(1 << 20);
+  Translator translator(cache, {});
+  BytesSource source({0x90, 0xC3,                     // 0x1000: nop; ret
+                      0x9B, 0xC3,                     // 0x1002: fwait; ret
+                      0x65, 0xA1, 0, 0, 0, 0, 0xC3,   // 0x1004: mov eax, gs:[0]; ret
+                      0x64, 0xA1, 0, 0, 0, 0, 0xC3},  // 0x100b: mov eax, fs:[0]; ret
+                     0x1000);
+  TranslationMode kernel;
+  TranslationMode kernel_ts = kernel;
+  kernel_ts.fpu = fpu_mode::kTs | fpu_mode::kMp;
+  kernel_ts.other_segment_based = true;
+  TranslationMode user = kernel;
+  user.cpl = 3;
+  const auto translate = [&](uint32_t eip, const TranslationMode& mode) -> TranslationUnit& {
+    return translator.translate({eip, 0x1, mode.key()}, mode, source);
+  };
+
+  TranslationUnit& plain = translate(0x1000, kernel);
+  EXPECT_EQ(cache.find(0x1000, 0x1, kernel_ts), &plain);
+  EXPECT_EQ(cache.find(0x1000, 0x1, user), nullptr);
+  TranslationUnit& plain_user = translate(0x1000, user);
+  EXPECT_NE(&plain_user, &plain);
+  EXPECT_EQ(cache.find(0x1000, 0x1, user), &plain_user);
+
+  translate(0x1002, kernel);
+  EXPECT_EQ(cache.find(0x1002, 0x1, kernel_ts), nullptr) << "fwait depends on CR0.TS and MP";
+  translate(0x1004, kernel);
+  EXPECT_EQ(cache.find(0x1004, 0x1, kernel_ts), nullptr) << "gs: depends on GS's base";
+  TranslationUnit& routed = translate(0x100b, kernel);
+  EXPECT_EQ(cache.find(0x100b, 0x1, kernel_ts), &routed) << "fs: is routed in both";
+
+  EXPECT_TRUE(TranslationMode::link_keeps_mode(kernel.key(), plain.key.mode));
+  EXPECT_FALSE(TranslationMode::link_keeps_mode(plain.key.mode, kernel.key()));
 }
 
 TEST(CodeIndex, DetachKeepsTheUnitButDropsItsLookupEntry) {
