@@ -71,6 +71,21 @@ class BtVcpuTest : public ::testing::Test {
     a.mov(x86::cr0, x86::eax);
   }
 
+  // A 32-bit interrupt gate at vector of the IDT at idt, to handler.
+  void set_interrupt_gate(uint32_t idt, uint8_t vector, uint32_t handler) {
+    GuestMemory& m = machine_->memory();
+    m.write_u32(idt + vector * 8, (kBootCodeSelector << 16) | (handler & 0xFFFF));
+    m.write_u32(idt + vector * 8 + 4, (handler & 0xFFFF0000) | 0x8E00);
+  }
+
+  // lidt of a 256-entry IDT at idt, through 8 bytes of the stack it keeps.
+  static void load_idt(x86::Assembler& a, uint32_t idt) {
+    a.sub(x86::esp, 8);
+    a.mov(x86::word_ptr(x86::esp), 0x7FF);
+    a.mov(x86::dword_ptr(x86::esp, 2), idt);
+    a.lidt(x86::ptr(x86::esp));
+  }
+
   static void debug_exit(x86::Assembler& a, uint8_t value) {
     a.mov(x86::al, value);
     a.out(Imm(0xF4), x86::al);
@@ -150,19 +165,14 @@ TEST_F(BtVcpuTest, StoreToTheNextInstructionTakesEffect) {
 TEST_F(BtVcpuTest, ASharedUnitIsNotLinkedToCodeOfOneFpuMode) {
   constexpr uint32_t kIdt = 0x202000;
   constexpr uint32_t kHandler = kCode + 0x800, kFunction = kCode + 0x400;
-  GuestMemory& m = machine_->memory();
-  m.write_u32(kIdt + 7 * 8, (kBootCodeSelector << 16) | (kHandler & 0xFFFF));
-  m.write_u32(kIdt + 7 * 8 + 4, (kHandler & 0xFFFF0000) | 0x8E00);
+  set_interrupt_gate(kIdt, 7, kHandler);
   load(kHandler, [](x86::Assembler& a) { debug_exit(a, 0x55); });
   load(kFunction, [](x86::Assembler& a) {
     a.fwait();
     a.ret();
   });
   load(kCode, [&](x86::Assembler& a) {
-    a.sub(x86::esp, 8);
-    a.mov(x86::word_ptr(x86::esp), 0x7FF);
-    a.mov(x86::dword_ptr(x86::esp, 2), kIdt);
-    a.lidt(x86::ptr(x86::esp));
+    load_idt(a, kIdt);
     a.mov(x86::esi, 2);
     Label again = a.newLabel();
     a.jmp(again);  // Both rounds enter the same unit.
@@ -191,8 +201,7 @@ TEST_F(BtVcpuTest, PagingAndGuestPageFault) {
   m.write_u32(kDir + 1 * 4, kTable | 0x3);        // 4-8 MiB through a table.
   m.write_u32(kTable + 0 * 4, 0x00300000 | 0x3);  // 0x400000 -> 0x300000.
   // IDT entry 14: 32-bit interrupt gate to kHandler, selector 0x10.
-  m.write_u32(kIdt + 14 * 8, (kBootCodeSelector << 16) | (kHandler & 0xFFFF));
-  m.write_u32(kIdt + 14 * 8 + 4, (kHandler & 0xFFFF0000) | 0x8E00);
+  set_interrupt_gate(kIdt, 14, kHandler);
   m.write_u32(0x300010, 0xCAFE);
   load(kHandler, [](x86::Assembler& a) {
     a.pop(x86::ecx);  // Error code.
@@ -207,10 +216,7 @@ TEST_F(BtVcpuTest, PagingAndGuestPageFault) {
     a.out(Imm(0xF4), x86::al);
   });
   load(kCode, [&](x86::Assembler& a) {
-    a.sub(x86::esp, 8);
-    a.mov(x86::word_ptr(x86::esp), 0x7FF);
-    a.mov(x86::dword_ptr(x86::esp, 2), kIdt);
-    a.lidt(x86::ptr(x86::esp));
+    load_idt(a, kIdt);
     enable_paging(a, kDir);
     a.mov(x86::ebx, x86::dword_ptr(0x400010));  // Through the 4 KiB page.
     a.cmp(x86::ebx, 0xCAFE);
@@ -436,9 +442,7 @@ TEST_F(BtRemapTest, UnrelatedPageTableStoreKeepsTheLink) {
 TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
   constexpr uint32_t kIdt = 0x202000;
   constexpr uint32_t kHandler = kCode + 0x800;
-  GuestMemory& m = machine_->memory();
-  m.write_u32(kIdt + 0x20 * 8, (kBootCodeSelector << 16) | (kHandler & 0xFFFF));
-  m.write_u32(kIdt + 0x20 * 8 + 4, (kHandler & 0xFFFF0000) | 0x8E00);
+  set_interrupt_gate(kIdt, 0x20, kHandler);
   load(kHandler, [](x86::Assembler& a) {
     a.mov(x86::al, 0x20);
     a.out(Imm(0x20), x86::al);  // EOI.
@@ -446,10 +450,7 @@ TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
     a.iretd();
   });
   load(kCode, [&](x86::Assembler& a) {
-    a.sub(x86::esp, 8);
-    a.mov(x86::word_ptr(x86::esp), 0x7FF);
-    a.mov(x86::dword_ptr(x86::esp, 2), kIdt);
-    a.lidt(x86::ptr(x86::esp));
+    load_idt(a, kIdt);
     // PIC: ICW1-4 for the master (vector base 0x20), only IRQ 0 unmasked.
     for (auto [port, value] :
          {std::pair{0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0xFE}}) {
