@@ -217,9 +217,9 @@ class BtVcpu final : public Vcpu,
   void switch_space();
   // Whether a non-global unit may be entered through its guard now.
   bool valid_in_current_space(const TranslationUnit& unit);
-  // The frame a code page maps to in mode and whether it is global, or
-  // NonGlobalUnits::kNoFrame if a fetch there would fault or set an
-  // accessed bit.
+  // The frame a code page maps to in mode and whether it is global; the
+  // frame is NonGlobalUnits::kNoFrame if a fetch there would fault or set
+  // an accessed bit.
   NonGlobalUnits::PageNow fetchable_page(const PagingMode& mode, uint32_t linear_page, bool user);
   TranslationMode current_mode(bool single) const;
   std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);

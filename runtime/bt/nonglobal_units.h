@@ -47,8 +47,8 @@ namespace bt86 {
 
 class NonGlobalUnits {
  public:
-  // What frame_of answers for a page that does not map to a frame that may
-  // be executed now.
+  // The frame revalidate's page_now gives for a page that does not map to
+  // a frame that may be executed now.
   static constexpr uint32_t kNoFrame = 0xFFFFFFFF;
   // What a page maps to after a TLB flush, for its privilege.
   struct PageNow {
