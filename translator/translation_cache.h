@@ -73,7 +73,9 @@ class TranslationCache {
   // for this mode or one shared by all modes that differ from it only in
   // TranslationMode::kVariantMask.
   TranslationUnit* find(uint32_t eip, uint32_t frame, const TranslationMode& mode) {
-    if (TranslationUnit* u = find(UnitKey{eip, frame, mode.shared_key()})) return u;
+    if (mode.shares_units()) {
+      if (TranslationUnit* u = find(UnitKey{eip, frame, mode.shared_key()})) return u;
+    }
     return find(UnitKey{eip, frame, mode.key()});
   }
   // The live unit whose host code contains exec_address; async-signal-safe

@@ -62,10 +62,12 @@ struct TranslationMode {
            (other_segment_based ? 1u << 9 : 0u);
   }
   uint32_t shared_key() const { return (key() & ~kVariantMask) | kSharedBit; }
+  // Whether units translated in this mode may be keyed on shared_key().
+  bool shares_units() const { return cpl == 0; }
   // The key of a unit translated in this mode; uses_variant: it holds an
   // instruction whose translation depends on kVariantMask.
   uint32_t unit_key(bool uses_variant) const {
-    return cpl == 0 && !uses_variant ? shared_key() : key();
+    return shares_units() && !uses_variant ? shared_key() : key();
   }
   // Whether a link from a unit keyed from_key to one keyed to_key enters
   // code right in every mode the first may run in.
