@@ -71,15 +71,19 @@ void NonGlobalUnits::open_group(GroupKey key) {
   open_by_page_[page_of(g.linear_page, g.user)] = key;
 }
 
-void NonGlobalUnits::close_group(GroupKey key, bool park) {
-  Group& g = groups_.at(key);
-  for (uint32_t chunk : g.chunks) cache_.set_guard_chunk(chunk, false);
+void NonGlobalUnits::drop_from_open(Group& g) {
   g.open = false;
   open_by_page_.erase(page_of(g.linear_page, g.user));
   const GroupKey last = open_.back();
   open_[g.open_index] = last;
   groups_.at(last).open_index = g.open_index;
   open_.pop_back();
+}
+
+void NonGlobalUnits::close_group(GroupKey key, bool park) {
+  Group& g = groups_.at(key);
+  for (uint32_t chunk : g.chunks) cache_.set_guard_chunk(chunk, false);
+  drop_from_open(g);
   if (park && !g.parked) {
     g.parked = true;
     g.flushes_parked = 0;
@@ -88,17 +92,13 @@ void NonGlobalUnits::close_group(GroupKey key, bool park) {
 }
 
 void NonGlobalUnits::promote(GroupKey key) {
-  const Group& g = groups_.at(key);
+  Group& g = groups_.at(key);
   for (TranslationUnit* u : cache_.units_on_linear_page(g.linear_page)) {
     if (std::find(g.chunks.begin(), g.chunks.end(), u->guard_chunk) != g.chunks.end()) {
       u->global = true;
     }
   }
-  open_by_page_.erase(page_of(g.linear_page, g.user));
-  const GroupKey last = open_.back();
-  open_[g.open_index] = last;
-  groups_.at(last).open_index = g.open_index;
-  open_.pop_back();
+  drop_from_open(g);
   if (g.parked) std::erase(parked_, key);
   groups_.erase(key);
   ++pages_promoted_;

@@ -136,6 +136,9 @@ class NonGlobalUnits {
   void forget_if_flushed();
   bool open_spanning(TranslationUnit& unit);
   void open_group(GroupKey key);
+  // Takes an open group off open_ and open_by_page_; its chunks stay as
+  // they are.
+  void drop_from_open(Group& g);
   // Closes the group's chunks; park: remember it for revalidate().
   void close_group(GroupKey key, bool park);
   void close_spanning();
