@@ -41,6 +41,7 @@ BusDevice* Bus::find(uint64_t addr) const {
 }
 
 bool Bus::read(uint64_t addr, std::span<uint8_t> data) {
+  ++accesses_;
   if (const Range* r = lookup(addr)) {
     r->device->read(addr - r->base, data);
     return true;
@@ -51,6 +52,7 @@ bool Bus::read(uint64_t addr, std::span<uint8_t> data) {
 }
 
 bool Bus::write(uint64_t addr, std::span<const uint8_t> data) {
+  ++accesses_;
   if (const Range* r = lookup(addr)) {
     r->device->write(addr - r->base, data);
     return true;

@@ -53,6 +53,10 @@ class Bus {
   };
   const std::vector<Range>& ranges() const { return ranges_; }
 
+  // Counts reads and writes, so that a caller can tell whether any device
+  // state may have changed since it last looked.
+  uint64_t accesses() const { return accesses_; }
+
  private:
   const Range* lookup(uint64_t addr) const;
   void note_unclaimed(uint64_t addr, bool is_write);
@@ -61,6 +65,7 @@ class Bus {
   DebugLog& log_;
   std::vector<Range> ranges_;  // Sorted by base, non-overlapping.
   std::vector<uint64_t> logged_unclaimed_;
+  uint64_t accesses_ = 0;
 };
 
 }  // namespace bt86

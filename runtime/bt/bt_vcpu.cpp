@@ -350,6 +350,7 @@ VcpuExit BtVcpu::run_loop() {
   HostSignalThread signals;
   signals.set_handler(this);
   const EventKicker::TimerScope timer(*kicker_);
+  timed_events_due_ = true;
   load_context();
   const auto enter = cache_.stubs().enter_function();
   for (;;) {
@@ -357,18 +358,25 @@ VcpuExit BtVcpu::run_loop() {
       save_context();
       return *e;
     }
-    const uint64_t now = machine_.clock().now_ns();
-    std::optional<uint64_t> deadline = machine_.next_deadline_ns();
-    if (deadline && *deadline <= now) {
-      machine_.service_events();
-      deadline = machine_.next_deadline_ns();
+    if (timed_events_due_ || machine_.ports().accesses() != port_accesses_seen_) {
+      const uint64_t now = machine_.clock().now_ns();
+      std::optional<uint64_t> deadline = machine_.next_deadline_ns();
+      if (deadline && *deadline <= now) {
+        machine_.service_events();
+        deadline = machine_.next_deadline_ns();
+      }
+      kicker_->set_deadline(deadline, now);
+      timed_events_due_ = false;
+      port_accesses_seen_ = machine_.ports().accesses();
     }
     if (cpu_.events.halted) {
       if (auto e = wait_while_halted()) {
         save_context();
         return *e;
       }
-      if (cpu_.events.halted) continue;
+      // The wait moved the clock: the timer is armed again above.
+      timed_events_due_ = true;
+      continue;
     }
     if (!single_step_next_ && context_->virtual_if && machine_.interrupt_pending()) {
       save_context();
@@ -378,7 +386,6 @@ VcpuExit BtVcpu::run_loop() {
     }
     set_interrupt_window(machine_.interrupt_pending() && !context_->virtual_if);
     if (view_dirty_) refresh_view();
-    kicker_->set_deadline(deadline, now);
 
     // The common case after a callout or an exit: the next unit is in the
     // lookup table translated code itself uses, so skip the walk and the
@@ -893,6 +900,7 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
     case HostFault::Kind::kPoll:
       ++counters_.poll_exits;
       kicker_->rearm();
+      timed_events_due_ = true;
       return std::nullopt;
     case HostFault::Kind::kInterruptWindow:
       // sti (and popf) opened the window: one more instruction runs before

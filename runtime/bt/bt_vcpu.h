@@ -351,6 +351,11 @@ class BtVcpu final : public Vcpu,
   bool interrupt_window_armed_ = false;
   uint32_t logged_fs_base_ = 0;
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).
+  // Device deadlines move only when the guest touches a port or a deadline
+  // passes, and the kicker's timer turns the latter into a poll exit; after
+  // any other exit the dispatcher skips the clock read and the device walk.
+  bool timed_events_due_ = true;
+  uint64_t port_accesses_seen_ = 0;
 
   HostFault fault_;
   // The last events delivered, logged when the guest shuts down. Kept raw
