@@ -44,11 +44,14 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
   emitter_.begin(cache_.cursor(), key, mode, counter);
   uint32_t eip = start;
   uint32_t count = 0;
+  // Reused across instructions: clearing a fresh one (over a kilobyte of
+  // Zydis operands) for each was a visible share of translation, and the
+  // decoder overwrites what it reports.
+  std::array<uint8_t, 15> buffer;
+  DecodedInstruction d;
   while (true) {
-    std::array<uint8_t, 15> buffer{};
     uint32_t fault_error = 0;
     const size_t readable = source.fetch(eip, buffer, &fault_error);
-    DecodedInstruction d;
     const DecodeStatus status =
         decoder_.decode(eip, std::span<const uint8_t>(buffer.data(), readable), &d);
     if (status == DecodeStatus::kTruncated || (readable == 0)) {
@@ -68,7 +71,7 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
     ++count;
     OpcodeEntry entry = classify(d);
     if (options_.adapted_stores != nullptr && !mode.single_instruction &&
-        options_.adapted_stores->contains(d.eip) && explicit_store_operand(d) != nullptr) {
+        explicit_store_operand(d) != nullptr && options_.adapted_stores->contains(d.eip)) {
       entry = {d.mnemonic(), TranslationKind::kCallout, Emitter::kCallout, CalloutId::kTracedStore};
     }
     if (emitter_.emit(d, entry)) break;
