@@ -516,8 +516,54 @@ std::optional<HostProtection> ShadowMmu::protection_now(
 }
 
 void ShadowMmu::invalidate_page(ShadowAddressSpace& space, uint32_t linear) {
+  const uint32_t page = linear >> kPageShift;
+  std::array<bool, 2> was_mapped{};
+  for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
+    was_mapped[index_of(w)] = space.mapped_[index_of(w)].contains(page);
+  }
   flush_table_writes();
-  refresh_range(space, linear >> kPageShift, 1);
+  refresh_range(space, page, 1);
+  revive_granted(space, page);
+  for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
+    if (was_mapped[index_of(w)] && space.revoked_[index_of(w)].contains(page)) {
+      space.revoked_by_invlpg_[index_of(w)] = page;
+    }
+  }
+}
+
+// Linux maps a frame at a fixed slot, flushes, reads, unmaps and flushes
+// again, over and over (early_memremap while scanning for an MP table:
+// 4,000 times in one boot). The unmap revokes the page; giving it back at
+// the invlpg that follows the next map costs the mprotect the hidden fault
+// would make, without the signal. Only the page the last invlpg revoked
+// while in use: reviving every revoked page whose entry came back cost an
+// mprotect for each of the slots early_memremap maps and nobody reads.
+// And only where that fault would map the same frame now: A set at both
+// levels, so the walk has nothing to set.
+void ShadowMmu::revive_granted(ShadowAddressSpace& space, uint32_t linear_page) {
+  if (space.key().identity) return;
+  for (WindowKind w : {WindowKind::kSupervisor, WindowKind::kUser}) {
+    if (space.revoked_by_invlpg_[index_of(w)] != linear_page) continue;
+    space.revoked_by_invlpg_[index_of(w)] = ShadowAddressSpace::kNoPage;
+    const auto& revoked = space.revoked_[index_of(w)];
+    const auto r = revoked.find(linear_page);
+    if (r == revoked.end()) continue;
+    const uint32_t frame = r->second;
+    const PageWalkResult probe = walker_.probe(mode_of(space), linear_page << kPageShift,
+                                               {AccessType::kRead, w == WindowKind::kUser});
+    if (!probe.ok()) continue;
+    const PageTranslation& t = *probe.translation;
+    if (t.physical >> kPageShift != frame ||
+        !memory_.contains(uint64_t{frame} << kPageShift, 4096)) {
+      continue;
+    }
+    if (!(memory_.read_u32(t.pde_address) & pte::kAccessed)) continue;
+    if (t.pte_address && !(memory_.read_u32(*t.pte_address) & pte::kAccessed)) continue;
+    note_tables(space, t);
+    map_run(space, w, linear_page, frame, 1, protection_for(t, frame));
+    ++stats_.pages_revived_at_invlpg;
+  }
+  enforce_budget();
 }
 
 TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {

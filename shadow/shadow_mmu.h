@@ -107,6 +107,10 @@ class ShadowAddressSpace {
   // frame still behind it. Each may be a host mapping of its own, so the
   // budget counts them.
   std::array<std::unordered_map<uint32_t, uint32_t>, 2> revoked_;
+  // The last page an invlpg revoked while it was in use, per window: the
+  // one page worth reviving at the next invlpg of it (revive_granted).
+  static constexpr uint32_t kNoPage = 0xFFFFFFFF;
+  std::array<uint32_t, 2> revoked_by_invlpg_{kNoPage, kNoPage};
   // Page-table frame serving each 4 MiB region (kNoFrame if none recorded).
   std::array<uint32_t, 1024> table_of_region_;
   // The directory entry each region's mappings derive from, or kUnknownEntry
@@ -144,6 +148,7 @@ struct ShadowMmuStats {
   // whose hidden fault gave the revoked frame back with an mprotect.
   uint64_t mappings_revoked = 0;
   uint64_t pages_revived = 0;
+  uint64_t pages_revived_at_invlpg = 0;  // Of pages_revived, without a hidden fault.
   uint64_t spaces_created = 0;
   uint64_t spaces_evicted = 0;
   // Regions whose directory entry was written but held the value their
@@ -198,7 +203,8 @@ class ShadowMmu {
                                   bool write);
 
   // invlpg: apply the page-table stores so far, then drop the page in every
-  // window of space.
+  // window of space, or give a revoked page back if its entry grants the
+  // same frame again.
   void invalidate_page(ShadowAddressSpace& space, uint32_t linear);
   // A guest TLB flush: drop the mappings derived from every page-table entry
   // written since the last one. Deferring this is what makes a guest that
@@ -253,6 +259,7 @@ class ShadowMmu {
   void map_unassigned(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page);
   void map_run(ShadowAddressSpace& space, WindowKind window, uint32_t linear_page, uint32_t frame,
                uint32_t pages, HostProtection prot);
+  void revive_granted(ShadowAddressSpace& space, uint32_t linear_page);
   uint32_t coalesce_forward(ShadowAddressSpace& space, WindowKind window, const PagingMode& mode,
                             const PageTranslation& t, HostProtection prot) const;
   void note_tables(ShadowAddressSpace& space, const PageTranslation& t);

@@ -38,10 +38,10 @@ std::string format_bt_stats(const BtCounters& c, const TranslatorStats& translat
       e.instructions, percent(e.ident, e.instructions), percent(e.compensated, e.instructions),
       percent(e.callout, e.instructions));
   s += fmt::format(
-      "  hidden page faults: {} ({} pages mapped in {} host mappings, {} revived from {} revoked), "
-      "{:.1f} ms\n",
+      "  hidden page faults: {} ({} pages mapped in {} host mappings, {} revived from {} revoked, "
+      "{} of them at invlpg without a fault), {:.1f} ms\n",
       c.hidden_page_faults, mmu.pages_mapped, mmu.host_mappings_created, mmu.pages_revived,
-      mmu.mappings_revoked, ms(c.hidden_fault_ns));
+      mmu.mappings_revoked, mmu.pages_revived_at_invlpg, ms(c.hidden_fault_ns));
   s += fmt::format(
       "  address spaces: {} created, {} evicted; {} directory regions kept when their entry was "
       "rewritten unchanged; {} detached when their directory was written while inactive, {} "

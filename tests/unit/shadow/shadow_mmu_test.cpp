@@ -467,6 +467,53 @@ TEST_F(ShadowMmuTest, ADroppedPageIsRevivedOnlyForTheFrameStillBehindIt) {
   EXPECT_EQ(read(), 0xbbbbu);
 }
 
+// Linux's early_memremap maps a frame at a fixed slot, flushes, reads,
+// unmaps and flushes, thousands of times: the invlpg after the map gives
+// back the page the last unmap revoked, without waiting for a hidden fault.
+// Only that page, and only for the frame still behind it with A set.
+TEST_F(ShadowMmuTest, InvlpgRevivesThePageItLastRevokedWhenItsEntryGrantsItAgain) {
+  constexpr uint32_t kSlot = 0x00460000, kNext = 0x00461000;
+  map(kSlot, 0x00200000, P | W | A);
+  map(kNext, 0x00201000, P | W | A);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, kSlot, false).kind, Kind::kMapped);
+  const uint64_t faults = mmu_.stats().hidden_faults;
+
+  guest_unmaps(kSlot);
+  mmu_.invalidate_page(s, kSlot);
+  ASSERT_EQ(host_protection(at(s, WindowKind::kSupervisor, kSlot)), "---");
+  guest_unmaps(kNext);  // Never touched: an unmap of it revokes nothing.
+  mmu_.invalidate_page(s, kNext);
+
+  map(kSlot, 0x00200000, P | W | A);
+  mmu_.note_guest_write(pte_address(kSlot), 4);
+  mmu_.invalidate_page(s, kSlot);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, kSlot)), "r--");
+  EXPECT_EQ(mmu_.stats().pages_revived_at_invlpg, 1u);
+  EXPECT_EQ(mmu_.stats().hidden_faults, faults);
+
+  // Revoked again, then mapped to another frame: that one needs a fault.
+  guest_unmaps(kSlot);
+  mmu_.invalidate_page(s, kSlot);
+  map(kSlot, 0x00300000, P | W | A);
+  mmu_.note_guest_write(pte_address(kSlot), 4);
+  mmu_.invalidate_page(s, kSlot);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, kSlot)), "---");
+
+  // Revoked for its frame, mapped back without A: the walk must set A.
+  map(kSlot, 0x00200000, P | W | A);
+  mmu_.note_guest_write(pte_address(kSlot), 4);
+  mmu_.invalidate_page(s, kSlot);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, kSlot, false).kind, Kind::kMapped);
+  guest_unmaps(kSlot);
+  mmu_.invalidate_page(s, kSlot);
+  map(kSlot, 0x00200000, P | W);
+  mmu_.note_guest_write(pte_address(kSlot), 4);
+  mmu_.invalidate_page(s, kSlot);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, kSlot)), "---");
+  EXPECT_EQ(mmu_.stats().pages_revived_at_invlpg, 1u);
+}
+
 TEST_F(ShadowMmuTest, PhysicalAddressesOutsideRamAreReportedNotMapped) {
   map(0x00440000, 0xF0000000, P | W);
   auto& s = mmu_.activate(mode_);
