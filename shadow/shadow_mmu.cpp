@@ -645,6 +645,11 @@ void ShadowMmu::untrace_frame(uint32_t frame, TraceKind kind) {
   // guest grants now, as a hidden fault would. Linux hands a released page
   // table straight back to its allocator, and dropping the mappings cost a
   // hidden fault in every space that touched the frame as data afterwards.
+  // A released page table's pages stay read-only where the guest grants
+  // more, though: it is written, if at all, in one of the spaces mapping
+  // it, and an mprotect in each (38 per fork+exec) cost more than a write
+  // fault in one. A code page is written again where it was written (data
+  // next to code), so it gets write access at once.
   auto uses = frame_uses_.find(frame);
   if (uses == frame_uses_.end()) return;
   const std::vector<FrameUse> uses_now = uses->second;
@@ -660,6 +665,10 @@ void ShadowMmu::untrace_frame(uint32_t frame, TraceKind kind) {
     }
     ++stats_.untraced_pages_kept;
     if (*prot == m->second.prot) continue;
+    if (kind == TraceKind::kPageTable && *prot == HostProtection::kReadWrite &&
+        m->second.prot == HostProtection::kRead) {
+      continue;
+    }
     use.space->window(use.window).protect(use.linear_page << kPageShift, 4096, *prot);
     m->second.prot = *prot;
   }

@@ -319,6 +319,23 @@ TEST_F(ShadowMmuTest, UntracingAFrameGivesItsPagesWhatTheirEntriesGrantNow) {
   EXPECT_EQ(mmu_.stats().hidden_faults, faults);
 }
 
+// A released page table goes back to Linux's allocator and is written, if
+// at all, in one of the spaces that map it: its pages stay read-only until
+// a write there faults, instead of costing an mprotect in each at once.
+TEST_F(ShadowMmuTest, AnUntracedPageTableFrameStaysReadOnlyUntilAWriteFaults) {
+  map(0x00407000, 0x00500000, P | W | A | D);
+  auto& s = mmu_.activate(mode_);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00407000, true).kind, Kind::kMapped);
+  mmu_.trace_frame(0x00500, TraceKind::kPageTable);
+  ASSERT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "r--");
+  mmu_.untrace_frame(0x00500, TraceKind::kPageTable);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "r--");
+  EXPECT_TRUE(s.mappings(WindowKind::kSupervisor).contains(0x00407));
+  EXPECT_EQ(mmu_.stats().untraced_pages_kept, 1u);
+  ASSERT_EQ(mmu_.resolve_fault(s, WindowKind::kSupervisor, 0x00407000, true).kind, Kind::kMapped);
+  EXPECT_EQ(host_protection(at(s, WindowKind::kSupervisor, 0x00407000)), "rw-");
+}
+
 TEST_F(ShadowMmuTest, AccessedContiguousNeighboursShareOneHostMapping) {
   for (uint32_t i = 0; i < 8; ++i) map(0x00410000 + i * 4096, 0x00600000 + i * 4096, P | W | A);
   map(0x00418000, 0x00608000, P | W);  // Contiguous but never accessed: must fault itself.
