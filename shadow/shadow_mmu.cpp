@@ -533,7 +533,7 @@ void ShadowMmu::invalidate_page(ShadowAddressSpace& space, uint32_t linear) {
 
 // Linux maps a frame at a fixed slot, flushes, reads, unmaps and flushes
 // again, over and over (early_memremap while scanning for an MP table:
-// 4,000 times in one boot). The unmap revokes the page; giving it back at
+// 4,100 times in one boot). The unmap revokes the page; giving it back at
 // the invlpg that follows the next map costs the mprotect the hidden fault
 // would make, without the signal. Only the page the last invlpg revoked
 // while in use: reviving every revoked page whose entry came back cost an
@@ -562,8 +562,8 @@ void ShadowMmu::revive_granted(ShadowAddressSpace& space, uint32_t linear_page) 
     note_tables(space, t);
     map_run(space, w, linear_page, frame, 1, protection_for(t, frame));
     ++stats_.pages_revived_at_invlpg;
+    enforce_budget();
   }
-  enforce_budget();
 }
 
 TraceKinds ShadowMmu::note_guest_write(uint32_t physical, uint32_t length) {

@@ -499,7 +499,7 @@ TEST_F(ShadowMmuTest, InvlpgRevivesThePageItLastRevokedWhenItsEntryGrantsItAgain
   guest_unmaps(kSlot);
   mmu_.invalidate_page(s, kSlot);
   ASSERT_EQ(host_protection(at(s, WindowKind::kSupervisor, kSlot)), "---");
-  guest_unmaps(kNext);  // Never touched: an unmap of it revokes nothing.
+  guest_unmaps(kNext);  // Never touched: its invlpg must not make the slot forgotten.
   mmu_.invalidate_page(s, kNext);
 
   map(kSlot, 0x00200000, P | W | A);
