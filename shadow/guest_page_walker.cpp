@@ -67,6 +67,7 @@ PageWalkResult GuestPageWalker::walk(const PagingMode& mode, uint32_t linear,
     return {std::nullopt, access_bits | pf_error::kPresent};
   }
 
+  const bool accessed = (pde & pte::kAccessed) && (final_entry & pte::kAccessed);
   if (update_bits) {
     set_bits(pde_address, pde, pte::kAccessed);
     const uint32_t final_address = pte_address ? *pte_address : pde_address;
@@ -86,6 +87,7 @@ PageWalkResult GuestPageWalker::walk(const PagingMode& mode, uint32_t linear,
   t.user = user_page;
   t.global = mode.pge && (final_entry & pte::kGlobal);
   t.dirty = final_entry & pte::kDirty;
+  t.accessed = accessed;
   t.pde_address = pde_address;
   t.pte_address = pte_address;
   return {t, 0};

@@ -65,6 +65,8 @@ struct PageTranslation {
   bool user = false;       // U=1 at every level.
   bool global = false;     // G=1 and CR4.PGE.
   bool dirty = false;      // D=1 in the final entry (after this walk).
+  // A=1 at every level before this walk: a hardware walk would set no bit.
+  bool accessed = false;
   uint32_t pde_address = 0;
   std::optional<uint32_t> pte_address;  // Absent for 4 MiB pages.
 };

@@ -205,10 +205,7 @@ uint32_t ShadowMmu::coalesce_forward(ShadowAddressSpace& space, WindowKind windo
     const PageTranslation& n = *r.translation;
     const uint32_t frame = n.physical >> kPageShift;
     if (frame != first + pages || !memory_.contains(n.physical, 4096)) break;
-    // The walk reads the final entry; A must already be set there.
-    const uint32_t entry_address = n.pte_address ? *n.pte_address : n.pde_address;
-    if (!(memory_.read_u32(entry_address) & pte::kAccessed)) break;
-    if (n.pte_address && !(memory_.read_u32(n.pde_address) & pte::kAccessed)) break;
+    if (!n.accessed) break;
     if (protection_for(n, frame) != prot || n.user != t.user) break;
     // A neighbour reached through another page table would not be covered
     // by the table this fault traces.
@@ -557,8 +554,7 @@ void ShadowMmu::revive_granted(ShadowAddressSpace& space, uint32_t linear_page) 
         !memory_.contains(uint64_t{frame} << kPageShift, 4096)) {
       continue;
     }
-    if (!(memory_.read_u32(t.pde_address) & pte::kAccessed)) continue;
-    if (t.pte_address && !(memory_.read_u32(*t.pte_address) & pte::kAccessed)) continue;
+    if (!t.accessed) continue;
     note_tables(space, t);
     map_run(space, w, linear_page, frame, 1, protection_for(t, frame));
     ++stats_.pages_revived_at_invlpg;

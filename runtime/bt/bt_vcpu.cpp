@@ -605,12 +605,8 @@ NonGlobalUnits::PageNow BtVcpu::fetchable_page(const PagingMode& mode, uint32_t 
                                                bool user) {
   const PageWalkResult r =
       mmu_.walker().probe(mode, linear_page << 12, {AccessType::kExecute, user});
-  if (!r.ok()) return {};
-  const PageTranslation& t = *r.translation;
-  const GuestMemory& memory = machine_.memory();
-  if (!(memory.read_u32(t.pde_address) & pte::kAccessed)) return {};
-  if (t.pte_address && !(memory.read_u32(*t.pte_address) & pte::kAccessed)) return {};
-  return {t.physical >> 12, t.global};
+  if (!r.ok() || !r.translation->accessed) return {};
+  return {r.translation->physical >> 12, r.translation->global};
 }
 
 void BtVcpu::invalidate_page(uint32_t linear) {

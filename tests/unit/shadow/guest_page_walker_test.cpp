@@ -99,6 +99,21 @@ TEST_F(PageWalkerTest, LargePagesNeedPseAndRejectReservedBits) {
   EXPECT_EQ(r.error_code, pf_error::kPresent | pf_error::kReserved);
 }
 
+// The shadow MMU maps ahead of a fault only what a hardware walk would
+// set no bit for: A at the directory and the table level alike.
+TEST_F(PageWalkerTest, AccessedMeansABitAtEveryLevelBeforeTheWalk) {
+  map(0x00407000, 0x00300000, P | W | pte::kAccessed);
+  EXPECT_FALSE(walker_.probe(mode_, 0x00407000, {AccessType::kRead, false}).translation->accessed)
+      << "the directory entry's A is clear";
+  memory_.write_u32(kPd + 4, kPt | P | W | U | pte::kAccessed);
+  EXPECT_TRUE(walker_.probe(mode_, 0x00407000, {AccessType::kRead, false}).translation->accessed);
+  map(0x00408000, 0x00301000, P | W);
+  EXPECT_FALSE(
+      walker_.translate(mode_, 0x00408000, {AccessType::kRead, false}).translation->accessed)
+      << "before the walk that set it";
+  EXPECT_TRUE(walker_.probe(mode_, 0x00408000, {AccessType::kRead, false}).translation->accessed);
+}
+
 TEST_F(PageWalkerTest, ProbeDoesNotTouchGuestMemory) {
   map(0x00406000, 0x00300000, P | W);
   ASSERT_TRUE(walker_.probe(mode_, 0x00406000, {AccessType::kWrite, false}).ok());
