@@ -53,13 +53,15 @@ struct TranslationMode {
 
   static constexpr uint32_t kCplMask = 3;
   static constexpr uint32_t kSingleInstructionBit = 16;
-  static constexpr uint32_t kVariantMask = (0xFu << 5) | (1u << 9);  // fpu, other_segment_based.
+  static constexpr uint32_t kFpuShift = 5;
+  static constexpr uint32_t kOtherSegmentBasedBit = 1u << 9;
+  static constexpr uint32_t kVariantMask = (0xFu << kFpuShift) | kOtherSegmentBasedBit;
   static constexpr uint32_t kSharedBit = 1u << 17;
 
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
-           (single_instruction ? kSingleInstructionBit : 0u) | (uint32_t{fpu} << 5) |
-           (other_segment_based ? 1u << 9 : 0u);
+           (single_instruction ? kSingleInstructionBit : 0u) | (uint32_t{fpu} << kFpuShift) |
+           (other_segment_based ? kOtherSegmentBasedBit : 0u);
   }
   uint32_t shared_key() const { return (key() & ~kVariantMask) | kSharedBit; }
   // Whether units translated in this mode may be keyed on shared_key().

@@ -130,12 +130,12 @@ bool touches_fpu_state(const DecodedInstruction& d) {
   return false;
 }
 
-// The exception CR0.TS/EM/MP and CR4.OSFXSR make this instruction raise
-// (SDM Vol. 3A 2.5, Table 12-8 and 13-1), if any.
-std::optional<uint8_t> fpu_exception(const DecodedInstruction& d, uint8_t fpu) {
+// The exception CR0.TS/EM/MP and CR4.OSFXSR make an instruction of this
+// class raise (SDM Vol. 3A 2.5, Table 12-8 and 13-1), if any.
+std::optional<uint8_t> fpu_exception(FpuClass fpu_kind, uint8_t fpu) {
   if (fpu == 0) return std::nullopt;
   const bool ts = fpu & fpu_mode::kTs, em = fpu & fpu_mode::kEm, mp = fpu & fpu_mode::kMp;
-  switch (fpu_class(d)) {
+  switch (fpu_kind) {
     case FpuClass::kNone:
       return std::nullopt;
     case FpuClass::kWait:
@@ -364,8 +364,9 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
   const ZydisRegister other =
       mode_.fs_segment == ZYDIS_REGISTER_FS ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
   const bool names_other = memory != nullptr && memory->mem.segment == other;
-  variant_used_ = variant_used_ || names_other || fpu_class(d) != FpuClass::kNone;
-  if (const std::optional<uint8_t> vector = fpu_exception(d, mode_.fpu)) {
+  const FpuClass fpu_kind = fpu_class(d);
+  variant_used_ = variant_used_ || names_other || fpu_kind != FpuClass::kNone;
+  if (const std::optional<uint8_t> vector = fpu_exception(fpu_kind, mode_.fpu)) {
     begin_instruction(d, TranslationKind::kCompensated);
     raise_exception(d.eip, *vector, std::nullopt);
     end_instruction(d.next_eip());
