@@ -530,7 +530,7 @@ void ShadowMmu::invalidate_page(ShadowAddressSpace& space, uint32_t linear) {
 
 // Linux maps a frame at a fixed slot, flushes, reads, unmaps and flushes
 // again, over and over (early_memremap while scanning for an MP table:
-// 4,100 times in one boot). The unmap revokes the page; giving it back at
+// about 4,200 times in one boot). The unmap revokes the page; giving it back at
 // the invlpg that follows the next map costs the mprotect the hidden fault
 // would make, without the signal. Only the page the last invlpg revoked
 // while in use: reviving every revoked page whose entry came back cost an
