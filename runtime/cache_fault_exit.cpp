@@ -13,6 +13,7 @@ bool recover_signal_state(const TranslationCache& cache, const HostSignal& signa
   const int order[8] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI};
   for (int i = 0; i < 8; ++i) regs.gpr[i] = static_cast<uint64_t>(g[order[i]]);
   regs.rflags = static_cast<uint64_t>(g[REG_EFL]);
+  regs.r13 = static_cast<uint64_t>(g[REG_R13]);
   return recover_guest_state(*unit, rip, regs, window_base, out);
 }
 

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "monitor/cpuid_model.h"
+#include "shadow/descriptor.h"
 
 namespace bt86 {
 namespace {
@@ -40,6 +41,35 @@ int gpr_of(ZydisRegister r) {
   return -1;
 }
 
+// Guest memory through a segment register, with its limit and type checks
+// (#SS(0) for SS, #GP(0) otherwise).
+bool access_segmented(CalloutEnvironment& env, SegReg reg, uint32_t offset, void* data,
+                      uint32_t size, bool write, GuestException* fault) {
+  const Segment& seg = env.state.segment(reg);
+  if (!access_bounds(seg, write ? SegmentAccess::kWrite : SegmentAccess::kRead)
+           .contains(offset, size)) {
+    *fault = {reg == SegReg::kSs ? vector::kSs : vector::kGp, 0u, std::nullopt};
+    return false;
+  }
+  const uint32_t linear = seg.base + offset;
+  return write ? env.memory.write(linear, data, size, fault)
+               : env.memory.read(linear, data, size, fault);
+}
+
+bool read_segmented(CalloutEnvironment& env, SegReg reg, uint32_t offset, void* data, uint32_t size,
+                    GuestException* fault) {
+  return access_segmented(env, reg, offset, data, size, false, fault);
+}
+
+bool write_segmented(CalloutEnvironment& env, SegReg reg, uint32_t offset, const void* data,
+                     uint32_t size, GuestException* fault) {
+  return access_segmented(env, reg, offset, const_cast<void*>(data), size, true, fault);
+}
+
+SegReg segment_of(ZydisRegister r) {
+  return static_cast<SegReg>(r - ZYDIS_REGISTER_ES);
+}
+
 uint32_t effective_address(const CpuState& s, const ZydisDecodedOperand& op) {
   uint32_t a = static_cast<uint32_t>(op.mem.disp.value);
   if (int b = gpr_of(op.mem.base); b >= 0) a += s.gpr[b];
@@ -62,7 +92,7 @@ bool push_all(CalloutEnvironment& env, const uint32_t* values, int count, int si
   uint32_t esp = env.state.reg(Gpr::kEsp);
   for (int i = 0; i < count; ++i) {
     esp -= size;
-    if (!env.memory.write(esp, &values[i], size, fault)) return false;
+    if (!write_segmented(env, SegReg::kSs, esp, &values[i], size, fault)) return false;
   }
   env.state.reg(Gpr::kEsp) = esp;
   return true;
@@ -102,7 +132,7 @@ CalloutResult popa(CalloutEnvironment& env) {
   uint32_t v[8] = {};
   GuestException e;
   for (int i = 7; i >= 0; --i) {
-    if (!env.memory.read(esp, &v[i], size, &e)) return memory_fault(e);
+    if (!read_segmented(env, SegReg::kSs, esp, &v[i], size, &e)) return memory_fault(e);
     esp += size;
   }
   for (int i = 0; i < 8; ++i) {
@@ -185,10 +215,11 @@ CalloutResult bound(CalloutEnvironment& env) {
   const auto& d = env.instruction;
   const int size = d.insn.operand_width / 8;
   const uint32_t address = effective_address(env.state, d.operands[1]);
+  const SegReg seg = segment_of(d.operands[1].mem.segment);
   int32_t lower = 0, upper = 0;
   GuestException e;
-  if (!env.memory.read(address, &lower, size, &e) ||
-      !env.memory.read(address + size, &upper, size, &e)) {
+  if (!read_segmented(env, seg, address, &lower, size, &e) ||
+      !read_segmented(env, seg, address + size, &upper, size, &e)) {
     return memory_fault(e);
   }
   int32_t index = static_cast<int32_t>(env.state.gpr[gpr_of(d.operands[0].reg.value)]);
@@ -226,13 +257,96 @@ CalloutResult enter_nested(CalloutEnvironment& env) {
   GuestException e;
   for (uint32_t i = 1; i < level; ++i) {
     ebp -= 4;
-    if (!env.memory.read(ebp, &pushes[n++], 4, &e)) return memory_fault(e);
+    if (!read_segmented(env, SegReg::kSs, ebp, &pushes[n++], 4, &e)) return memory_fault(e);
   }
   pushes[n++] = frame;
   if (!push_all(env, pushes.data(), n, 4, &e)) return memory_fault(e);
   s.reg(Gpr::kEbp) = frame;
   s.reg(Gpr::kEsp) -= frame_size;
   return next(env);
+}
+
+// The arithmetic flags of a - b at this size (cmps, scas).
+uint32_t compare_flags(uint32_t a, uint32_t b, uint32_t size) {
+  const int bits = static_cast<int>(size * 8);
+  const uint32_t mask = bits == 32 ? 0xFFFFFFFFu : (1u << bits) - 1;
+  a &= mask;
+  b &= mask;
+  const uint32_t r = (a - b) & mask;
+  const uint32_t sign = 1u << (bits - 1);
+  uint32_t f = parity_zero_sign(static_cast<uint8_t>(r)) & eflags::kPf;
+  if (r == 0) f |= eflags::kZf;
+  if (r & sign) f |= eflags::kSf;
+  if (a < b) f |= eflags::kCf;
+  if ((a ^ b) & (a ^ r) & sign) f |= eflags::kOf;
+  if ((a ^ b ^ r) & 0x10) f |= eflags::kAf;
+  return f;
+}
+
+// Runs at most this many elements per callout, then leaves EIP at the
+// instruction (a rep string is interruptible there), so events are taken
+// and the host never spins on one guest instruction.
+constexpr uint32_t kStringElementsPerCallout = 4096;
+
+// movs, stos, lods, cmps and scas through segments translated code cannot
+// reach with window pointers (TranslationMode::compensated). A fault leaves
+// ESI, EDI and ECX at the element that faulted, as the hardware does.
+CalloutResult string_instruction(CalloutEnvironment& env) {
+  const auto& d = env.instruction;
+  auto& s = env.state;
+  const ZydisMnemonic m = d.mnemonic();
+  SegReg source = SegReg::kDs;
+  uint32_t size = 1;
+  for (uint8_t i = 0; i < d.insn.operand_count; ++i) {
+    const ZydisDecodedOperand& op = d.operands[i];
+    if (op.type != ZYDIS_OPERAND_TYPE_MEMORY) continue;
+    size = op.size / 8;
+    if (op.mem.base == ZYDIS_REGISTER_ESI) source = segment_of(op.mem.segment);
+  }
+  const bool movs =
+      m == ZYDIS_MNEMONIC_MOVSB || m == ZYDIS_MNEMONIC_MOVSW || m == ZYDIS_MNEMONIC_MOVSD;
+  const bool cmps =
+      m == ZYDIS_MNEMONIC_CMPSB || m == ZYDIS_MNEMONIC_CMPSW || m == ZYDIS_MNEMONIC_CMPSD;
+  const bool stos =
+      m == ZYDIS_MNEMONIC_STOSB || m == ZYDIS_MNEMONIC_STOSW || m == ZYDIS_MNEMONIC_STOSD;
+  const bool lods =
+      m == ZYDIS_MNEMONIC_LODSB || m == ZYDIS_MNEMONIC_LODSW || m == ZYDIS_MNEMONIC_LODSD;
+  const bool scas = !movs && !cmps && !stos && !lods;
+  const bool repe = d.has_attribute(ZYDIS_ATTRIB_HAS_REPE);
+  const bool repne = d.has_attribute(ZYDIS_ATTRIB_HAS_REPNE);
+  const bool rep = repe || repne || d.has_attribute(ZYDIS_ATTRIB_HAS_REP);
+  const uint32_t step = (s.eflags & eflags::kDf) ? 0u - size : size;
+  const uint32_t value_mask = size == 4 ? 0xFFFFFFFFu : (1u << (size * 8)) - 1;
+  uint32_t& eax = s.reg(Gpr::kEax);
+  uint32_t& ecx = s.reg(Gpr::kEcx);
+  uint32_t& esi = s.reg(Gpr::kEsi);
+  uint32_t& edi = s.reg(Gpr::kEdi);
+  GuestException e;
+  for (uint32_t n = 0; n < kStringElementsPerCallout; ++n) {
+    if (rep && ecx == 0) return next(env);
+    uint32_t a = 0, b = 0;
+    if (movs || cmps || lods) {
+      if (!read_segmented(env, source, esi, &a, size, &e)) return memory_fault(e);
+    }
+    if (movs || stos) {
+      const uint32_t value = movs ? a : (eax & value_mask);
+      if (!write_segmented(env, SegReg::kEs, edi, &value, size, &e)) return memory_fault(e);
+    } else if (!lods) {
+      if (!read_segmented(env, SegReg::kEs, edi, &b, size, &e)) return memory_fault(e);
+    }
+    if (lods) eax = (eax & ~value_mask) | a;
+    if (cmps || scas) {
+      const uint32_t flags = cmps ? compare_flags(a, b, size) : compare_flags(eax, b, size);
+      s.eflags = (s.eflags & ~eflags::kArith) | flags;
+    }
+    if (!stos && !scas) esi += step;
+    if (!lods) edi += step;
+    if (!rep) return next(env);
+    --ecx;
+    const bool zf = (s.eflags & eflags::kZf) != 0;
+    if ((cmps || scas) && ((repe && !zf) || (repne && zf))) return next(env);
+  }
+  return {};
 }
 
 constexpr CalloutSpec kCallouts[] = {
@@ -249,6 +363,7 @@ constexpr CalloutSpec kCallouts[] = {
     {CalloutId::kEnterNested, "enter-nested", enter_nested, true, false},
     {CalloutId::kSystem, "system", unsupported, false, false},
     {CalloutId::kTracedStore, "traced-store", unsupported, true, false},
+    {CalloutId::kString, "string", string_instruction, true, false},
     {CalloutId::kUnsupported, "unsupported", unsupported, false, false},
 };
 static_assert(std::size(kCallouts) == static_cast<size_t>(CalloutId::kCount));

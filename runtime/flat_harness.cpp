@@ -31,6 +31,7 @@
 #include "runtime/cache_fault_exit.h"
 #include "runtime/callouts.h"
 #include "runtime/host_signals.h"
+#include "runtime/segment_view.h"
 #include "translator/fault_recovery.h"
 #include "translator/translation_cache.h"
 #include "translator/translator.h"
@@ -89,6 +90,9 @@ class FlatHarness::Impl : public HostFaultHandler, public CodeSource, public Gue
   uint8_t* window_ = nullptr;
   std::vector<PageAccess> access_;
   VcpuContext* context_ = nullptr;
+  // From the segments of the state a run starts with (no harness callout
+  // loads a segment register).
+  TranslationMode mode_;
   TranslationCache cache_;
   Translator translator_;
   std::atomic<bool> stop_requested_{false};
@@ -126,8 +130,6 @@ FlatHarness::Impl::Impl(const Options& options)
   context_ = new (ctx) VcpuContext();
   context_->window_base = reinterpret_cast<uint64_t>(window_);
   context_->negative_window_base = 0 - context_->window_base;
-  context_->fs_window_base = context_->window_base;
-  context_->lookup_table = cache_.lookup_for_mode(TranslationMode{}.key()).address();
 }
 
 FlatHarness::Impl::~Impl() {
@@ -213,6 +215,12 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
   context_->virtual_if = (s.eflags & kGuestIf) ? 1 : 0;
   // No harness callout loads a segment register, so these hold for the run.
   for (int i = 0; i < kNumSegRegs; ++i) context_->selectors[i] = s.seg[i].selector;
+  const SegmentView view = view_segments(s.seg, 0);
+  mode_ = TranslationMode{};
+  view.apply_to(mode_);
+  std::copy(std::begin(view.checks), std::end(view.checks), std::begin(context_->segment_checks));
+  context_->fs_window_base = context_->window_base + view.fs_base;
+  context_->lookup_table = cache_.lookup_for_mode(mode_.key()).address();
   cache_.stubs().use_fpu_image(*context_, s.fpu.fxsave);
 }
 
@@ -225,8 +233,8 @@ void FlatHarness::Impl::save_context(CpuState& s) const {
 }
 
 TranslationUnit& FlatHarness::Impl::unit_for(uint32_t eip) {
-  if (TranslationUnit* u = cache_.find(eip)) return *u;
-  return translator_.translate(eip, *this);
+  if (TranslationUnit* u = cache_.find(eip, eip >> 12, mode_)) return *u;
+  return translator_.translate(UnitKey{eip, eip >> 12, mode_.key()}, mode_, *this);
 }
 
 bool FlatHarness::Impl::handle_host_signal(HostSignal& signal) {
@@ -305,7 +313,7 @@ FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
     if (exit_id == kExitIndirectMiss) {
       ++indirect_misses_;
       const uint32_t target = context_->eip;
-      cache_.lookup_for_mode(TranslationMode{}.key()).insert(target, unit_for(target).host_start);
+      cache_.lookup_for_mode(mode_.key()).insert(target, unit_for(target).host_start);
       continue;
     }
     const ExitRecord exit = cache_.exit(exit_id);

@@ -58,4 +58,27 @@ uint64_t encode_gate_descriptor(const GateDescriptor& g) {
   return raw;
 }
 
+SegmentBounds limit_bounds(const Segment& s) {
+  const bool expand_down =
+      s.s && !(s.type & descriptor_type::kCode) && (s.type & descriptor_type::kExpandDown);
+  if (!expand_down) return {0, s.limit};
+  return {uint64_t{s.limit} + 1, s.db ? 0xFFFFFFFFull : 0xFFFFull};
+}
+
+SegmentBounds access_bounds(const Segment& s, SegmentAccess access) {
+  if (s.unusable || !s.present) return {};
+  switch (access) {
+    case SegmentAccess::kRead:
+      if (!is_readable(s)) return {};
+      break;
+    case SegmentAccess::kWrite:
+      if (!is_writable_data(s)) return {};
+      break;
+    case SegmentAccess::kExecute:
+      if (!is_code(s)) return {};
+      break;
+  }
+  return limit_bounds(s);
+}
+
 }  // namespace bt86

@@ -62,4 +62,24 @@ inline bool is_readable(const Segment& s) {
   return s.s && (!(s.type & descriptor_type::kCode) || (s.type & descriptor_type::kReadable));
 }
 
+enum class SegmentAccess { kRead, kWrite, kExecute };
+
+// The byte offsets an access may touch through a loaded segment: it is
+// allowed when every byte lies in [low, high]. 64-bit, so an access that
+// runs past 4 GiB is out, and empty (low > high) when the segment cannot be
+// used for that kind of access at all (null, not present, wrong type).
+struct SegmentBounds {
+  uint64_t low = 1;
+  uint64_t high = 0;
+  bool contains(uint32_t offset, uint32_t size) const {
+    return offset >= low && uint64_t{offset} + size - 1 <= high;
+  }
+  friend bool operator==(const SegmentBounds&, const SegmentBounds&) = default;
+};
+
+// The limit alone (expand-down segments hold the offsets above the limit).
+SegmentBounds limit_bounds(const Segment& s);
+// The limit and the type and presence checks of an access of this kind.
+SegmentBounds access_bounds(const Segment& s, SegmentAccess access);
+
 }  // namespace bt86

@@ -41,6 +41,9 @@ bool recover_guest_state(const TranslationUnit& unit, uint64_t host_rip,
       case Recovery::Kind::kStringDestinationWindowBased:
         out->gpr[7] = static_cast<uint32_t>(regs.gpr[7] - window_base);
         break;
+      case Recovery::Kind::kBorrowedRegister:
+        out->gpr[r.recovery.borrowed] = static_cast<uint32_t>(regs.r13);
+        break;
     }
   }
   return true;

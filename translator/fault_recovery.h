@@ -16,6 +16,7 @@ namespace bt86 {
 struct HostRegisterFile {
   uint64_t gpr[8];  // RAX..RDI in x86 encoding order (RSP = index 4).
   uint64_t rflags;
+  uint64_t r13;  // Where compensated accesses park a borrowed guest register.
 };
 
 struct RecoveredGuestState {

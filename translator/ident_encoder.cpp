@@ -34,9 +34,31 @@ void append_address(const DecodedInstruction& d, int reg_field, std::vector<uint
   out.insert(out.end(), d.bytes.begin() + raw.modrm.offset + 1, d.bytes.begin() + end);
 }
 
+// ModRM naming [reg] (0..7, never ESP), keeping the ModRM reg field.
+void append_register_address(uint8_t modrm, int reg, std::vector<uint8_t>& out) {
+  if (reg == 5) {
+    // mod=00 rm=101 is disp32: EBP takes mod=01 with a zero disp8.
+    out.push_back(static_cast<uint8_t>(0x40 | (modrm & 0x38) | reg));
+    out.push_back(0);
+    return;
+  }
+  out.push_back(static_cast<uint8_t>((modrm & 0x38) | reg));
+}
+
+bool is_moffs_mov(const DecodedInstruction& d) {
+  return d.insn.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY &&
+         d.insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && d.insn.opcode >= 0xA0 &&
+         d.insn.opcode <= 0xA3;
+}
+
 }  // namespace
 
-void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out, uint8_t segment_prefix) {
+bool can_encode_with_address_register(const DecodedInstruction& d) {
+  return d.has_attribute(ZYDIS_ATTRIB_HAS_MODRM) || is_moffs_mov(d);
+}
+
+void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out, uint8_t segment_prefix,
+                  int address_register) {
   const auto& insn = d.insn;
   const auto& raw = insn.raw;
   const bool memory = d.has_memory_operand();
@@ -46,6 +68,13 @@ void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out, uint8_
   }
   append_legacy_prefixes(d, out);
   size_t pos = raw.prefix_count;
+  if (address_register >= 0 && is_moffs_mov(d)) {
+    // mov AL/eAX <-> [moffs]: the ModRM forms 8A/8B/88/89 with reg = eAX.
+    static constexpr uint8_t kModrmForm[] = {0x8A, 0x8B, 0x88, 0x89};
+    out.push_back(kModrmForm[insn.opcode - 0xA0]);
+    append_register_address(0, address_register, out);
+    return;
+  }
   if (insn.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY &&
       insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT) {
     if (insn.opcode >= 0x40 && insn.opcode <= 0x4F) {
@@ -82,7 +111,11 @@ void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out, uint8_
     out.insert(out.end(), d.bytes.begin() + raw.modrm.offset, d.bytes.begin() + insn.length);
     return;
   }
-  append_address(d, -1, out);
+  if (address_register >= 0) {
+    append_register_address(modrm, address_register, out);
+  } else {
+    append_address(d, -1, out);
+  }
   size_t address_end = raw.modrm.offset + 1;
   if (raw.sib.offset != 0) address_end = raw.sib.offset + 1;
   if (raw.disp.size != 0) address_end = raw.disp.offset + raw.disp.size / 8;

@@ -26,8 +26,13 @@ namespace bt86 {
 inline constexpr uint8_t kHostGsPrefix = 0x65;
 inline constexpr uint8_t kHostFsPrefix = 0x64;
 
+// address_register (0..7, not ESP) >= 0: the memory operand becomes
+// [that guest register], which a compensated access has loaded with the
+// linear address; only for can_encode_with_address_register() forms.
 void encode_ident(const DecodedInstruction& d, std::vector<uint8_t>& out,
-                  uint8_t segment_prefix = kHostGsPrefix);
+                  uint8_t segment_prefix = kHostGsPrefix, int address_register = -1);
+// The memory operand is in a ModRM byte, or is the moffs of mov A0-A3.
+bool can_encode_with_address_register(const DecodedInstruction& d);
 
 // Appends "opcode reg, [guest memory operand of d]" with the 0x65/0x67
 // prefixes; host_reg is 0..15 (8..15 adds REX.R), operand_16 adds 0x66.

@@ -66,6 +66,8 @@ enum class CalloutId : uint8_t {
   // A store that kept hitting traced pages, adapted to leave the cache and
   // do its store and the tracing work in software (no host fault).
   kTracedStore,
+  // A string instruction through a compensated segment, element by element.
+  kString,
   kUnsupported,  // No translation exists (16-bit addressing, EVEX, ...): #UD.
   kCount,
 };

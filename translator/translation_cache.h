@@ -71,7 +71,7 @@ class TranslationCache {
   TranslationUnit* find(const UnitKey& key);
   // The unit to run at eip, fetched from frame, in mode: one translated
   // for this mode or one shared by all modes that differ from it only in
-  // TranslationMode::kVariantMask.
+  // TranslationMode::variant_mask().
   TranslationUnit* find(uint32_t eip, uint32_t frame, const TranslationMode& mode) {
     if (mode.shares_units()) {
       if (TranslationUnit* u = find(UnitKey{eip, frame, mode.shared_key()})) return u;

@@ -7,10 +7,15 @@
 // - fs_segment: the guest segment register whose explicit overrides use the
 //   host FS prefix (host FS base = window + that segment's guest base). Linux
 //   keeps its per-CPU area behind FS in the kernel and its TLS behind GS in
-//   user space; every other segment must be flat (base 0), and overrides of
-//   them use the host GS prefix like unprefixed accesses. If the other of
-//   FS/GS has a base too (Linux's kernel runs with the user's TLS GS
-//   loaded), overrides naming it cannot be translated and become #UD.
+//   user space; that segment must be flat but for its base.
+// - compensated: the segment registers that are not flat (a base other than
+//   0, other than the routed FS/GS; a limit below 4 GiB; expand-down;
+//   read-only; null), one bit per register in Zydis order (ES CS SS DS FS
+//   GS). Accesses through them are compensated: the offset is checked
+//   against the limits and the base added, both read from VcpuContext::
+//   segment_checks, so a change of base or limit alone needs no
+//   retranslation. Accesses through the others are IDENT (the GS prefix, or
+//   the FS prefix for fs_segment).
 // - fpu: the CR0/CR4 bits that make x87/MMX/SSE instructions fault (#NM
 //   with CR0.TS or CR0.EM, #UD for SSE without CR4.OSFXSR or with CR0.EM):
 //   with them set, those instructions become exception exits.
@@ -18,14 +23,15 @@
 //   never linked (the runtime runs it to emulate a store to a traced page).
 // key() packs all of it into UnitKey::mode.
 //
-// Few instructions depend on the FPU bits (x87/MMX/SSE) or on whether the
-// unrouted one of FS/GS has a base (memory operands naming it). A CPL 0
-// unit without them is the same code for every value of those bits and is
-// keyed on shared_key(): Linux runs its code with the user's TLS base in GS
-// from a process and with GS clear from a kernel thread, and boots with
-// CR4.OSFXSR clear, and each of those translated a fifth of the kernel's
-// code again. A shared unit may run in any of those modes, so it must not
-// be linked to a unit that is right in only one (link_keeps_mode).
+// Few instructions depend on the FPU bits (x87/MMX/SSE) or on whether CS or
+// the unrouted one of FS/GS is compensated (only explicit overrides name
+// them). A CPL 0 unit without them, with ES, DS and SS flat, is the same
+// code for every value of those bits and is keyed on shared_key(): Linux
+// runs its code with the user's TLS base in GS from a process and with GS
+// clear from a kernel thread, and boots with CR4.OSFXSR clear, and each of
+// those translated a fifth of the kernel's code again. A shared unit may
+// run in any of those modes, so it must not be linked to a unit that is
+// right in only one (link_keeps_mode).
 #pragma once
 
 #include <Zydis/Zydis.h>
@@ -46,28 +52,49 @@ struct TranslationMode {
   uint8_t fpu = 0;  // fpu_mode bits.
   bool if_sensitive = false;
   ZydisRegister fs_segment = ZYDIS_REGISTER_FS;  // FS or GS.
-  // The other of FS/GS has a non-zero base: its overrides cannot be
-  // translated (they become #UD callouts rather than wrong accesses).
-  bool other_segment_based = false;
+  uint8_t compensated = 0;                       // 1 << (segment register - ZYDIS_REGISTER_ES).
   bool single_instruction = false;
 
   static constexpr uint32_t kCplMask = 3;
   static constexpr uint32_t kSingleInstructionBit = 16;
   static constexpr uint32_t kFpuShift = 5;
-  static constexpr uint32_t kOtherSegmentBasedBit = 1u << 9;
-  static constexpr uint32_t kVariantMask = (0xFu << kFpuShift) | kOtherSegmentBasedBit;
+  static constexpr uint32_t kCompensatedShift = 10;
   static constexpr uint32_t kSharedBit = 1u << 17;
+
+  static constexpr uint8_t segment_bit(ZydisRegister segment) {
+    return static_cast<uint8_t>(1u << (segment - ZYDIS_REGISTER_ES));
+  }
+  // The segments that plain accesses use without naming them (string
+  // destinations: ES).
+  static constexpr uint8_t kImplicitSegments = 0b1101;  // ES, SS, DS (bits of segment_bit()).
+  bool compensates(ZydisRegister segment) const {
+    return (compensated & segment_bit(segment)) != 0;
+  }
+  ZydisRegister unrouted_segment() const {
+    return fs_segment == ZYDIS_REGISTER_FS ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
+  }
+  // Whether an access through segment makes a translation depend on
+  // variant_mask(): CS and the unrouted one of FS/GS are named only by
+  // explicit overrides, which few instructions have.
+  bool is_variant_segment(ZydisRegister segment) const {
+    return segment == ZYDIS_REGISTER_CS || segment == unrouted_segment();
+  }
+  // The key bits shared units do not depend on.
+  uint32_t variant_mask() const {
+    const uint32_t segments = segment_bit(ZYDIS_REGISTER_CS) | segment_bit(unrouted_segment());
+    return (0xFu << kFpuShift) | (segments << kCompensatedShift);
+  }
 
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
            (single_instruction ? kSingleInstructionBit : 0u) | (uint32_t{fpu} << kFpuShift) |
-           (other_segment_based ? kOtherSegmentBasedBit : 0u);
+           (uint32_t{compensated} << kCompensatedShift);
   }
-  uint32_t shared_key() const { return (key() & ~kVariantMask) | kSharedBit; }
+  uint32_t shared_key() const { return (key() & ~variant_mask()) | kSharedBit; }
   // Whether units translated in this mode may be keyed on shared_key().
-  bool shares_units() const { return cpl == 0; }
+  bool shares_units() const { return cpl == 0 && (compensated & kImplicitSegments) == 0; }
   // The key of a unit translated in this mode; uses_variant: it holds an
-  // instruction whose translation depends on kVariantMask.
+  // instruction whose translation depends on variant_mask().
   uint32_t unit_key(bool uses_variant) const {
     return shares_units() && !uses_variant ? shared_key() : key();
   }

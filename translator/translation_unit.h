@@ -33,9 +33,13 @@ struct Recovery {
     kStringSourceWindowBased,       // Only RSI does (lods, outs).
     kStringDestinationWindowBased,  // Only RDI does (stos, scas, ins).
     kCompleted,                     // The instruction is done: EIP is the next one's.
+    // A compensated access borrowed guest register `borrowed` to hold the
+    // linear address; its guest value is in host R13.
+    kBorrowedRegister,
   };
   Kind kind = Kind::kNone;
   int32_t esp_adjust = 0;
+  uint8_t borrowed = 0;  // kBorrowedRegister: the guest register (0 = EAX .. 7 = EDI).
 };
 
 struct HostRange {

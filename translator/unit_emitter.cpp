@@ -25,11 +25,6 @@ x86::Mem guest(const x86::Gp& base, int32_t disp, uint32_t size) {
   return m;
 }
 
-// Guest stack slot: gs:[esp + disp] with a 32-bit address.
-x86::Mem stack_slot(int32_t disp, uint32_t size) {
-  return guest(x86::esp, disp, size);
-}
-
 int gpr_index(ZydisRegister r) {
   if (r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) return r - ZYDIS_REGISTER_EAX;
   if (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) return r - ZYDIS_REGISTER_AX;
@@ -45,6 +40,61 @@ x86::Gp guest_gpr(ZydisRegister r) {
   int i = gpr_index(r);
   return (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) ? x86::Gp(x86::gpw(i))
                                                             : x86::Gp(x86::gpd(i));
+}
+
+// A guest register the instruction neither names nor uses implicitly (and
+// not ESP), which a compensated access may borrow for the linear address;
+// -1 if there is none.
+int free_guest_register(const DecodedInstruction& d) {
+  uint32_t used = 1u << 4;
+  const auto note = [&used](ZydisRegister r) {
+    if (r == ZYDIS_REGISTER_NONE) return;
+    const ZydisRegister whole = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LEGACY_32, r);
+    if (whole >= ZYDIS_REGISTER_EAX && whole <= ZYDIS_REGISTER_EDI) {
+      used |= 1u << (whole - ZYDIS_REGISTER_EAX);
+    }
+  };
+  for (uint8_t i = 0; i < d.insn.operand_count; ++i) {
+    const ZydisDecodedOperand& op = d.operands[i];
+    if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) note(op.reg.value);
+    if (op.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+      note(op.mem.base);
+      note(op.mem.index);
+    }
+  }
+  // EBP last: [ebp] needs a displacement byte.
+  for (int r : {7, 6, 3, 2, 1, 0, 5}) {
+    if ((used & (1u << r)) == 0) return r;
+  }
+  return -1;
+}
+
+// Whether the memory operand is accessed at all (lea computes an address,
+// nop and prefetch never fault).
+bool accesses_memory(const DecodedInstruction& d, const ZydisDecodedOperand& op) {
+  switch (d.mnemonic()) {
+    case ZYDIS_MNEMONIC_LEA:
+    case ZYDIS_MNEMONIC_NOP:
+    case ZYDIS_MNEMONIC_PREFETCHNTA:
+    case ZYDIS_MNEMONIC_PREFETCHT0:
+    case ZYDIS_MNEMONIC_PREFETCHT1:
+    case ZYDIS_MNEMONIC_PREFETCHT2:
+    case ZYDIS_MNEMONIC_PREFETCHW:
+    case ZYDIS_MNEMONIC_PREFETCH:
+      return false;
+    default:
+      return op.mem.type != ZYDIS_MEMOP_TYPE_AGEN;
+  }
+}
+
+bool writes(const ZydisDecodedOperand& op) {
+  return (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
+}
+
+// Bytes the operand covers (bt with a register bit offset may reach beyond
+// them: only its base operand is checked against the limit).
+uint32_t access_size(const ZydisDecodedOperand& op) {
+  return op.size >= 8 ? op.size / 8u : 1u;
 }
 
 enum class FpuClass { kNone, kX87, kWait, kMmx, kSse, kFxsave };
@@ -165,6 +215,7 @@ void UnitEmitter::begin(uint64_t host_start, const UnitKey& key, const Translati
   mode_ = mode;
   host_start_ = host_start;
   stubs_.clear();
+  check_stubs_.clear();
   patch_offsets_.clear();
   direct_exit_ids_.clear();
   follows_side_exit_ = false;
@@ -332,9 +383,7 @@ void UnitEmitter::load_operand_to_r8(const DecodedInstruction& d, const ZydisDec
   if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     assembler_.mov(x86::r8d, guest_gpr(op.reg.value));
   } else {
-    scratch_.clear();
-    encode_memory_access(d, {0x8B}, 8, false, scratch_, segment_prefix(d));
-    embed(scratch_);
+    access_memory_operand(d, {0x8B}, 8, false, 4, false);
   }
 }
 
@@ -354,30 +403,39 @@ void UnitEmitter::emit_fpu_gate() {
 
 void UnitEmitter::push_value(Operand_ value, int size) {
   auto& a = assembler_;
-  a.emit(x86::Inst::kIdMov, stack_slot(-size, size), value);
+  a.emit(x86::Inst::kIdMov, stack_slot(-size, size, true), value);
   a.lea(x86::esp, x86::ptr(x86::esp, -size));
 }
 
 bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
   auto& a = assembler_;
   const ZydisDecodedOperand* memory = d.memory_operand();
-  const ZydisRegister other =
-      mode_.fs_segment == ZYDIS_REGISTER_FS ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
-  const bool names_other = memory != nullptr && memory->mem.segment == other;
+  const bool accesses = memory != nullptr && accesses_memory(d, *memory);
+  const ZydisRegister segment = accesses ? memory->mem.segment : ZYDIS_REGISTER_NONE;
+  const bool names_variant = accesses && mode_.is_variant_segment(segment);
   const FpuClass fpu_kind = fpu_class(d);
-  variant_used_ = variant_used_ || names_other || fpu_kind != FpuClass::kNone;
-  if (const std::optional<uint8_t> vector = fpu_exception(fpu_kind, mode_.fpu)) {
+  variant_used_ = variant_used_ || names_variant || fpu_kind != FpuClass::kNone;
+  std::optional<uint8_t> vector = fpu_exception(fpu_kind, mode_.fpu);
+  // Code segments are never writable; a compensated CS fails its check.
+  if (!vector && segment == ZYDIS_REGISTER_CS && writes(*memory) && !mode_.compensates(segment)) {
+    vector = 13;
+  }
+  if (vector) {
     begin_instruction(d, TranslationKind::kCompensated);
-    raise_exception(d.eip, *vector, std::nullopt);
+    raise_exception(d.eip, *vector, *vector == 13 ? std::optional<uint32_t>(0) : std::nullopt);
     end_instruction(d.next_eip());
     return true;
   }
-  if (mode_.other_segment_based && names_other && d.mnemonic() != ZYDIS_MNEMONIC_LEA) {
-    return emit_callout(d, CalloutId::kUnsupported);
-  }
+  const bool compensated = accesses && mode_.compensates(segment);
   TranslationKind kind = entry.kind;
+  if (compensated && kind == TranslationKind::kIdent) kind = TranslationKind::kCompensated;
   begin_instruction(d, kind);
   if (!fpu_gate_emitted_ && touches_fpu_state(d)) emit_fpu_gate();
+  if (compensated && entry.emitter == Emitter::kIdent) {
+    if (!emit_compensated_ident(d, *memory)) return emit_callout(d, CalloutId::kUnsupported);
+    end_instruction(d.next_eip());
+    return false;
+  }
   bool ends = false;
   const int width = d.insn.operand_width / 8;
   switch (entry.emitter) {
@@ -418,7 +476,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       break;
     case Emitter::kRet: {
       const uint32_t release = d.insn.raw.imm[0].size != 0 ? d.insn.raw.imm[0].value.u & 0xFFFF : 0;
-      a.mov(x86::r8d, stack_slot(0, 4));
+      a.mov(x86::r8d, stack_slot(0, 4, false));
       a.lea(x86::esp, x86::ptr(x86::esp, static_cast<int32_t>(4 + release)));
       indirect_jump();
       ends = true;
@@ -468,7 +526,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     }
     case Emitter::kLeave:
       if (width != 4) return emit_callout(d, CalloutId::kUnsupported);
-      a.mov(x86::r9d, guest(x86::ebp, 0, 4));
+      a.mov(x86::r9d, stack_slot(x86::ebp, 0, 4, false));
       a.lea(x86::esp, x86::ptr(x86::ebp, 4));
       a.mov(x86::ebp, x86::r9d);
       break;
@@ -537,9 +595,7 @@ bool UnitEmitter::emit_push(const DecodedInstruction& d) {
     const uint32_t v = static_cast<uint32_t>(op.imm.value.s);
     push_value(Imm(size == 2 ? (v & 0xFFFF) : v), size);
   } else {
-    scratch_.clear();
-    encode_memory_access(d, {0x8B}, 8, size == 2, scratch_, segment_prefix(d));
-    embed(scratch_);
+    access_memory_operand(d, {0x8B}, 8, size == 2, size, false);
     push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
   }
   return false;
@@ -570,9 +626,7 @@ void UnitEmitter::emit_move_from_segment(const DecodedInstruction& d) {
     return;
   }
   a.movzx(x86::r8d, selector);
-  scratch_.clear();
-  encode_memory_access(d, {0x89}, 8, true, scratch_, segment_prefix(d));
-  embed(scratch_);
+  access_memory_operand(d, {0x89}, 8, true, 2, true);
 }
 
 // Linux reloads DS and ES with the selectors they already hold on every
@@ -590,7 +644,7 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
   const int seg = segment_index(reg);
   const int32_t release = pop ? d.insn.operand_width / 8 : 0;
   if (pop) {
-    a.movzx(x86::r8d, stack_slot(0, 2));
+    a.movzx(x86::r8d, stack_slot(0, 2, false));
   } else {
     load_selector(d, d.operands[1]);
   }
@@ -616,6 +670,9 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
     swap_context_qwords(ctx_offset::switch_fs_window_base(slot), ctx_offset::kFsWindowBase);
     a.wrfsbase(x86::r9);
     swap_context_qwords(ctx_offset::switch_lookup_table(slot), ctx_offset::kLookupTable);
+    for (int32_t q = 0; q < int32_t{2 * sizeof(VcpuContext::SegmentCheck)}; q += 8) {
+      swap_context_qwords(ctx_offset::switch_fs_gs_checks(slot) + q, ctx_offset::kFsGsChecks + q);
+    }
     a.mov(ctx(ctx_offset::kSegmentsSwitched, 1), Imm(1));
     a.mov(x86::r8d, Imm(d.next_eip()));
     indirect_jump();
@@ -651,9 +708,7 @@ void UnitEmitter::load_selector(const DecodedInstruction& d, const ZydisDecodedO
   if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     a.movzx(x86::r8d, x86::gpw(static_cast<uint32_t>(gpr_index(src.reg.value))));
   } else {
-    scratch_.clear();
-    encode_memory_access(d, {0x0F, 0xB7}, 8, false, scratch_, segment_prefix(d));  // movzx
-    embed(scratch_);
+    access_memory_operand(d, {0x0F, 0xB7}, 8, false, 2, false);  // movzx
   }
 }
 
@@ -688,19 +743,17 @@ bool UnitEmitter::emit_pop(const DecodedInstruction& d) {
   if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     const int index = gpr_index(op.reg.value);
     if (index < 0) return emit_callout(d, CalloutId::kUnsupported);
-    a.mov(guest_gpr(op.reg.value), stack_slot(0, size));
+    a.mov(guest_gpr(op.reg.value), stack_slot(0, size, false));
     // pop esp: the loaded value wins over the increment.
     if (index != 4) a.lea(x86::esp, x86::ptr(x86::esp, size));
     return false;
   }
-  a.mov(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), stack_slot(0, size));
+  a.mov(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), stack_slot(0, size, false));
   a.lea(x86::esp, x86::ptr(x86::esp, size));
   // The destination address uses the incremented ESP, as on hardware; if the
   // store faults, the pop has not happened.
   const uint32_t store_begin = static_cast<uint32_t>(a.offset());
-  scratch_.clear();
-  encode_memory_access(d, {0x89}, 8, size == 2, scratch_, segment_prefix(d));
-  embed(scratch_);
+  access_memory_operand(d, {0x89}, 8, size == 2, size, true, -size);
   add_recovery(store_begin, {Recovery::Kind::kEspAdjust, -size});
   return false;
 }
@@ -733,9 +786,9 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   uint32_t keep_old = size == 2 ? 0xFFFF0000u : 0u;
   if (mode_.cpl > 0) keep_old |= 0x3000u;
   if (size == 2) {
-    a.movzx(x86::r10d, stack_slot(0, 2));
+    a.movzx(x86::r10d, stack_slot(0, 2, false));
   } else {
-    a.mov(x86::r10d, stack_slot(0, 4));
+    a.mov(x86::r10d, stack_slot(0, 4, false));
   }
   a.lea(x86::esp, x86::ptr(x86::esp, size));
   a.mov(x86::r9, x86::rsp);
@@ -776,6 +829,14 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
         m == ZYDIS_MNEMONIC_SCASB || m == ZYDIS_MNEMONIC_SCASW || m == ZYDIS_MNEMONIC_SCASD);
   const bool uses_destination =
       !(m == ZYDIS_MNEMONIC_LODSB || m == ZYDIS_MNEMONIC_LODSW || m == ZYDIS_MNEMONIC_LODSD);
+  for (uint8_t i = 0; i < d.insn.operand_count; ++i) {
+    const ZydisDecodedOperand& operand = d.operands[i];
+    if (operand.type != ZYDIS_OPERAND_TYPE_MEMORY) continue;
+    variant_used_ = variant_used_ || mode_.is_variant_segment(operand.mem.segment);
+    // Window pointers cannot carry a base or stop at a limit: the string
+    // runs in C++, element by element.
+    if (mode_.compensates(operand.mem.segment)) return emit_callout(d, CalloutId::kString);
+  }
   std::vector<uint8_t> op;
   if (d.has_attribute(ZYDIS_ATTRIB_HAS_REP) || d.has_attribute(ZYDIS_ATTRIB_HAS_REPE)) {
     op.push_back(0xF3);
@@ -805,6 +866,133 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
     a.mov(x86::edi, x86::edi);
   }
   return false;
+}
+
+// The check runs with the flags parked in AH/AL (lahf + seto, RAX in r12)
+// because guest flags live in RFLAGS; cmp is the only cheap bounds test.
+// The offset is zero-extended in r11, so the end of the access is computed
+// in 64 bits and an access running past 4 GiB fails as on hardware.
+void UnitEmitter::compensate_offset(ZydisRegister segment, uint32_t size, bool write,
+                                    int32_t esp_adjust) {
+  using Check = VcpuContext::SegmentCheck;
+  auto& a = assembler_;
+  const int seg = segment_index(segment);
+  const int32_t low = ctx_offset::segment_check(
+      seg, write ? offsetof(Check, write_low) : offsetof(Check, read_low));
+  const int32_t high = ctx_offset::segment_check(
+      seg, write ? offsetof(Check, write_high) : offsetof(Check, read_high));
+  Label fail = a.newLabel();
+  check_stubs_.push_back({fail, current_eip(),
+                          static_cast<uint8_t>(segment == ZYDIS_REGISTER_SS ? 12 : 13),
+                          esp_adjust});
+  a.mov(x86::r12, x86::rax);
+  a.lahf();
+  a.seto(x86::al);
+  a.cmp(x86::r11d, ctx(low, 4));
+  a.jb(fail);
+  a.lea(x86::r13, x86::ptr(x86::r11, static_cast<int32_t>(size - 1)));
+  a.mov(x86::r14d, ctx(high, 4));
+  a.cmp(x86::r13, x86::r14);
+  a.ja(fail);
+  a.add(x86::al, 0x7F);
+  a.sahf();
+  a.mov(x86::rax, x86::r12);
+  a.mov(x86::r13d, ctx(ctx_offset::segment_check(seg, offsetof(Check, base)), 4));
+  a.lea(x86::r11d, x86::ptr(x86::r11, x86::r13));
+}
+
+// A failed check: flags and RAX back, ESP as before the instruction, then
+// the exception at the instruction.
+void UnitEmitter::emit_check_stubs() {
+  auto& a = assembler_;
+  for (const CheckStub& stub : check_stubs_) {
+    a.bind(stub.label);
+    a.add(x86::al, 0x7F);
+    a.sahf();
+    a.mov(x86::rax, x86::r12);
+    if (stub.esp_adjust != 0) a.lea(x86::esp, x86::ptr(x86::esp, stub.esp_adjust));
+    raise_exception(stub.eip, stub.vector, 0);
+  }
+}
+
+x86::Mem UnitEmitter::stack_slot(const x86::Gp& base, int32_t disp, uint32_t size, bool write,
+                                 int32_t esp_adjust) {
+  if (!mode_.compensates(ZYDIS_REGISTER_SS)) return guest(base, disp, size);
+  assembler_.lea(x86::r11d, x86::ptr(base, disp));
+  compensate_offset(ZYDIS_REGISTER_SS, size, write, esp_adjust);
+  return guest(x86::r11d, 0, size);
+}
+
+void UnitEmitter::access_memory_operand(const DecodedInstruction& d,
+                                        std::initializer_list<uint8_t> opcode, uint8_t host_reg,
+                                        bool operand_16, uint32_t size, bool write,
+                                        int32_t esp_adjust) {
+  const ZydisRegister segment = d.memory_operand()->mem.segment;
+  scratch_.clear();
+  if (!mode_.compensates(segment)) {
+    encode_memory_access(d, opcode, host_reg, operand_16, scratch_, segment_prefix(d));
+    embed(scratch_);
+    return;
+  }
+  encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [offset]
+  embed(scratch_);
+  compensate_offset(segment, size, write, esp_adjust);
+  // opcode host_reg, gs:[r11d]
+  scratch_.clear();
+  scratch_.push_back(kHostGsPrefix);
+  scratch_.push_back(0x67);
+  if (operand_16) scratch_.push_back(0x66);
+  scratch_.push_back(static_cast<uint8_t>(0x41 | (host_reg >= 8 ? 0x04 : 0)));
+  scratch_.insert(scratch_.end(), opcode.begin(), opcode.end());
+  scratch_.push_back(static_cast<uint8_t>(((host_reg & 7) << 3) | (11 & 7)));
+  embed(scratch_);
+}
+
+// The instruction itself runs with its memory operand replaced by [R], R a
+// guest register it does not use, loaded with the linear address and put
+// back after (kBorrowedRegister recovers it from r13 if the access faults).
+// Forms with an implicit operand: xlat goes through r11, the others (the
+// masked stores at [EDI]) borrow their own base register. False: no form
+// fits (the caller makes it a #UD callout).
+bool UnitEmitter::emit_compensated_ident(const DecodedInstruction& d,
+                                         const ZydisDecodedOperand& op) {
+  auto& a = assembler_;
+  const bool write = writes(op);
+  const uint32_t size = access_size(op);
+  if (d.mnemonic() == ZYDIS_MNEMONIC_XLAT) {
+    a.movzx(x86::r11d, x86::al);
+    a.lea(x86::r11d, x86::ptr(x86::rbx, x86::r11));
+    compensate_offset(op.mem.segment, 1, false);
+    a.mov(x86::al, guest(x86::r11d, 0, 1));
+    return true;
+  }
+  int borrowed = -1;
+  if (can_encode_with_address_register(d)) {
+    borrowed = free_guest_register(d);
+    if (borrowed < 0) return false;
+    scratch_.clear();
+    encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [offset]
+    embed(scratch_);
+  } else if (op.mem.base >= ZYDIS_REGISTER_EAX && op.mem.base <= ZYDIS_REGISTER_EDI &&
+             op.mem.index == ZYDIS_REGISTER_NONE && op.mem.base != ZYDIS_REGISTER_ESP) {
+    borrowed = op.mem.base - ZYDIS_REGISTER_EAX;
+    a.lea(x86::r11d, x86::ptr(x86::gpq(static_cast<uint32_t>(borrowed)),
+                              static_cast<int32_t>(op.mem.disp.value)));
+  } else {
+    return false;
+  }
+  compensate_offset(op.mem.segment, size, write);
+  const x86::Gp r = x86::gpq(static_cast<uint32_t>(borrowed));
+  a.mov(x86::r13, r);
+  const uint32_t begin = static_cast<uint32_t>(a.offset());
+  a.mov(r.r32(), x86::r11d);
+  scratch_.clear();
+  encode_ident(d, scratch_, kHostGsPrefix, can_encode_with_address_register(d) ? borrowed : -1);
+  embed(scratch_);
+  Recovery recovery{Recovery::Kind::kBorrowedRegister, 0, static_cast<uint8_t>(borrowed)};
+  add_recovery(begin, recovery);
+  a.mov(r, x86::r13);
+  return true;
 }
 
 void UnitEmitter::emit_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code,
@@ -853,6 +1041,7 @@ std::span<const uint8_t> UnitEmitter::finish() {
     a.bind(s.label);
     emit_exit_stub(s.guest_target, s.exit_id);
   }
+  emit_check_stubs();
   // The entry guard (TranslationUnit::guarded_entry): a jump to its kGuard
   // exit until the unit joins a guard chunk, which rewrites it in place.
   ExitRecord guard_exit;

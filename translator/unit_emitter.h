@@ -79,6 +79,28 @@ class UnitEmitter {
   void load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op);
   void push_value(asmjit::Operand_ value, int size);
   uint8_t segment_prefix(const DecodedInstruction& d) const;
+  uint32_t current_eip() const { return unit_->instructions.back().guest_eip; }
+
+  // Compensated segments (TranslationMode::compensated). r11d holds a guest
+  // offset through segment: checks size bytes from it against the segment's
+  // bounds for the access (out of line to a #GP(0), or #SS(0) for SS, with
+  // ESP moved by esp_adjust first) and turns it into the linear address.
+  // Flags survive; r12, r13 and r14 are clobbered.
+  void compensate_offset(ZydisRegister segment, uint32_t size, bool write, int32_t esp_adjust = 0);
+  // The guest stack slot [base + disp] (SS): checked and based through r11
+  // when SS is compensated.
+  asmjit::x86::Mem stack_slot(const asmjit::x86::Gp& base, int32_t disp, uint32_t size, bool write,
+                              int32_t esp_adjust = 0);
+  asmjit::x86::Mem stack_slot(int32_t disp, uint32_t size, bool write, int32_t esp_adjust = 0) {
+    return stack_slot(asmjit::x86::esp, disp, size, write, esp_adjust);
+  }
+  // "opcode host_reg, [d's memory operand]" as encode_memory_access() has
+  // it, compensated when the operand's segment is.
+  void access_memory_operand(const DecodedInstruction& d, std::initializer_list<uint8_t> opcode,
+                             uint8_t host_reg, bool operand_16, uint32_t size, bool write,
+                             int32_t esp_adjust = 0);
+  bool emit_compensated_ident(const DecodedInstruction& d, const ZydisDecodedOperand& op);
+  void emit_check_stubs();
   void load_interrupt_window();
   void raise_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code);
 
@@ -105,6 +127,13 @@ class UnitEmitter {
   asmjit::x86::Assembler assembler_;
   std::unique_ptr<TranslationUnit> unit_;
   std::vector<PendingStub> stubs_;
+  struct CheckStub {
+    asmjit::Label label;
+    uint32_t eip;
+    uint8_t vector;
+    int32_t esp_adjust;
+  };
+  std::vector<CheckStub> check_stubs_;
   std::vector<uint32_t> patch_offsets_;  // Parallel to the direct exits in unit_->exits.
   std::vector<uint32_t> direct_exit_ids_;
   std::vector<uint8_t> scratch_;
@@ -114,7 +143,7 @@ class UnitEmitter {
   // The unit has passed through the FPU gate (cache_stubs.h): the guest's
   // x87/SSE state is live for the rest of it.
   bool fpu_gate_emitted_ = false;
-  // An instruction so far depends on TranslationMode::kVariantMask.
+  // An instruction so far depends on TranslationMode::variant_mask().
   bool variant_used_ = false;
 };
 

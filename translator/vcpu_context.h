@@ -70,11 +70,26 @@ struct alignas(4096) VcpuContext {
   // the register holds), or kNoReload. Translated mov sreg, r/m skips its
   // callout on a match; written before every entry like selectors.
   uint32_t reload_selectors[6] = {kNoReload, kNoReload, kNoReload, kNoReload, kNoReload, kNoReload};
+  // The segments translated code compensates for (TranslationMode::
+  // compensated), per register (ES CS SS DS FS GS): the guest base and the
+  // offsets reads and writes may touch, every byte in [low, high] (empty as
+  // low 1, high 0: a null segment, a write through a read-only one). Written
+  // before every entry; FS and GS also by the switches below.
+  struct SegmentCheck {
+    uint32_t base = 0;
+    uint32_t read_low = 0;
+    uint32_t read_high = 0xFFFFFFFFu;
+    uint32_t write_low = 0;
+    uint32_t write_high = 0xFFFFFFFFu;
+    uint32_t pad = 0;
+  };
+  SegmentCheck segment_checks[6];
   // Linux switches FS between the user's selector and its per-CPU segment
   // on every kernel entry and exit. Per register, FS then GS: a selector
   // whose load the runtime has prepared (kNoReload if none), with the host
-  // FS base and the lookup table of the translation mode that load leads
-  // to. Translated mov/pop FS or GS of that selector installs them, marks
+  // FS base, the lookup table and the FS and GS segment checks of the
+  // translation mode that load leads to. Translated mov/pop FS or GS of that
+  // selector installs them, marks
   // segments_switched, and ends its unit through the new lookup table; the
   // runtime adopts the load at the next exit. Written before every entry.
   struct SegmentSwitch {
@@ -82,6 +97,7 @@ struct alignas(4096) VcpuContext {
     uint32_t pad = 0;
     uint64_t fs_window_base = 0;
     uint64_t lookup_table = 0;
+    SegmentCheck fs_gs_checks[2];
   };
   SegmentSwitch segment_switches[2];
   uint8_t segments_switched = 0;
@@ -107,6 +123,8 @@ struct alignas(4096) VcpuContext {
 };
 
 static_assert(std::is_standard_layout_v<VcpuContext>);
+// The FS/GS switch exchanges the checks a qword at a time.
+static_assert(sizeof(VcpuContext::SegmentCheck) % 8 == 0);
 
 namespace ctx_offset {
 inline constexpr int32_t gpr(int i) {
@@ -146,6 +164,15 @@ inline constexpr int32_t switch_fs_window_base(int i) {
 inline constexpr int32_t switch_lookup_table(int i) {
   return segment_switch(i, offsetof(VcpuContext::SegmentSwitch, lookup_table));
 }
+inline constexpr int32_t switch_fs_gs_checks(int i) {
+  return segment_switch(i, offsetof(VcpuContext::SegmentSwitch, fs_gs_checks));
+}
+// member: an offsetof into VcpuContext::SegmentCheck.
+inline constexpr int32_t segment_check(int segment, size_t member) {
+  return static_cast<int32_t>(offsetof(VcpuContext, segment_checks) +
+                              sizeof(VcpuContext::SegmentCheck) * segment + member);
+}
+inline constexpr int32_t kFsGsChecks = segment_check(4, 0);
 inline constexpr int32_t kSegmentsSwitched = offsetof(VcpuContext, segments_switched);
 inline constexpr int32_t kVerwSelector = offsetof(VcpuContext, verw_selector);
 inline constexpr int32_t kFpuLive = offsetof(VcpuContext, fpu_live);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "runtime/cache_fault_exit.h"
+#include "runtime/segment_view.h"
 #include "runtime/system/event_delivery.h"
 #include "runtime/system/guest_access.h"
 #include "runtime/system/instruction_operands.h"
@@ -205,15 +206,6 @@ void BtVcpu::note_segment_load(SegReg reg) {
   r = {seg, cpu_.cpl(), descriptor_generation_, true};
 }
 
-// The segment routing refresh_view() derives from FS and GS.
-BtVcpu::SegmentRouting BtVcpu::route_segments(const Segment& fs, const Segment& gs, uint8_t cpl) {
-  const bool fs_based = !fs.unusable && fs.base != 0;
-  const bool gs_based = !gs.unusable && gs.base != 0;
-  // Linux: the kernel's per-CPU area behind FS, user TLS behind GS.
-  if (gs_based && (!fs_based || cpl == 3)) return {SegReg::kGs, gs.base, fs_based};
-  return {SegReg::kFs, fs.unusable ? 0 : fs.base, gs_based};
-}
-
 // For FS and GS: if the register held another selector at this CPL before
 // its last full load, and that load would give the same descriptor now,
 // translated code may switch back to it without a callout (Linux alternates
@@ -234,15 +226,15 @@ void BtVcpu::prepare_segment_switches(uint8_t cpl) {
       out.selector = kNoReload;
       continue;
     }
-    const Segment& fs = reg == SegReg::kFs ? p.loaded : cpu_.segment(SegReg::kFs);
-    const Segment& gs = reg == SegReg::kGs ? p.loaded : cpu_.segment(SegReg::kGs);
-    const SegmentRouting routing = route_segments(fs, gs, cpl);
+    std::array<Segment, kNumSegRegs> segments = cpu_.seg;
+    segments[static_cast<int>(reg)] = p.loaded;
+    const SegmentView view = view_segments(segments, cpl);
     TranslationMode mode = mode_;
-    mode.fs_segment = routing.routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
-    mode.other_segment_based = routing.other_based;
+    view.apply_to(mode);
     out.selector = p.loaded.selector;
-    out.fs_window_base = context_->window_base + routing.base;
+    out.fs_window_base = context_->window_base + view.fs_base;
     out.lookup_table = cache_.lookup_for_mode(mode.key()).address();
+    view.copy_fs_gs_checks(out.fs_gs_checks);
   }
 }
 
@@ -535,28 +527,23 @@ void BtVcpu::refresh_view() {
   context_->window_base = base;
   context_->negative_window_base = 0 - base;
 
-  const SegmentRouting routing =
-      route_segments(cpu_.segment(SegReg::kFs), cpu_.segment(SegReg::kGs), cpl);
-  for (SegReg r : {SegReg::kEs, SegReg::kCs, SegReg::kSs, SegReg::kDs}) {
-    const Segment& s = cpu_.segment(r);
-    if (s.unusable || s.base == 0) continue;
+  const SegmentView view = view_segments(cpu_.seg, cpl);
+  if (const Segment& cs = cpu_.segment(SegReg::kCs); cs.base != 0) {
     throw std::runtime_error(fmt::format(
-        "segment register {}S has base {:#x}: the bt backend supports non-zero bases only in "
-        "FS and GS",
-        "ECSD"[static_cast<int>(r)], s.base));
+        "CS has base {:#x}: the bt backend runs code only from segments based at 0", cs.base));
   }
-  if (routing.base != logged_fs_base_) {
-    logged_fs_base_ = routing.base;
+  if (view.fs_base != logged_fs_base_) {
+    logged_fs_base_ = view.fs_base;
     machine_.log().note("bt: {}S base {:#x} routed through host FS",
-                        routing.routed == SegReg::kFs ? 'F' : 'G', logged_fs_base_);
+                        view.fs_segment == ZYDIS_REGISTER_FS ? 'F' : 'G', logged_fs_base_);
   }
-  context_->fs_window_base = base + routing.base;
+  context_->fs_window_base = base + view.fs_base;
+  std::copy(std::begin(view.checks), std::end(view.checks), std::begin(context_->segment_checks));
 
   const uint8_t iopl = (context_->virtual_eflags >> 12) & 3;
   mode_.cpl = cpl;
   mode_.if_sensitive = cpl > iopl;
-  mode_.fs_segment = routing.routed == SegReg::kFs ? ZYDIS_REGISTER_FS : ZYDIS_REGISTER_GS;
-  mode_.other_segment_based = routing.other_based;
+  view.apply_to(mode_);
   mode_.single_instruction = false;
   mode_.fpu = static_cast<uint8_t>(((cpu_.cr0 & cr0::kTs) ? fpu_mode::kTs : 0) |
                                    ((cpu_.cr0 & cr0::kEm) ? fpu_mode::kEm : 0) |

@@ -261,12 +261,6 @@ class BtVcpu final : public Vcpu,
   // Same-selector segment loads: see reloads_.
   void note_segment_load(SegReg reg);
   // In-cache FS/GS switches: see previous_loads_.
-  struct SegmentRouting {
-    SegReg routed;     // The register whose overrides use the host FS prefix.
-    uint32_t base;     // Its guest base (0 if unusable).
-    bool other_based;  // The other of FS/GS has a base too.
-  };
-  static SegmentRouting route_segments(const Segment& fs, const Segment& gs, uint8_t cpl);
   void prepare_segment_switches(uint8_t cpl);
   void adopt_segment_switches();
   // In-cache verw: see verw_memo_.

@@ -59,32 +59,10 @@ SystemOutcome write_linear_value(SystemContext& ctx, uint32_t linear, int size, 
   return write_linear(ctx, linear, std::span<const uint8_t>(bytes, size), user);
 }
 
-bool within_limit(const Segment& seg, uint32_t offset, uint32_t size) {
-  const uint64_t last = uint64_t{offset} + size - 1;
-  const bool expand_down =
-      seg.s && !(seg.type & descriptor_type::kCode) && (seg.type & descriptor_type::kExpandDown);
-  if (!expand_down) return last <= seg.limit;
-  const uint64_t upper = seg.db ? 0xFFFFFFFFull : 0xFFFFull;
-  return offset > seg.limit && last <= upper;
-}
-
 SystemOutcome check_segment_access(const Segment& seg, SegReg reg, uint32_t offset, uint32_t size,
                                    SegmentAccess access) {
-  const uint8_t vec = reg == SegReg::kSs ? vector::kSs : vector::kGp;
-  if (seg.unusable || !seg.present) return SystemOutcome::fault(vec, 0);
-  switch (access) {
-    case SegmentAccess::kRead:
-      if (!is_readable(seg)) return SystemOutcome::fault(vec, 0);
-      break;
-    case SegmentAccess::kWrite:
-      if (!is_writable_data(seg)) return SystemOutcome::fault(vec, 0);
-      break;
-    case SegmentAccess::kExecute:
-      if (!is_code(seg)) return SystemOutcome::fault(vec, 0);
-      break;
-  }
-  if (!within_limit(seg, offset, size)) return SystemOutcome::fault(vec, 0);
-  return SystemOutcome::ok();
+  if (access_bounds(seg, access).contains(offset, size)) return SystemOutcome::ok();
+  return SystemOutcome::fault(reg == SegReg::kSs ? vector::kSs : vector::kGp, 0);
 }
 
 SystemOutcome read_segmented(SystemContext& ctx, SegReg reg, uint32_t offset, int size,

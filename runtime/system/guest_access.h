@@ -19,6 +19,7 @@
 
 #include "monitor/cpu_state.h"
 #include "runtime/system/system_context.h"
+#include "shadow/descriptor.h"
 
 namespace bt86 {
 
@@ -31,15 +32,14 @@ SystemOutcome read_linear_value(SystemContext& ctx, uint32_t linear, int size, u
 SystemOutcome write_linear_value(SystemContext& ctx, uint32_t linear, int size, uint32_t value,
                                  bool user);
 
-enum class SegmentAccess { kRead, kWrite, kExecute };
-
 // The limit and type checks of an access of size bytes at offset within seg.
 // Failures are #SS(0) for SS and #GP(0) for any other register.
 SystemOutcome check_segment_access(const Segment& seg, SegReg reg, uint32_t offset, uint32_t size,
                                    SegmentAccess access);
-// Whether [offset, offset + size) lies within the segment's limit (expand-
-// down segments hold the offsets above the limit).
-bool within_limit(const Segment& seg, uint32_t offset, uint32_t size);
+// Whether [offset, offset + size) lies within the segment's limit.
+inline bool within_limit(const Segment& seg, uint32_t offset, uint32_t size) {
+  return limit_bounds(seg).contains(offset, size);
+}
 
 // Segment-relative data accesses at the current privilege.
 SystemOutcome read_segmented(SystemContext& ctx, SegReg reg, uint32_t offset, int size,

@@ -57,8 +57,9 @@ TEST(CodeIndex, RetiresExactlyTheUnitsTranslatedFromWrittenBytes) {
 }
 
 // CPL 0 units are shared by the modes that differ only in the FPU bits and
-// in the base of the unrouted one of FS/GS, unless an instruction of theirs
-// depends on those.
+// in whether the unrouted one of FS/GS is compensated, unless an instruction
+// of theirs depends on those; not by modes that compensate DS or SS, which
+// nearly every access goes through.
 TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
   TranslationCache cache(1 << 20);
   Translator translator(cache, {});
@@ -70,7 +71,9 @@ TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
   TranslationMode kernel;
   TranslationMode kernel_ts = kernel;
   kernel_ts.fpu = fpu_mode::kTs | fpu_mode::kMp;
-  kernel_ts.other_segment_based = true;
+  kernel_ts.compensated = TranslationMode::segment_bit(ZYDIS_REGISTER_GS);
+  TranslationMode kernel_based_ds = kernel;
+  kernel_based_ds.compensated = TranslationMode::segment_bit(ZYDIS_REGISTER_DS);
   TranslationMode user = kernel;
   user.cpl = 3;
   const auto translate = [&](uint32_t eip, const TranslationMode& mode) -> TranslationUnit& {
@@ -79,6 +82,7 @@ TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
 
   TranslationUnit& plain = translate(0x1000, kernel);
   EXPECT_EQ(cache.find(0x1000, 0x1, kernel_ts), &plain);
+  EXPECT_EQ(cache.find(0x1000, 0x1, kernel_based_ds), nullptr);
   EXPECT_EQ(cache.find(0x1000, 0x1, user), nullptr);
   TranslationUnit& plain_user = translate(0x1000, user);
   EXPECT_NE(&plain_user, &plain);
@@ -87,7 +91,7 @@ TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
   translate(0x1002, kernel);
   EXPECT_EQ(cache.find(0x1002, 0x1, kernel_ts), nullptr) << "fwait depends on CR0.TS and MP";
   translate(0x1004, kernel);
-  EXPECT_EQ(cache.find(0x1004, 0x1, kernel_ts), nullptr) << "gs: depends on GS's base";
+  EXPECT_EQ(cache.find(0x1004, 0x1, kernel_ts), nullptr) << "gs: depends on GS's compensation";
   TranslationUnit& routed = translate(0x100b, kernel);
   EXPECT_EQ(cache.find(0x100b, 0x1, kernel_ts), &routed) << "fs: is routed in both";
 

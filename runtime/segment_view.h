@@ -1,0 +1,38 @@
+// How translated code reaches the guest's segments, derived from the hidden
+// parts of the six segment registers: which of FS/GS goes through the host
+// FS prefix, which registers are compensated (TranslationMode), and the
+// checks compensated code reads (VcpuContext::segment_checks). The BT
+// backend and the flat harness both take their translation mode from it.
+#pragma once
+
+#include <Zydis/Zydis.h>
+
+#include <cstdint>
+#include <span>
+
+#include "monitor/cpu_state.h"
+#include "translator/translation_mode.h"
+#include "translator/vcpu_context.h"
+
+namespace bt86 {
+
+struct SegmentView {
+  ZydisRegister fs_segment = ZYDIS_REGISTER_FS;
+  uint32_t fs_base = 0;  // The guest base of fs_segment (0 if it is compensated).
+  uint8_t compensated = 0;
+  VcpuContext::SegmentCheck checks[kNumSegRegs];
+
+  void apply_to(TranslationMode& mode) const {
+    mode.fs_segment = fs_segment;
+    mode.compensated = compensated;
+  }
+  // The FS and GS checks, as VcpuContext::SegmentSwitch holds them.
+  void copy_fs_gs_checks(VcpuContext::SegmentCheck (&out)[2]) const {
+    out[0] = checks[static_cast<int>(SegReg::kFs)];
+    out[1] = checks[static_cast<int>(SegReg::kGs)];
+  }
+};
+
+SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_t cpl);
+
+}  // namespace bt86
