@@ -35,6 +35,19 @@ inline void load32(FlatHarness& h, uint32_t base,
   std::memcpy(h.memory().data() + base, bytes.data(), bytes.size());
 }
 
+// Loads body at code, drops translations of earlier programs there (tests
+// reuse one harness for several), and runs it from the initial state with
+// ESP = stack as setup leaves it.
+inline FlatRunResult run32(FlatHarness& h, uint32_t code, uint32_t stack,
+                           const std::function<void(asmjit::x86::Assembler&)>& body,
+                           const std::function<void(CpuState&)>& setup = {}) {
+  load32(h, code, body);
+  h.invalidate(code, 0x1000);
+  CpuState s = FlatHarness::initial_state(code, stack);
+  if (setup) setup(s);
+  return h.run(s);
+}
+
 // EAX = 1000 + 999 + ... + 1 by a loop of add, dec, jnz; then hlt (12 bytes
 // before the hlt: mov 5, xor 2, add 2, dec 1, jnz 2).
 inline void emit_sum_loop(asmjit::x86::Assembler& a) {

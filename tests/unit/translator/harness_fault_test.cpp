@@ -22,11 +22,7 @@ void raw(x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
 
 FlatRunResult run_program(FlatHarness& h, const std::function<void(x86::Assembler&)>& body,
                           const std::function<void(CpuState&)>& setup = {}) {
-  load32(h, kCode, body);
-  h.invalidate(kCode, 0x1000);  // Tests reuse one harness for several programs.
-  CpuState s = FlatHarness::initial_state(kCode, kStack);
-  if (setup) setup(s);
-  return h.run(s);
+  return test::run32(h, kCode, kStack, body, setup);
 }
 
 TEST(FlatHarnessStrings, RepMovsAndStosBothDirections) {
