@@ -21,36 +21,50 @@ bool full(uint32_t low, uint32_t high) {
   return low == 0 && high == 0xFFFFFFFFu;
 }
 
+VcpuContext::SegmentCheck check_of(const Segment& s) {
+  VcpuContext::SegmentCheck c;
+  c.base = s.unusable ? 0 : s.base;
+  store_bounds(access_bounds(s, SegmentAccess::kRead), &c.read_low, &c.read_high);
+  store_bounds(access_bounds(s, SegmentAccess::kWrite), &c.write_low, &c.write_high);
+  return c;
+}
+
+bool flat_but_for_base(const VcpuContext::SegmentCheck& c) {
+  return full(c.read_low, c.read_high) && full(c.write_low, c.write_high);
+}
+
 }  // namespace
 
-SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_t cpl) {
+SegmentView view_fs_gs(const Segment& fs, const Segment& gs, uint8_t cpl) {
   SegmentView v;
-  const Segment& fs = segments[static_cast<int>(SegReg::kFs)];
-  const Segment& gs = segments[static_cast<int>(SegReg::kGs)];
   const bool fs_based = !fs.unusable && fs.base != 0;
   const bool gs_based = !gs.unusable && gs.base != 0;
   // Linux: the kernel's per-CPU area behind FS, user TLS behind GS.
-  const SegReg routed = gs_based && (!fs_based || cpl == 3) ? SegReg::kGs : SegReg::kFs;
-  v.fs_segment = routed == SegReg::kGs ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
-  for (int i = 0; i < kNumSegRegs; ++i) {
-    const Segment& s = segments[i];
-    VcpuContext::SegmentCheck& c = v.checks[i];
-    c.base = s.unusable ? 0 : s.base;
-    store_bounds(access_bounds(s, SegmentAccess::kRead), &c.read_low, &c.read_high);
-    store_bounds(access_bounds(s, SegmentAccess::kWrite), &c.write_low, &c.write_high);
-    const bool reads_flat = full(c.read_low, c.read_high);
-    const bool writes_flat = full(c.write_low, c.write_high);
-    bool compensate;
-    if (static_cast<SegReg>(i) == SegReg::kCs) {
-      // Never writable: the translator turns stores through CS into #GP.
-      compensate = c.base != 0 || !reads_flat;
-    } else if (static_cast<SegReg>(i) == routed) {
-      compensate = !reads_flat || !writes_flat;
-      if (!compensate) v.fs_base = c.base;
-    } else {
-      compensate = c.base != 0 || !reads_flat || !writes_flat;
+  const bool route_gs = gs_based && (!fs_based || cpl == 3);
+  v.fs_segment = route_gs ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
+  for (SegReg r : {SegReg::kFs, SegReg::kGs}) {
+    const int i = static_cast<int>(r);
+    const VcpuContext::SegmentCheck& c = v.checks[i] = check_of(r == SegReg::kFs ? fs : gs);
+    const bool routed = route_gs == (r == SegReg::kGs);
+    if (routed && flat_but_for_base(c)) {
+      v.fs_base = c.base;
+    } else if (c.base != 0 || !flat_but_for_base(c)) {
+      v.compensated |= static_cast<uint8_t>(1u << i);
     }
-    if (compensate) v.compensated |= static_cast<uint8_t>(1u << i);
+  }
+  return v;
+}
+
+SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_t cpl) {
+  SegmentView v = view_fs_gs(segments[static_cast<int>(SegReg::kFs)],
+                             segments[static_cast<int>(SegReg::kGs)], cpl);
+  for (SegReg r : {SegReg::kEs, SegReg::kCs, SegReg::kSs, SegReg::kDs}) {
+    const int i = static_cast<int>(r);
+    const VcpuContext::SegmentCheck& c = v.checks[i] = check_of(segments[i]);
+    // CS is never writable: the translator turns stores through it into #GP.
+    const bool flat =
+        c.base == 0 && (r == SegReg::kCs ? full(c.read_low, c.read_high) : flat_but_for_base(c));
+    if (!flat) v.compensated |= static_cast<uint8_t>(1u << i);
   }
   return v;
 }

@@ -26,6 +26,7 @@ struct SegmentView {
     mode.fs_segment = fs_segment;
     mode.compensated = compensated;
   }
+  static constexpr uint8_t kFsGsBits = 0x30;
   // The FS and GS checks, as VcpuContext::SegmentSwitch holds them.
   void copy_fs_gs_checks(VcpuContext::SegmentCheck (&out)[2]) const {
     out[0] = checks[static_cast<int>(SegReg::kFs)];
@@ -34,5 +35,8 @@ struct SegmentView {
 };
 
 SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_t cpl);
+// Only the parts FS and GS decide: fs_segment, fs_base, their checks and
+// their bits of compensated (what an FS/GS switch changes).
+SegmentView view_fs_gs(const Segment& fs, const Segment& gs, uint8_t cpl);
 
 }  // namespace bt86

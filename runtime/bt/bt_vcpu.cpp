@@ -226,11 +226,19 @@ void BtVcpu::prepare_segment_switches(uint8_t cpl) {
       out.selector = kNoReload;
       continue;
     }
-    std::array<Segment, kNumSegRegs> segments = cpu_.seg;
-    segments[static_cast<int>(reg)] = p.loaded;
-    const SegmentView view = view_segments(segments, cpl);
+    const Segment& fs = reg == SegReg::kFs ? p.loaded : cpu_.segment(SegReg::kFs);
+    const Segment& gs = reg == SegReg::kGs ? p.loaded : cpu_.segment(SegReg::kGs);
+    // Runs before every cache entry and sees the same few pairs again and
+    // again: the view is remembered per slot.
+    PreparedView& memo = prepared_views_[slot];
+    if (memo.cpl != cpl || !(memo.fs == fs) || !(memo.gs == gs)) {
+      memo = {fs, gs, cpl, view_fs_gs(fs, gs, cpl)};
+    }
+    const SegmentView& view = memo.view;
     TranslationMode mode = mode_;
-    view.apply_to(mode);
+    mode.fs_segment = view.fs_segment;
+    mode.compensated =
+        static_cast<uint8_t>((mode_.compensated & ~SegmentView::kFsGsBits) | view.compensated);
     out.selector = p.loaded.selector;
     out.fs_window_base = context_->window_base + view.fs_base;
     out.lookup_table = cache_.lookup_for_mode(mode.key()).address();

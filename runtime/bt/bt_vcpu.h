@@ -94,6 +94,7 @@
 #include "runtime/bt/nonglobal_units.h"
 #include "runtime/callouts.h"
 #include "runtime/host_signals.h"
+#include "runtime/segment_view.h"
 #include "runtime/system/guest_event.h"
 #include "runtime/system/system_context.h"
 #include "shadow/guest_linear_memory.h"
@@ -315,6 +316,12 @@ class BtVcpu final : public Vcpu,
   // Per register, the full load before the one in reloads_ if it had another
   // selector: the one translated code may switch FS or GS back to.
   std::array<SegmentReload, kNumSegRegs> previous_loads_{};
+  struct PreparedView {
+    Segment fs, gs;
+    uint8_t cpl = 0xFF;
+    SegmentView view;
+  };
+  std::array<PreparedView, 2> prepared_views_{};
   // The selector the last verw found writable, at that CPL and descriptor
   // generation: translated verw of it sets ZF without a callout.
   struct VerwMemo {
