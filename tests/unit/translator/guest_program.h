@@ -48,6 +48,30 @@ inline FlatRunResult run32(FlatHarness& h, uint32_t code, uint32_t stack,
   return h.run(s);
 }
 
+// rep movsd 64 bytes from 0x10000 to 0x20000, rep movsb backwards (DF=1)
+// 64 bytes from 0x10000 to 0x30000, then rep stosw of 0xABCD three times
+// at 0x40000; DF is clear at the end.
+inline void emit_string_copies(asmjit::x86::Assembler& a) {
+  using namespace asmjit;
+  const auto raw = [&a](std::initializer_list<uint8_t> bytes) {
+    a.embed(std::data(bytes), bytes.size());
+  };
+  a.mov(x86::esi, 0x10000);
+  a.mov(x86::edi, 0x20000);
+  a.mov(x86::ecx, 16);
+  raw({0xF3, 0xA5});  // rep movsd
+  a.std();
+  a.mov(x86::esi, 0x1003F);
+  a.mov(x86::edi, 0x3003F);
+  a.mov(x86::ecx, 64);
+  raw({0xF3, 0xA4});  // rep movsb, backwards
+  a.cld();
+  a.mov(x86::edi, 0x40000);
+  a.mov(x86::eax, 0xABCD);
+  a.mov(x86::ecx, 3);
+  raw({0x66, 0xF3, 0xAB});  // rep stosw
+}
+
 // EAX = 1000 + 999 + ... + 1 by a loop of add, dec, jnz; then hlt (12 bytes
 // before the hlt: mov 5, xor 2, add 2, dec 1, jnz 2).
 inline void emit_sum_loop(asmjit::x86::Assembler& a) {

@@ -30,20 +30,7 @@ TEST(FlatHarnessStrings, RepMovsAndStosBothDirections) {
   uint8_t* m = h.memory().data();
   for (int i = 0; i < 64; ++i) m[0x10000 + i] = static_cast<uint8_t>(i + 1);
   FlatRunResult r = run_program(h, [](x86::Assembler& a) {
-    a.mov(x86::esi, 0x10000);
-    a.mov(x86::edi, 0x20000);
-    a.mov(x86::ecx, 16);
-    raw(a, {0xF3, 0xA5});  // rep movsd
-    a.std();
-    a.mov(x86::esi, 0x1003F);
-    a.mov(x86::edi, 0x3003F);
-    a.mov(x86::ecx, 64);
-    raw(a, {0xF3, 0xA4});  // rep movsb, backwards
-    a.cld();
-    a.mov(x86::edi, 0x40000);
-    a.mov(x86::eax, 0xABCD);
-    a.mov(x86::ecx, 3);
-    raw(a, {0x66, 0xF3, 0xAB});  // rep stosw
+    test::emit_string_copies(a);
     a.mov(x86::esi, 0x10000);
     a.mov(x86::edi, 0x20000);
     a.mov(x86::ecx, 64);

@@ -314,21 +314,8 @@ TEST(CompensatedSegments, StoreThroughCodeSegmentIsGeneralProtection) {
 // nothing but the compensation differs).
 TEST(CompensatedSegments, StringInstructionsMatchTheHostOnFlatSegments) {
   const auto program = [](x86::Assembler& a) {
-    a.mov(x86::esi, 0x10000);
-    a.mov(x86::edi, 0x20000);
-    a.mov(x86::ecx, 16);
-    raw(a, {0xF3, 0xA5});  // rep movsd
+    test::emit_string_copies(a);
     a.mov(x86::byte_ptr(0x20028), 0xEE);
-    a.std();
-    a.mov(x86::esi, 0x1003F);
-    a.mov(x86::edi, 0x3003F);
-    a.mov(x86::ecx, 64);
-    raw(a, {0xF3, 0xA4});  // rep movsb, backwards
-    a.cld();
-    a.mov(x86::edi, 0x40000);
-    a.mov(x86::eax, 0xABCD);
-    a.mov(x86::ecx, 3);
-    raw(a, {0x66, 0xF3, 0xAB});  // rep stosw
     a.mov(x86::esi, 0x10000);
     a.mov(x86::edi, 0x20000);
     a.mov(x86::ecx, 64);
