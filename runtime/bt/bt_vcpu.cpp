@@ -540,6 +540,12 @@ void BtVcpu::refresh_view() {
     throw std::runtime_error(fmt::format(
         "CS has base {:#x}: the bt backend runs code only from segments based at 0", cs.base));
   }
+  // Translated stack operations move all of ESP; a 16-bit stack wraps SP.
+  if (const Segment& ss = cpu_.segment(SegReg::kSs);
+      (cpu_.cr0 & cr0::kPe) && !ss.unusable && !ss.db) {
+    throw std::runtime_error(
+        "SS is a 16-bit stack segment (B clear): the bt backend runs only 32-bit stacks");
+  }
   if (view.fs_base != logged_fs_base_) {
     logged_fs_base_ = view.fs_base;
     machine_.log().note("bt: {}S base {:#x} routed through host FS",

@@ -111,6 +111,27 @@ TEST_F(BtVcpuTest, SerialOutputAndDebugExit) {
   EXPECT_EQ(serial_.text, "hi");
 }
 
+// What the translator cannot compensate stops the run with an error that
+// names it, rather than running the guest wrongly.
+TEST_F(BtVcpuTest, CodeSegmentBaseAndSixteenBitStackStopTheRunWithAnError) {
+  load(kCode, [](x86::Assembler& a) { a.hlt(); });
+  CpuState s = flat_boot_state(machine_->memory(), kGdt, kCode);
+  s.reg(Gpr::kEsp) = kStack;
+  s.segment(SegReg::kCs).base = 0x1000;
+  s.eip = kCode - 0x1000;
+  vcpu_->set_state(s);
+  VcpuExit exit = vcpu_->run();
+  EXPECT_EQ(exit.kind, VcpuExit::Kind::kError);
+  EXPECT_NE(exit.message.find("CS has base 0x1000"), std::string::npos) << exit.message;
+
+  s = flat_boot_state(machine_->memory(), kGdt, kCode);
+  s.segment(SegReg::kSs).db = false;
+  vcpu_->set_state(s);
+  exit = vcpu_->run();
+  EXPECT_EQ(exit.kind, VcpuExit::Kind::kError);
+  EXPECT_NE(exit.message.find("16-bit stack segment"), std::string::npos) << exit.message;
+}
+
 TEST_F(BtVcpuTest, HaltWithInterruptsDisabledPowersOff) {
   load(kCode, [](x86::Assembler& a) {
     a.cli();
