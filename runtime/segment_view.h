@@ -7,6 +7,8 @@
 
 #include <Zydis/Zydis.h>
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -35,6 +37,34 @@ struct SegmentView {
 };
 
 SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_t cpl);
+
+// The last few views computed from equal inputs: the BT backend asks before
+// every cache entry, and a system call goes from the user's segments to the
+// kernel's (two FS loads on the way) and back, so one remembered view would
+// always be the wrong one.
+template <typename Key>
+class RecentSegmentViews {
+ public:
+  template <typename Compute>
+  const SegmentView& get(const Key& key, Compute compute) {
+    for (const Entry& e : entries_) {
+      if (e.valid && e.key == key) return e.view;
+    }
+    Entry& e = entries_[next_];
+    next_ = (next_ + 1) % entries_.size();
+    e = {key, compute(), true};
+    return e.view;
+  }
+
+ private:
+  struct Entry {
+    Key key{};
+    SegmentView view;
+    bool valid = false;
+  };
+  std::array<Entry, 4> entries_{};
+  size_t next_ = 0;
+};
 // Only the parts FS and GS decide: fs_segment, fs_base, their checks and
 // their bits of compensated (what an FS/GS switch changes).
 SegmentView view_fs_gs(const Segment& fs, const Segment& gs, uint8_t cpl);

@@ -23,9 +23,9 @@
 //   never linked (the runtime runs it to emulate a store to a traced page).
 // key() packs all of it into UnitKey::mode.
 //
-// Few instructions depend on the FPU bits (x87/MMX/SSE) or on whether CS or
-// the unrouted one of FS/GS is compensated (only explicit overrides name
-// them). A CPL 0 unit without them, with ES, DS and SS flat, is the same
+// Few instructions depend on the FPU bits (x87/MMX/SSE) or on whether the
+// unrouted one of FS/GS is compensated (only explicit overrides name it).
+// A CPL 0 unit without them, with ES, CS, DS and SS flat, is the same
 // code for every value of those bits and is keyed on shared_key(): Linux
 // runs its code with the user's TLS base in GS from a process and with GS
 // clear from a kernel thread, and boots with CR4.OSFXSR clear, and each of
@@ -64,9 +64,10 @@ struct TranslationMode {
   static constexpr uint8_t segment_bit(ZydisRegister segment) {
     return static_cast<uint8_t>(1u << (segment - ZYDIS_REGISTER_ES));
   }
-  // The segments that plain accesses use without naming them (string
-  // destinations: ES).
-  static constexpr uint8_t kImplicitSegments = 0b1101;  // ES, SS, DS (bits of segment_bit()).
+  // The segments that must be flat for units to be shared: the ones plain
+  // accesses use without naming them (string destinations: ES), and CS,
+  // which Linux names on every return to user space (verw %cs:...).
+  static constexpr uint8_t kFlatForSharing = 0b1111;  // ES CS SS DS (bits of segment_bit()).
   bool compensates(ZydisRegister segment) const {
     return (compensated & segment_bit(segment)) != 0;
   }
@@ -74,15 +75,12 @@ struct TranslationMode {
     return fs_segment == ZYDIS_REGISTER_FS ? ZYDIS_REGISTER_GS : ZYDIS_REGISTER_FS;
   }
   // Whether an access through segment makes a translation depend on
-  // variant_mask(): CS and the unrouted one of FS/GS are named only by
-  // explicit overrides, which few instructions have.
-  bool is_variant_segment(ZydisRegister segment) const {
-    return segment == ZYDIS_REGISTER_CS || segment == unrouted_segment();
-  }
+  // variant_mask(): the unrouted one of FS/GS is named only by explicit
+  // overrides, which few instructions have.
+  bool is_variant_segment(ZydisRegister segment) const { return segment == unrouted_segment(); }
   // The key bits shared units do not depend on.
   uint32_t variant_mask() const {
-    const uint32_t segments = segment_bit(ZYDIS_REGISTER_CS) | segment_bit(unrouted_segment());
-    return (0xFu << kFpuShift) | (segments << kCompensatedShift);
+    return (0xFu << kFpuShift) | (uint32_t{segment_bit(unrouted_segment())} << kCompensatedShift);
   }
 
   uint32_t key() const {
@@ -92,7 +90,7 @@ struct TranslationMode {
   }
   uint32_t shared_key() const { return (key() & ~variant_mask()) | kSharedBit; }
   // Whether units translated in this mode may be keyed on shared_key().
-  bool shares_units() const { return cpl == 0 && (compensated & kImplicitSegments) == 0; }
+  bool shares_units() const { return cpl == 0 && (compensated & kFlatForSharing) == 0; }
   // The key of a unit translated in this mode; uses_variant: it holds an
   // instruction whose translation depends on variant_mask().
   uint32_t unit_key(bool uses_variant) const {

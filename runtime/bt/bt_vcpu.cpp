@@ -228,13 +228,8 @@ void BtVcpu::prepare_segment_switches(uint8_t cpl) {
     }
     const Segment& fs = reg == SegReg::kFs ? p.loaded : cpu_.segment(SegReg::kFs);
     const Segment& gs = reg == SegReg::kGs ? p.loaded : cpu_.segment(SegReg::kGs);
-    // Runs before every cache entry and sees the same few pairs again and
-    // again: the view is remembered per slot.
-    PreparedView& memo = prepared_views_[slot];
-    if (memo.cpl != cpl || !(memo.fs == fs) || !(memo.gs == gs)) {
-      memo = {fs, gs, cpl, view_fs_gs(fs, gs, cpl)};
-    }
-    const SegmentView& view = memo.view;
+    const SegmentView& view =
+        switch_views_.get({fs, gs, cpl}, [&] { return view_fs_gs(fs, gs, cpl); });
     TranslationMode mode = mode_;
     mode.fs_segment = view.fs_segment;
     mode.compensated =
@@ -535,7 +530,8 @@ void BtVcpu::refresh_view() {
   context_->window_base = base;
   context_->negative_window_base = 0 - base;
 
-  const SegmentView view = view_segments(cpu_.seg, cpl);
+  const SegmentView& view =
+      views_.get({cpu_.seg, cpl}, [&] { return view_segments(cpu_.seg, cpl); });
   if (const Segment& cs = cpu_.segment(SegReg::kCs); cs.base != 0) {
     throw std::runtime_error(fmt::format(
         "CS has base {:#x}: the bt backend runs code only from segments based at 0", cs.base));

@@ -316,12 +316,18 @@ class BtVcpu final : public Vcpu,
   // Per register, the full load before the one in reloads_ if it had another
   // selector: the one translated code may switch FS or GS back to.
   std::array<SegmentReload, kNumSegRegs> previous_loads_{};
-  struct PreparedView {
+  struct FsGsKey {
     Segment fs, gs;
-    uint8_t cpl = 0xFF;
-    SegmentView view;
+    uint8_t cpl = 0;
+    friend bool operator==(const FsGsKey&, const FsGsKey&) = default;
   };
-  std::array<PreparedView, 2> prepared_views_{};
+  RecentSegmentViews<FsGsKey> switch_views_;
+  struct SegmentsKey {
+    std::array<Segment, kNumSegRegs> segments{};
+    uint8_t cpl = 0;
+    friend bool operator==(const SegmentsKey&, const SegmentsKey&) = default;
+  };
+  RecentSegmentViews<SegmentsKey> views_;
   // The selector the last verw found writable, at that CPL and descriptor
   // generation: translated verw of it sets ZF without a callout.
   struct VerwMemo {

@@ -66,7 +66,8 @@ TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
   BytesSource source({0x90, 0xC3,                     // 0x1000: nop; ret
                       0x9B, 0xC3,                     // 0x1002: fwait; ret
                       0x65, 0xA1, 0, 0, 0, 0, 0xC3,   // 0x1004: mov eax, gs:[0]; ret
-                      0x64, 0xA1, 0, 0, 0, 0, 0xC3},  // 0x100b: mov eax, fs:[0]; ret
+                      0x64, 0xA1, 0, 0, 0, 0, 0xC3,   // 0x100b: mov eax, fs:[0]; ret
+                      0x2E, 0xA1, 0, 0, 0, 0, 0xC3},  // 0x1012: mov eax, cs:[0]; ret
                      0x1000);
   TranslationMode kernel;
   TranslationMode kernel_ts = kernel;
@@ -94,6 +95,10 @@ TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
   EXPECT_EQ(cache.find(0x1004, 0x1, kernel_ts), nullptr) << "gs: depends on GS's compensation";
   TranslationUnit& routed = translate(0x100b, kernel);
   EXPECT_EQ(cache.find(0x100b, 0x1, kernel_ts), &routed) << "fs: is routed in both";
+  // Linux runs verw %cs:... on every return to user space: units naming a
+  // flat CS stay shared.
+  TranslationUnit& code_segment = translate(0x1012, kernel);
+  EXPECT_EQ(cache.find(0x1012, 0x1, kernel_ts), &code_segment) << "cs: is flat in both";
 
   EXPECT_TRUE(TranslationMode::link_keeps_mode(kernel.key(), plain.key.mode));
   EXPECT_FALSE(TranslationMode::link_keeps_mode(plain.key.mode, kernel.key()));
