@@ -41,29 +41,31 @@ int gpr_of(ZydisRegister r) {
   return -1;
 }
 
-// Guest memory through a segment register, with its limit and type checks
-// (#SS(0) for SS, #GP(0) otherwise).
-bool access_segmented(CalloutEnvironment& env, SegReg reg, uint32_t offset, void* data,
-                      uint32_t size, bool write, GuestException* fault) {
+// The linear address of an access through a segment register, after its
+// limit and type checks (#SS(0) for SS, #GP(0) otherwise).
+bool segmented_linear(CalloutEnvironment& env, SegReg reg, uint32_t offset, uint32_t size,
+                      SegmentAccess access, uint32_t* linear, GuestException* fault) {
   const Segment& seg = env.state.segment(reg);
-  if (!access_bounds(seg, write ? SegmentAccess::kWrite : SegmentAccess::kRead)
-           .contains(offset, size)) {
+  if (!access_bounds(seg, access).contains(offset, size)) {
     *fault = {reg == SegReg::kSs ? vector::kSs : vector::kGp, 0u, std::nullopt};
     return false;
   }
-  const uint32_t linear = seg.base + offset;
-  return write ? env.memory.write(linear, data, size, fault)
-               : env.memory.read(linear, data, size, fault);
+  *linear = seg.base + offset;
+  return true;
 }
 
 bool read_segmented(CalloutEnvironment& env, SegReg reg, uint32_t offset, void* data, uint32_t size,
                     GuestException* fault) {
-  return access_segmented(env, reg, offset, data, size, false, fault);
+  uint32_t linear = 0;
+  return segmented_linear(env, reg, offset, size, SegmentAccess::kRead, &linear, fault) &&
+         env.memory.read(linear, data, size, fault);
 }
 
 bool write_segmented(CalloutEnvironment& env, SegReg reg, uint32_t offset, const void* data,
                      uint32_t size, GuestException* fault) {
-  return access_segmented(env, reg, offset, const_cast<void*>(data), size, true, fault);
+  uint32_t linear = 0;
+  return segmented_linear(env, reg, offset, size, SegmentAccess::kWrite, &linear, fault) &&
+         env.memory.write(linear, data, size, fault);
 }
 
 SegReg segment_of(ZydisRegister r) {

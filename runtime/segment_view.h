@@ -28,7 +28,13 @@ struct SegmentView {
     mode.fs_segment = fs_segment;
     mode.compensated = compensated;
   }
-  static constexpr uint8_t kFsGsBits = 0x30;
+  // Only what view_fs_gs() decides: the routing and FS's and GS's bits.
+  void apply_fs_gs_to(TranslationMode& mode) const {
+    constexpr uint8_t kFsGs = TranslationMode::segment_bit(ZYDIS_REGISTER_FS) |
+                              TranslationMode::segment_bit(ZYDIS_REGISTER_GS);
+    mode.fs_segment = fs_segment;
+    mode.compensated = static_cast<uint8_t>((mode.compensated & ~kFsGs) | (compensated & kFsGs));
+  }
   // The FS and GS checks, as VcpuContext::SegmentSwitch holds them.
   void copy_fs_gs_checks(VcpuContext::SegmentCheck (&out)[2]) const {
     out[0] = checks[static_cast<int>(SegReg::kFs)];
@@ -37,6 +43,9 @@ struct SegmentView {
 };
 
 SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_t cpl);
+// Only the parts FS and GS decide: fs_segment, fs_base, their checks and
+// their bits of compensated (what an FS/GS switch changes).
+SegmentView view_fs_gs(const Segment& fs, const Segment& gs, uint8_t cpl);
 
 // The last few views computed from equal inputs: the BT backend asks before
 // every cache entry, and a system call goes from the user's segments to the
@@ -65,8 +74,5 @@ class RecentSegmentViews {
   std::array<Entry, 4> entries_{};
   size_t next_ = 0;
 };
-// Only the parts FS and GS decide: fs_segment, fs_base, their checks and
-// their bits of compensated (what an FS/GS switch changes).
-SegmentView view_fs_gs(const Segment& fs, const Segment& gs, uint8_t cpl);
 
 }  // namespace bt86

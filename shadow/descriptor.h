@@ -74,7 +74,6 @@ struct SegmentBounds {
   bool contains(uint32_t offset, uint32_t size) const {
     return offset >= low && uint64_t{offset} + size - 1 <= high;
   }
-  friend bool operator==(const SegmentBounds&, const SegmentBounds&) = default;
 };
 
 // The limit alone (expand-down segments hold the offsets above the limit).

@@ -65,9 +65,6 @@ class TranslationCache {
   IndirectLookupTable& lookup_for_mode(uint32_t mode_key);
   static constexpr size_t kLookupTables = 8;
 
-  TranslationUnit* find(uint32_t guest_eip) {
-    return find(guest_eip, guest_eip >> 12, TranslationMode{});
-  }
   TranslationUnit* find(const UnitKey& key);
   // The unit to run at eip, fetched from frame, in mode: one translated
   // for this mode or one shared by all modes that differ from it only in

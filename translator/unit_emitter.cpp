@@ -966,8 +966,9 @@ bool UnitEmitter::emit_compensated_ident(const DecodedInstruction& d,
     a.mov(x86::al, guest(x86::r11d, 0, 1));
     return true;
   }
+  const bool rewrites_operand = can_encode_with_address_register(d);
   int borrowed = -1;
-  if (can_encode_with_address_register(d)) {
+  if (rewrites_operand) {
     borrowed = free_guest_register(d);
     if (borrowed < 0) return false;
     scratch_.clear();
@@ -987,7 +988,7 @@ bool UnitEmitter::emit_compensated_ident(const DecodedInstruction& d,
   const uint32_t begin = static_cast<uint32_t>(a.offset());
   a.mov(r.r32(), x86::r11d);
   scratch_.clear();
-  encode_ident(d, scratch_, kHostGsPrefix, can_encode_with_address_register(d) ? borrowed : -1);
+  encode_ident(d, scratch_, kHostGsPrefix, rewrites_operand ? borrowed : -1);
   embed(scratch_);
   Recovery recovery{Recovery::Kind::kBorrowedRegister, 0, static_cast<uint8_t>(borrowed)};
   add_recovery(begin, recovery);

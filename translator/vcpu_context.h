@@ -89,9 +89,9 @@ struct alignas(4096) VcpuContext {
   // whose load the runtime has prepared (kNoReload if none), with the host
   // FS base, the lookup table and the FS and GS segment checks of the
   // translation mode that load leads to. Translated mov/pop FS or GS of that
-  // selector installs them, marks
-  // segments_switched, and ends its unit through the new lookup table; the
-  // runtime adopts the load at the next exit. Written before every entry.
+  // selector installs them, marks segments_switched, and ends its unit
+  // through the new lookup table; the runtime adopts the load at the next
+  // exit. Written before every entry.
   struct SegmentSwitch {
     uint32_t selector = kNoReload;
     uint32_t pad = 0;

@@ -85,7 +85,8 @@ std::string format_translation(BtDebugTarget& target, uint32_t linear, const Sym
         u->id, u->guest_start, u->guest_end, symbol_suffix(u->guest_start, symbols), u->key.frame,
         u->key.mode,
         TranslationMode::single_instruction_of_key(u->key.mode) ? " (single-instruction)" : "",
-        TranslationMode::shared_of_key(u->key.mode) ? " (any FPU mode and FS/GS base)" : "",
+        TranslationMode::shared_of_key(u->key.mode) ? " (any FPU mode, unrouted FS/GS flat or not)"
+                                                    : "",
         u->host_start, u->host_start + u->host_size, u->host_size, u->ident_count,
         u->compensated_count, u->callout_count, u->global ? ", global" : "");
     if (u->execution_counter != nullptr)

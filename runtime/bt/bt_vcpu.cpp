@@ -231,9 +231,7 @@ void BtVcpu::prepare_segment_switches(uint8_t cpl) {
     const SegmentView& view =
         switch_views_.get({fs, gs, cpl}, [&] { return view_fs_gs(fs, gs, cpl); });
     TranslationMode mode = mode_;
-    mode.fs_segment = view.fs_segment;
-    mode.compensated =
-        static_cast<uint8_t>((mode_.compensated & ~SegmentView::kFsGsBits) | view.compensated);
+    view.apply_fs_gs_to(mode);
     out.selector = p.loaded.selector;
     out.fs_window_base = context_->window_base + view.fs_base;
     out.lookup_table = cache_.lookup_for_mode(mode.key()).address();
