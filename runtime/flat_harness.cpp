@@ -93,6 +93,7 @@ class FlatHarness::Impl : public HostFaultHandler, public CodeSource, public Gue
   // From the segments of the state a run starts with (no harness callout
   // loads a segment register).
   TranslationMode mode_;
+  CodeSegment code_segment_;
   TranslationCache cache_;
   Translator translator_;
   std::atomic<bool> stop_requested_{false};
@@ -198,7 +199,7 @@ size_t FlatHarness::Impl::fetch(uint32_t eip, std::span<uint8_t> buffer,
                                 uint32_t* fault_error_code) {
   size_t n = 0;
   for (; n < buffer.size(); ++n) {
-    const uint32_t a = eip + static_cast<uint32_t>(n);
+    const uint32_t a = code_segment_.base + eip + static_cast<uint32_t>(n);
     if (!page_present(a)) break;
     buffer[n] = vmm_view_[a];
   }
@@ -218,9 +219,10 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
   const SegmentView view = view_segments(s.seg, 0);
   mode_ = TranslationMode{};
   view.apply_to(mode_);
+  code_segment_ = {s.segment(SegReg::kCs).base, s.segment(SegReg::kCs).limit};
   std::copy(std::begin(view.checks), std::end(view.checks), std::begin(context_->segment_checks));
   context_->fs_window_base = context_->window_base + view.fs_base;
-  context_->lookup_table = cache_.lookup_for_mode(mode_.key()).address();
+  context_->lookup_table = cache_.lookup_for_mode(mode_.key(), code_segment_).address();
   cache_.stubs().use_fpu_image(*context_, s.fpu.fxsave);
 }
 
@@ -233,8 +235,9 @@ void FlatHarness::Impl::save_context(CpuState& s) const {
 }
 
 TranslationUnit& FlatHarness::Impl::unit_for(uint32_t eip) {
-  if (TranslationUnit* u = cache_.find(eip, eip >> 12, mode_)) return *u;
-  return translator_.translate(UnitKey{eip, eip >> 12, mode_.key()}, mode_, *this);
+  const uint32_t frame = (code_segment_.base + eip) >> 12;
+  if (TranslationUnit* u = cache_.find(eip, frame, mode_, code_segment_)) return *u;
+  return translator_.translate(UnitKey{eip, frame, mode_.key(), code_segment_}, mode_, *this);
 }
 
 bool FlatHarness::Impl::handle_host_signal(HostSignal& signal) {
@@ -313,7 +316,8 @@ FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
     if (exit_id == kExitIndirectMiss) {
       ++indirect_misses_;
       const uint32_t target = context_->eip;
-      cache_.lookup_for_mode(mode_.key()).insert(target, unit_for(target).host_start);
+      cache_.lookup_for_mode(mode_.key(), code_segment_)
+          .insert(target, unit_for(target).host_start);
       continue;
     }
     const ExitRecord exit = cache_.exit(exit_id);

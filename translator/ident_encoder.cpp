@@ -17,9 +17,18 @@ void append_legacy_prefixes(const DecodedInstruction& d, std::vector<uint8_t>& o
 }
 
 // ModRM (reg field replaced when reg_field >= 0), SIB and displacement, with
-// absolute disp32 moved from RIP-relative to SIB form.
+// absolute disp32 moved from RIP-relative to SIB form. A moffs operand
+// (no ModRM; Zydis reports the offset as the displacement) becomes that
+// absolute SIB form.
 void append_address(const DecodedInstruction& d, int reg_field, std::vector<uint8_t>& out) {
   const auto& raw = d.insn.raw;
+  if (!d.has_attribute(ZYDIS_ATTRIB_HAS_MODRM)) {
+    out.push_back(static_cast<uint8_t>(((reg_field & 7) << 3) | 0x04));
+    out.push_back(0x25);
+    const auto offset = static_cast<uint32_t>(raw.disp.value);
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(offset >> (8 * i)));
+    return;
+  }
   uint8_t modrm = d.bytes[raw.modrm.offset];
   if (reg_field >= 0) modrm = static_cast<uint8_t>((modrm & 0xC7) | ((reg_field & 7) << 3));
   size_t end = raw.modrm.offset + 1;

@@ -42,16 +42,17 @@ TranslationCache::TranslationCache(size_t code_bytes)
   guard_chunks_bottom_ = memory_.exec_base() + memory_.size();
 }
 
-IndirectLookupTable& TranslationCache::lookup_for_mode(uint32_t mode_key) {
+IndirectLookupTable& TranslationCache::lookup_for_mode(uint32_t mode_key,
+                                                       const CodeSegment& code_segment) {
   ++lookup_choices_;
   for (ModeLookup& l : lookups_) {
-    if (l.mode_key == mode_key) {
+    if (l.mode_key == mode_key && l.code_segment == code_segment) {
       l.last_chosen = lookup_choices_;
       return *l.table;
     }
   }
   if (lookups_.size() < kLookupTables) {
-    lookups_.push_back(ModeLookup{mode_key, lookup_choices_,
+    lookups_.push_back(ModeLookup{mode_key, code_segment, lookup_choices_,
                                   std::make_unique<IndirectLookupTable>(stubs_.indirect_miss)});
     return *lookups_.back().table;
   }
@@ -60,6 +61,7 @@ IndirectLookupTable& TranslationCache::lookup_for_mode(uint32_t mode_key) {
       [](const ModeLookup& a, const ModeLookup& b) { return a.last_chosen < b.last_chosen; });
   oldest.table->clear();
   oldest.mode_key = mode_key;
+  oldest.code_segment = code_segment;
   oldest.last_chosen = lookup_choices_;
   return *oldest.table;
 }

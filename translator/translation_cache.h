@@ -62,18 +62,22 @@ class TranslationCache {
   // CPL 0 with the user's segments and loads its per-CPU FS a few
   // instructions later): emptying a 1 MiB table at each switch cost more
   // than the system call itself. The least recently chosen table is reused.
-  IndirectLookupTable& lookup_for_mode(uint32_t mode_key);
+  // A table also holds entries of one code segment only (EIPs are offsets
+  // into it).
+  IndirectLookupTable& lookup_for_mode(uint32_t mode_key, const CodeSegment& code_segment = {});
   static constexpr size_t kLookupTables = 8;
 
   TranslationUnit* find(const UnitKey& key);
   // The unit to run at eip, fetched from frame, in mode: one translated
   // for this mode or one shared by all modes that differ from it only in
   // TranslationMode::variant_mask().
-  TranslationUnit* find(uint32_t eip, uint32_t frame, const TranslationMode& mode) {
+  // Shared units are all flat-CS ones (sharing needs a flat CS).
+  TranslationUnit* find(uint32_t eip, uint32_t frame, const TranslationMode& mode,
+                        const CodeSegment& code_segment = {}) {
     if (mode.shares_units()) {
-      if (TranslationUnit* u = find(UnitKey{eip, frame, mode.shared_key()})) return u;
+      if (TranslationUnit* u = find(UnitKey{eip, frame, mode.shared_key(), code_segment})) return u;
     }
-    return find(UnitKey{eip, frame, mode.key()});
+    return find(UnitKey{eip, frame, mode.key(), code_segment});
   }
   // The live unit whose host code contains exec_address; async-signal-safe
   // as long as the cache is not being modified.
@@ -133,6 +137,7 @@ class TranslationCache {
   CacheStubs stubs_;
   struct ModeLookup {
     uint32_t mode_key;
+    CodeSegment code_segment;
     uint64_t last_chosen;
     std::unique_ptr<IndirectLookupTable> table;
   };

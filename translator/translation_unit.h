@@ -77,19 +77,33 @@ struct ExitRecord {
   uint32_t unit = 0;                      // Owning unit's id.
 };
 
+// The code segment a unit was translated for. Guest EIPs everywhere (unit
+// ranges, exits, lookups, recovery) are offsets into it; only fetching adds
+// the base. The limit is compiled in: an instruction reaching past it and a
+// branch to a target past it raise #GP(0) where the hardware does.
+struct CodeSegment {
+  uint32_t base = 0;
+  uint32_t limit = 0xFFFFFFFF;
+  friend bool operator==(const CodeSegment&, const CodeSegment&) = default;
+  bool flat() const { return base == 0 && limit == 0xFFFFFFFF; }
+};
+
 // What a unit's code depends on besides the guest bytes: translations are
 // keyed by the guest EIP, the guest-physical frame it was fetched from (the
-// same linear address may hold other code in another address space) and the
+// same linear address may hold other code in another address space), the
 // translation mode (TranslationMode::key(): CPL, IF sensitivity, segment
-// plan, single-instruction units).
+// plan, single-instruction units) and the code segment (the same EIP is
+// other code under another CS base).
 struct UnitKey {
   uint32_t eip = 0;
   uint32_t frame = 0;
   uint32_t mode = 0;
+  CodeSegment code_segment;
   friend bool operator==(const UnitKey&, const UnitKey&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const UnitKey& k) {
-    return H::combine(std::move(h), k.eip, k.frame, k.mode);
+    return H::combine(std::move(h), k.eip, k.frame, k.mode, k.code_segment.base,
+                      k.code_segment.limit);
   }
 };
 

@@ -1,5 +1,6 @@
 #include "translator/translator.h"
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -11,6 +12,7 @@ namespace bt86 {
 namespace {
 constexpr uint8_t kPageFaultVector = 14;
 constexpr uint8_t kInvalidOpcodeVector = 6;
+constexpr uint8_t kGeneralProtectionVector = 13;
 }  // namespace
 
 const ZydisDecodedOperand* explicit_store_operand(const DecodedInstruction& d) {
@@ -49,17 +51,25 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
   // decoder overwrites what it reports.
   std::array<uint8_t, 15> buffer;
   DecodedInstruction d;
+  const CodeSegment& cs = key.code_segment;
   while (true) {
+    // Bytes past the CS limit are not fetched: an instruction reaching
+    // there raises #GP(0), which takes precedence over a page fault.
+    const size_t within_limit =
+        eip > cs.limit ? 0 : std::min<uint64_t>(buffer.size(), uint64_t{cs.limit} - eip + 1);
     uint32_t fault_error = 0;
-    const size_t readable = source.fetch(eip, buffer, &fault_error);
+    const size_t readable =
+        within_limit == 0 ? 0 : source.fetch(eip, {buffer.data(), within_limit}, &fault_error);
     const DecodeStatus status =
         decoder_.decode(eip, std::span<const uint8_t>(buffer.data(), readable), &d);
     if (status == DecodeStatus::kTruncated || (readable == 0)) {
-      if (count == 0) {
-        emitter_.emit_exception(eip, kPageFaultVector, fault_error,
-                                eip + static_cast<uint32_t>(readable));
-      } else {
+      if (count != 0) {
         emitter_.emit_fallthrough(eip);
+      } else if (readable == within_limit) {
+        emitter_.emit_exception(eip, kGeneralProtectionVector, 0, std::nullopt);
+      } else {
+        emitter_.emit_exception(eip, kPageFaultVector, fault_error,
+                                cs.base + eip + static_cast<uint32_t>(readable));
       }
       break;
     }

@@ -18,9 +18,11 @@
 
 namespace bt86 {
 
-// Where guest code comes from. fetch() copies up to 15 bytes starting at eip
-// into buffer and returns how many are readable; fewer than asked means the
-// next byte would fault (with *fault_error_code the #PF error code for it).
+// Where guest code comes from. fetch() copies up to buffer.size() bytes
+// starting at eip (an offset into the code segment of the unit being
+// translated: the source adds its base) and returns how many are readable;
+// fewer than asked means the next byte would fault (with *fault_error_code
+// the #PF error code for it). The translator never asks past the CS limit.
 class CodeSource {
  public:
   virtual ~CodeSource() = default;
@@ -52,7 +54,7 @@ class Translator {
   Translator(TranslationCache& cache, const TranslatorOptions& options);
   // Translates the unit starting at eip; flushes the cache if it is full.
   TranslationUnit& translate(uint32_t eip, CodeSource& source) {
-    return translate(UnitKey{eip, eip >> 12, 0}, TranslationMode{}, source);
+    return translate(UnitKey{eip, eip >> 12, 0, {}}, TranslationMode{}, source);
   }
   TranslationUnit& translate(const UnitKey& key, const TranslationMode& mode, CodeSource& source);
   const TranslatorStats& stats() const { return stats_; }

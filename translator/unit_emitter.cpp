@@ -213,6 +213,7 @@ void UnitEmitter::begin(uint64_t host_start, const UnitKey& key, const Translati
   code_.init(Environment(Arch::kX64), host_start);
   code_.attach(&assembler_);
   mode_ = mode;
+  code_limit_ = key.code_segment.limit;
   host_start_ = host_start;
   stubs_.clear();
   check_stubs_.clear();
@@ -445,13 +446,24 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       embed(scratch_);
       break;
     case Emitter::kJmpRelative:
-      direct_exit(std::nullopt, d.branch_target());
+    case Emitter::kCallRelative:
+      if (beyond_code_limit(d.branch_target())) {
+        raise_exception(d.eip, 13, 0);
+      } else {
+        if (entry.emitter == Emitter::kCallRelative) push_value(Imm(d.next_eip()), 4);
+        direct_exit(std::nullopt, d.branch_target());
+      }
       ends = true;
       break;
-    case Emitter::kJcc:
+    case Emitter::kJcc: {
       // Taken: a side exit. Not taken: the unit goes on (a superblock),
       // except in single-instruction units, which must stop after one.
-      direct_exit(static_cast<uint8_t>(d.insn.opcode & 0xF), d.branch_target());
+      const auto condition = static_cast<uint8_t>(d.insn.opcode & 0xF);
+      if (beyond_code_limit(d.branch_target())) {
+        raise_if(condition, 13);
+      } else {
+        direct_exit(condition, d.branch_target());
+      }
       if (mode_.single_instruction) {
         direct_exit(std::nullopt, d.next_eip());
         ends = true;
@@ -459,24 +471,27 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
         follows_side_exit_ = true;
       }
       break;
+    }
     case Emitter::kCounterBranch: {
       // jecxz/loop only have rel8 forms: hop over the 5-byte not-taken exit.
-      const uint8_t op = d.mnemonic() == ZYDIS_MNEMONIC_JECXZ ? 0xE3 : d.insn.opcode;
-      const uint8_t bytes[] = {0x67, op, 0x05};
+      const bool jecxz = d.mnemonic() == ZYDIS_MNEMONIC_JECXZ;
+      const uint8_t bytes[] = {0x67, jecxz ? uint8_t{0xE3} : d.insn.opcode, 0x05};
       a.embed(bytes, sizeof bytes);
       direct_exit(std::nullopt, d.next_eip());
-      direct_exit(std::nullopt, d.branch_target());
+      if (beyond_code_limit(d.branch_target())) {
+        // The loop forms have counted ECX down by now: undo it.
+        if (!jecxz) a.lea(x86::ecx, x86::ptr(x86::rcx, 1));
+        raise_exception(d.eip, 13, 0);
+      } else {
+        direct_exit(std::nullopt, d.branch_target());
+      }
       ends = true;
       break;
     }
-    case Emitter::kCallRelative:
-      push_value(Imm(d.next_eip()), 4);
-      direct_exit(std::nullopt, d.branch_target());
-      ends = true;
-      break;
     case Emitter::kRet: {
       const uint32_t release = d.insn.raw.imm[0].size != 0 ? d.insn.raw.imm[0].value.u & 0xFFFF : 0;
       a.mov(x86::r8d, stack_slot(0, 4, false));
+      check_code_target();
       a.lea(x86::esp, x86::ptr(x86::esp, static_cast<int32_t>(4 + release)));
       indirect_jump();
       ends = true;
@@ -484,11 +499,13 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     }
     case Emitter::kJmpIndirect:
       load_operand_to_r8(d, d.operands[0]);
+      check_code_target();
       indirect_jump();
       ends = true;
       break;
     case Emitter::kCallIndirect:
       load_operand_to_r8(d, d.operands[0]);
+      check_code_target();
       push_value(Imm(d.next_eip()), 4);
       indirect_jump();
       ends = true;
@@ -901,15 +918,41 @@ void UnitEmitter::compensate_offset(ZydisRegister segment, uint32_t size, bool w
   a.lea(x86::r11d, x86::ptr(x86::r11, x86::r13));
 }
 
+// Flags parked as compensate_offset() does, so that they survive the cmp.
+void UnitEmitter::check_code_target() {
+  if (code_limit_ == 0xFFFFFFFF) return;
+  auto& a = assembler_;
+  Label fail = a.newLabel();
+  check_stubs_.push_back({fail, current_eip(), 13, 0});
+  a.mov(x86::r12, x86::rax);
+  a.lahf();
+  a.seto(x86::al);
+  a.cmp(x86::r8d, Imm(code_limit_));
+  a.ja(fail);
+  a.add(x86::al, 0x7F);
+  a.sahf();
+  a.mov(x86::rax, x86::r12);
+}
+
+// The exception at the current instruction when condition holds, out of
+// line: nothing of the instruction is done.
+void UnitEmitter::raise_if(uint8_t condition, uint8_t vector) {
+  Label raise = assembler_.newLabel();
+  check_stubs_.push_back({raise, current_eip(), vector, 0, false});
+  assembler_.j(static_cast<x86::CondCode>(condition), raise);
+}
+
 // A failed check: flags and RAX back, ESP as before the instruction, then
 // the exception at the instruction.
 void UnitEmitter::emit_check_stubs() {
   auto& a = assembler_;
   for (const CheckStub& stub : check_stubs_) {
     a.bind(stub.label);
-    a.add(x86::al, 0x7F);
-    a.sahf();
-    a.mov(x86::rax, x86::r12);
+    if (stub.flags_parked) {
+      a.add(x86::al, 0x7F);
+      a.sahf();
+      a.mov(x86::rax, x86::r12);
+    }
     if (stub.esp_adjust != 0) a.lea(x86::esp, x86::ptr(x86::esp, stub.esp_adjust));
     raise_exception(stub.eip, stub.vector, 0);
   }

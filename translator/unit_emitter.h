@@ -76,6 +76,11 @@ class UnitEmitter {
   void direct_exit(std::optional<uint8_t> condition, uint32_t guest_target);
   void leave_now(ExitRecord exit, uint32_t reported_eip);
   void indirect_jump();  // Target guest EIP in r8d.
+  // Near branches to targets past the CS limit raise #GP(0) at the branch,
+  // with nothing of it done (limits below 4 GiB only).
+  bool beyond_code_limit(uint32_t target) const { return target > code_limit_; }
+  void check_code_target();  // Target guest EIP in r8d.
+  void raise_if(uint8_t condition, uint8_t vector);
   void load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op);
   void push_value(asmjit::Operand_ value, int size);
   uint8_t segment_prefix(const DecodedInstruction& d) const;
@@ -122,6 +127,7 @@ class UnitEmitter {
 
   TranslationCache& cache_;
   TranslationMode mode_;
+  uint32_t code_limit_ = 0xFFFFFFFF;
   uint64_t host_start_ = 0;
   asmjit::CodeHolder code_;
   asmjit::x86::Assembler assembler_;
@@ -132,6 +138,7 @@ class UnitEmitter {
     uint32_t eip;
     uint8_t vector;
     int32_t esp_adjust;
+    bool flags_parked = true;  // RAX in r12, flags in AH/AL (compensate_offset).
   };
   std::vector<CheckStub> check_stubs_;
   std::vector<uint32_t> patch_offsets_;  // Parallel to the direct exits in unit_->exits.

@@ -234,7 +234,7 @@ void BtVcpu::prepare_segment_switches(uint8_t cpl) {
     view.apply_fs_gs_to(mode);
     out.selector = p.loaded.selector;
     out.fs_window_base = context_->window_base + view.fs_base;
-    out.lookup_table = cache_.lookup_for_mode(mode.key()).address();
+    out.lookup_table = cache_.lookup_for_mode(mode.key(), code_segment()).address();
     view.copy_fs_gs_checks(out.fs_gs_checks);
   }
 }
@@ -530,9 +530,10 @@ void BtVcpu::refresh_view() {
 
   const SegmentView& view =
       views_.get({cpu_.seg, cpl}, [&] { return view_segments(cpu_.seg, cpl); });
-  if (const Segment& cs = cpu_.segment(SegReg::kCs); cs.base != 0) {
-    throw std::runtime_error(fmt::format(
-        "CS has base {:#x}: the bt backend runs code only from segments based at 0", cs.base));
+  // Guest code is decoded as 32-bit code.
+  if (const Segment& cs = cpu_.segment(SegReg::kCs); (cpu_.cr0 & cr0::kPe) && !cs.db) {
+    throw std::runtime_error(
+        "CS is a 16-bit code segment (D clear): the bt backend runs only 32-bit code");
   }
   // Translated stack operations move all of ESP; a 16-bit stack wraps SP.
   if (const Segment& ss = cpu_.segment(SegReg::kSs);
@@ -557,7 +558,7 @@ void BtVcpu::refresh_view() {
                                    ((cpu_.cr0 & cr0::kEm) ? fpu_mode::kEm : 0) |
                                    ((cpu_.cr0 & cr0::kMp) ? fpu_mode::kMp : 0) |
                                    ((cpu_.cr4 & cr4::kOsfxsr) ? 0 : fpu_mode::kNoOsfxsr));
-  lookup_ = &cache_.lookup_for_mode(mode_.key());
+  lookup_ = &cache_.lookup_for_mode(mode_.key(), code_segment());
   context_->lookup_table = lookup_->address();
 }
 
@@ -649,6 +650,11 @@ void BtVcpu::write_tsc(uint64_t value) {
 
 // --- Finding units ----------------------------------------------------------
 
+CodeSegment BtVcpu::code_segment() const {
+  const Segment& cs = cpu_.segment(SegReg::kCs);
+  return {cs.base, cs.limit};
+}
+
 TranslationMode BtVcpu::current_mode(bool single) const {
   TranslationMode m = mode_;
   m.single_instruction = single;
@@ -675,18 +681,28 @@ std::optional<uint32_t> BtVcpu::code_frame(uint32_t linear, uint32_t* error_code
 }
 
 TranslationUnit* BtVcpu::unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit) {
+  const CodeSegment cs = code_segment();
+  // Past the limit there is nothing to fetch or to walk to (#GP comes
+  // before any #PF); the translator raises it for instructions that start
+  // within the limit and reach past it.
+  if (eip > cs.limit) {
+    save_context();
+    *exit = deliver(GuestEvent::exception(GuestException{vector::kGp, 0, std::nullopt}));
+    return nullptr;
+  }
+  const uint32_t linear = cs.base + eip;
   uint32_t error_code = 0;
-  const std::optional<uint32_t> frame = code_frame(eip, &error_code);
+  const std::optional<uint32_t> frame = code_frame(linear, &error_code);
   if (!frame) {
     save_context();
-    GuestException pf{vector::kPf, error_code, eip};
+    GuestException pf{vector::kPf, error_code, linear};
     *exit = deliver(GuestEvent::exception(pf));
     return nullptr;
   }
   const TranslationMode mode = current_mode(single);
-  const UnitKey key{eip, *frame, mode.key()};
+  const UnitKey key{eip, *frame, mode.key(), cs};
   ++counters_.lookups;
-  if (TranslationUnit* u = cache_.find(eip, *frame, mode)) {
+  if (TranslationUnit* u = cache_.find(eip, *frame, mode, cs)) {
     bool valid = true;
     for (size_t i = 1; i < u->code.size() && valid; ++i) {
       uint32_t ignored;
@@ -699,7 +715,8 @@ TranslationUnit* BtVcpu::unit_for(uint32_t eip, bool single, std::optional<VcpuE
     }
     cache_.retire(*u);
   }
-  fetch_page_ = eip >> 12;
+  fetch_base_ = cs.base;
+  fetch_page_ = linear >> 12;
   fetch_frame_ = frame;
   const uint64_t start = now_ns();
   TranslationUnit& u = translator_.translate(key, mode, *this);
@@ -711,9 +728,9 @@ TranslationUnit* BtVcpu::unit_for(uint32_t eip, bool single, std::optional<VcpuE
 }
 
 void BtVcpu::note_code(TranslationUnit& unit) {
-  const uint32_t start = unit.guest_start;
+  const uint32_t start = unit.key.code_segment.base + unit.guest_start;
   const uint64_t page_end = (uint64_t{start} | (kPage - 1)) + 1;
-  uint64_t end = unit.guest_end > start ? unit.guest_end : uint64_t{start} + 1;
+  const uint64_t end = uint64_t{start} + std::max<uint32_t>(unit.guest_end - unit.guest_start, 1);
   unit.global = true;
   unit.code.clear();
   for (uint64_t at = start; at < end;) {
@@ -756,12 +773,13 @@ bool BtVcpu::within_pages_of(const TranslationUnit& from, const TranslationUnit&
 
 size_t BtVcpu::fetch(uint32_t eip, std::span<uint8_t> buffer, uint32_t* fault_error_code) {
   *fault_error_code = 0;
+  const uint32_t linear = fetch_base_ + eip;
   // A unit spans at most its first page and the tail of an instruction
   // that crosses into the next one.
-  if (eip >> 12 != fetch_page_) return 0;
+  if (linear >> 12 != fetch_page_) return 0;
   size_t n = 0;
   while (n < buffer.size()) {
-    const uint32_t at = eip + static_cast<uint32_t>(n);
+    const uint32_t at = linear + static_cast<uint32_t>(n);
     uint32_t physical = at;
     if (fetch_frame_ && at >> 12 == fetch_page_) {
       physical = (*fetch_frame_ << 12) | (at & (kPage - 1));
@@ -797,13 +815,20 @@ std::string BtVcpu::describe_instruction(uint32_t eip) {
 }
 
 bool BtVcpu::decode_at(uint32_t eip, DecodedInstruction* d) {
+  const CodeSegment cs = code_segment();
+  if (eip > cs.limit) return false;
   uint8_t bytes[15];
   uint32_t ignored;
+  const uint32_t saved_base = fetch_base_;
   const uint32_t saved_page = fetch_page_;
   const std::optional<uint32_t> saved_frame = fetch_frame_;
-  fetch_page_ = eip >> 12;
+  fetch_base_ = cs.base;
+  fetch_page_ = (cs.base + eip) >> 12;
   fetch_frame_.reset();
-  const size_t n = fetch(eip, bytes, &ignored);
+  const size_t n =
+      fetch(eip, {bytes, static_cast<size_t>(std::min<uint64_t>(15, uint64_t{cs.limit} - eip + 1))},
+            &ignored);
+  fetch_base_ = saved_base;
   fetch_page_ = saved_page;
   fetch_frame_ = saved_frame;
   return GuestDecoder().decode(eip, {bytes, n}, d) == DecodeStatus::kOk;

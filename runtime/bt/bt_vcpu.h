@@ -223,6 +223,7 @@ class BtVcpu final : public Vcpu,
   // an accessed bit.
   NonGlobalUnits::PageNow fetchable_page(const PagingMode& mode, uint32_t linear_page, bool user);
   TranslationMode current_mode(bool single) const;
+  CodeSegment code_segment() const;
   std::optional<uint32_t> code_frame(uint32_t linear, uint32_t* error_code);
   TranslationUnit* unit_for(uint32_t eip, bool single, std::optional<VcpuExit>* exit);
   void note_code(TranslationUnit& unit);
@@ -347,6 +348,7 @@ class BtVcpu final : public Vcpu,
   bool paging_known_ = false;
   WindowKind window_ = WindowKind::kSupervisor;
   TranslationMode mode_;
+  uint32_t fetch_base_ = 0;  // CS base of the unit being translated.
   uint32_t fetch_page_ = 0;  // Linear page the unit being translated starts in.
   // The frame behind fetch_page_ if the dispatcher has just walked to it:
   // every instruction of the unit is fetched from there without a walk.

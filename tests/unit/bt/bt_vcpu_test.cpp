@@ -111,18 +111,16 @@ TEST_F(BtVcpuTest, SerialOutputAndDebugExit) {
   EXPECT_EQ(serial_.text, "hi");
 }
 
-// What the translator cannot compensate stops the run with an error that
-// names it, rather than running the guest wrongly.
-TEST_F(BtVcpuTest, CodeSegmentBaseAndSixteenBitStackStopTheRunWithAnError) {
+// What the translator cannot run stops the run with an error that names
+// it, rather than running the guest wrongly.
+TEST_F(BtVcpuTest, SixteenBitCodeOrStackSegmentStopsTheRunWithAnError) {
   load(kCode, [](x86::Assembler& a) { a.hlt(); });
   CpuState s = flat_boot_state(machine_->memory(), kGdt, kCode);
-  s.reg(Gpr::kEsp) = kStack;
-  s.segment(SegReg::kCs).base = 0x1000;
-  s.eip = kCode - 0x1000;
+  s.segment(SegReg::kCs).db = false;
   vcpu_->set_state(s);
   VcpuExit exit = vcpu_->run();
   EXPECT_EQ(exit.kind, VcpuExit::Kind::kError);
-  EXPECT_NE(exit.message.find("CS has base 0x1000"), std::string::npos) << exit.message;
+  EXPECT_NE(exit.message.find("16-bit code segment"), std::string::npos) << exit.message;
 
   s = flat_boot_state(machine_->memory(), kGdt, kCode);
   s.segment(SegReg::kSs).db = false;
@@ -130,6 +128,38 @@ TEST_F(BtVcpuTest, CodeSegmentBaseAndSixteenBitStackStopTheRunWithAnError) {
   exit = vcpu_->run();
   EXPECT_EQ(exit.kind, VcpuExit::Kind::kError);
   EXPECT_NE(exit.message.find("16-bit stack segment"), std::string::npos) << exit.message;
+}
+
+// Running off the end of CS reaches the guest as #GP(0) through its IDT,
+// with the pushed EIP that of the first instruction past the limit.
+TEST_F(BtVcpuTest, RunningPastTheCodeSegmentLimitIsGeneralProtection) {
+  constexpr uint32_t kIdt = 0x202000;
+  constexpr uint32_t kHandler = kCode + 0x800;
+  set_interrupt_gate(kIdt, vector::kGp, kHandler);
+  load(kHandler, [](x86::Assembler& a) {
+    a.pop(x86::ecx);  // Error code.
+    a.pop(x86::edx);  // EIP.
+    a.cli();
+    a.hlt();
+  });
+  uint32_t beyond = 0;
+  load(kCode, [&](x86::Assembler& a) {
+    load_idt(a, kIdt);
+    a.mov(x86::eax, 0x1234);
+    beyond = kCode + static_cast<uint32_t>(a.offset());
+    a.mov(x86::eax, 0x9999);
+    a.hlt();
+  });
+  CpuState s = flat_boot_state(machine_->memory(), kGdt, kCode);
+  s.reg(Gpr::kEsp) = kStack;
+  s.reg(Gpr::kEcx) = 0xFFFF;
+  s.segment(SegReg::kCs).limit = beyond - 1;
+  vcpu_->set_state(s);
+  const VcpuExit exit = vcpu_->run();
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kPowerOff) << exit.message;
+  EXPECT_EQ(vcpu_->state().reg(Gpr::kEax), 0x1234u);
+  EXPECT_EQ(vcpu_->state().reg(Gpr::kEcx), 0u);
+  EXPECT_EQ(vcpu_->state().reg(Gpr::kEdx), beyond);
 }
 
 TEST_F(BtVcpuTest, HaltWithInterruptsDisabledPowersOff) {

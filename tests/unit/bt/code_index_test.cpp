@@ -36,10 +36,10 @@ TEST(CodeIndex, RetiresExactlyTheUnitsTranslatedFromWrittenBytes) {
   // nop; nop; ret at 0x1000 and again at 0x1010.
   BytesSource source({0x90, 0x90, 0xC3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0x90, 0xC3},
                      0x1000);
-  TranslationUnit& a = translator.translate({0x1000, 0x1, 0}, TranslationMode{}, source);
+  TranslationUnit& a = translator.translate({0x1000, 0x1, 0, {}}, TranslationMode{}, source);
   a.code = {{0x1, 0x1000, 3}};
   cache.index_code(a);
-  TranslationUnit& b = translator.translate({0x1010, 0x1, 0}, TranslationMode{}, source);
+  TranslationUnit& b = translator.translate({0x1010, 0x1, 0, {}}, TranslationMode{}, source);
   b.code = {{0x1, 0x1010, 3}};
   cache.index_code(b);
 
@@ -78,7 +78,7 @@ TEST(CodeIndex, KernelUnitsWithoutFpuOrUnroutedSegmentCodeAreSharedByModes) {
   TranslationMode user = kernel;
   user.cpl = 3;
   const auto translate = [&](uint32_t eip, const TranslationMode& mode) -> TranslationUnit& {
-    return translator.translate({eip, 0x1, mode.key()}, mode, source);
+    return translator.translate({eip, 0x1, mode.key(), {}}, mode, source);
   };
 
   TranslationUnit& plain = translate(0x1000, kernel);
@@ -108,7 +108,7 @@ TEST(CodeIndex, DetachKeepsTheUnitButDropsItsLookupEntry) {
   TranslationCache cache(1 << 20);
   Translator translator(cache, {});
   BytesSource source({0x90, 0xC3}, 0x2000);
-  TranslationUnit& u = translator.translate({0x2000, 0x2, 0}, TranslationMode{}, source);
+  TranslationUnit& u = translator.translate({0x2000, 0x2, 0, {}}, TranslationMode{}, source);
   u.code = {{0x2, 0x2000, 2}};
   cache.index_code(u);
   cache.lookup_for_mode(3).insert(0x2000, u.host_start);
@@ -153,8 +153,8 @@ TEST(CodeIndex, UnlinkAllRestoresEveryLinkedExitAndEmptiesTheLookups) {
   bytes[0x10] = 0x90;
   bytes[0x11] = 0xC3;
   BytesSource source(bytes, 0x3000);
-  TranslationUnit& from = translator.translate({0x3000, 0x3, 0}, TranslationMode{}, source);
-  TranslationUnit& to = translator.translate({0x3010, 0x3, 0}, TranslationMode{}, source);
+  TranslationUnit& from = translator.translate({0x3000, 0x3, 0, {}}, TranslationMode{}, source);
+  TranslationUnit& to = translator.translate({0x3010, 0x3, 0, {}}, TranslationMode{}, source);
   ASSERT_FALSE(from.exits.empty());
   const uint32_t exit_id = from.exits.front();
   ASSERT_EQ(cache.exit(exit_id).guest_target, 0x3010u);
@@ -184,8 +184,8 @@ TEST(CodeIndex, GuardChunkGateSelectsEntriesOrStubsForAllItsUnits) {
   TranslationCache cache(1 << 20);
   Translator translator(cache, {});
   BytesSource source({0x90, 0xC3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0xC3}, 0x3000);
-  TranslationUnit& a = translator.translate({0x3000, 0x3, 0}, TranslationMode{}, source);
-  TranslationUnit& b = translator.translate({0x3010, 0x3, 0}, TranslationMode{}, source);
+  TranslationUnit& a = translator.translate({0x3000, 0x3, 0, {}}, TranslationMode{}, source);
+  TranslationUnit& b = translator.translate({0x3010, 0x3, 0, {}}, TranslationMode{}, source);
   const auto exec_u64 = [](uint64_t address) {
     uint64_t v;
     std::memcpy(&v, reinterpret_cast<const void*>(address), sizeof v);
@@ -198,7 +198,7 @@ TEST(CodeIndex, GuardChunkGateSelectsEntriesOrStubsForAllItsUnits) {
   ASSERT_NE(chunk, kNoGuardChunk);
   ASSERT_TRUE(cache.join_guard_chunk(chunk, a));
   ASSERT_TRUE(cache.join_guard_chunk(chunk, b));
-  TranslationUnit& c = translator.translate({0x3000, 0x3, 1}, TranslationMode{}, source);
+  TranslationUnit& c = translator.translate({0x3000, 0x3, 1, {}}, TranslationMode{}, source);
   EXPECT_FALSE(cache.join_guard_chunk(chunk, c)) << "the chunk is full";
   EXPECT_FALSE(cache.join_guard_chunk(cache.new_guard_chunk(1), a)) << "a is in a chunk already";
 

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "tests/unit/translator/guest_program.h"
 
@@ -77,9 +80,10 @@ TEST(CompensatedSegments, DataSegmentBaseRelocatesLoadsAndStores) {
         a.mov(x86::eax, x86::dword_ptr(x86::ebx));               // mov eax, [ebx]
         a.mov(x86::dword_ptr(x86::ebx, 0x10), x86::eax);         // mov [ebx+0x10], eax
         a.add(x86::dword_ptr(x86::ebx, x86::ebx, 0, -0x3C), 7);  // add [ebx*2-0x3c], 7
-        raw(a, {0xA1, 0x44, 0, 0, 0});                           // mov eax, [0x44] (moffs)
-        a.mov(x86::ah, x86::byte_ptr(x86::ebx, 3));              // mov ah, [ebx+3]
-        a.mov(x86::edx, 0x2000);                                 // ES: unchanged, flat
+        a.mov(x86::ecx, 0x1000);        // A moffs operand has no base register to pick up.
+        raw(a, {0xA1, 0x44, 0, 0, 0});  // mov eax, [0x44] (moffs)
+        a.mov(x86::ah, x86::byte_ptr(x86::ebx, 3));  // mov ah, [ebx+3]
+        a.mov(x86::edx, 0x2000);                     // ES: unchanged, flat
         a.hlt();
       },
       [](CpuState& s) { s.segment(SegReg::kDs) = data_segment(0x20000, 0xFFFFF); });
@@ -306,6 +310,117 @@ TEST(CompensatedSegments, StoreThroughCodeSegmentIsGeneralProtection) {
           },
           {});
   expect_exception(r, vector::kGp, fault_eip);
+}
+
+Segment code_segment(uint32_t base, uint32_t limit) {
+  Segment s = flat_segment(0x08, 0xB, 0);
+  s.base = base;
+  s.limit = limit;
+  return s;
+}
+
+// EIP is an offset into CS: code is fetched at base + EIP, a near call
+// pushes the offset, and cs: reads (moffs too) are based. The base wraps:
+// offset kCode + 0x1000 under base 0xFFFFF000 is linear kCode.
+TEST(CompensatedSegments, CodeSegmentBaseFetchesAtBasePlusEip) {
+  FlatHarness h({.memory_size = kMemory});
+  constexpr uint32_t kOffset = kCode + 0x1000;
+  write32(h, 0x800, 0xC0DE);
+  uint32_t after_call = 0;
+  uint32_t halt_offset = 0;
+  FlatRunResult r = run(
+      h,
+      [&](x86::Assembler& a) {
+        Label next = a.newLabel();
+        Label target = a.newLabel();
+        a.call(next);
+        a.bind(next);
+        after_call = kOffset + static_cast<uint32_t>(a.offset());
+        a.pop(x86::esi);
+        raw(a, {0x2E, 0xA1, 0x00, 0x18, 0, 0});  // mov eax, cs:[0x1800] (linear 0x800)
+        a.mov(x86::ecx, 0x1800);
+        a.mov(x86::edx, with_segment(x86::dword_ptr(x86::ecx), x86::cs));
+        a.lea(x86::ebx, x86::ptr(x86::esi, 0));
+        a.add(x86::ebx, 0x40);
+        a.jmp(x86::ebx);  // Lands on the hlt below, at offset after_call + 0x40.
+        a.bind(target);
+        while (a.offset() < after_call - kOffset + 0x40) a.nop();
+        halt_offset = kOffset + static_cast<uint32_t>(a.offset());
+        a.hlt();
+      },
+      [](CpuState& s) {
+        s.eip = kOffset;
+        s.segment(SegReg::kCs) = code_segment(0xFFFFF000u, 0xFFFFFFFFu);
+      });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEsi), after_call);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 0xC0DEu);
+  EXPECT_EQ(r.state.reg(Gpr::kEdx), 0xC0DEu);
+  EXPECT_EQ(r.state.eip, halt_offset);
+}
+
+// Each way of reaching an EIP past the CS limit raises #GP(0) at the
+// instruction the hardware blames, with nothing of it done: falling
+// through onto it, or onto one that crosses the limit (the instruction
+// there), and near jmp, jcc, call, ret, indirect jmp and loop (the branch).
+TEST(CompensatedSegments, CodeSegmentLimitIsCheckedOnFetchAndNearBranches) {
+  constexpr uint32_t kBeyond = 0x60;  // Offset from kCode of a hlt past the limit.
+  using Emit = std::function<void(x86::Assembler&, Label beyond)>;
+  struct Case {
+    const char* what;
+    Emit prepare;
+    Emit branch;
+    bool straddles = false;  // The instruction at the limit crosses it.
+    uint32_t esp = kStack;
+  };
+  const Emit nothing = [](x86::Assembler&, Label) {};
+  const std::vector<Case> cases = {
+      {"fall through", nothing, nothing},
+      {"straddling instruction", nothing,
+       [](x86::Assembler& a, Label) { a.mov(x86::ebx, 0x12345678); }, true},
+      {"jmp", nothing, [](x86::Assembler& a, Label beyond) { a.jmp(beyond); }},
+      {"jcc taken", nothing, [](x86::Assembler& a, Label beyond) { a.jc(beyond); }},
+      {"call", nothing, [](x86::Assembler& a, Label beyond) { a.call(beyond); }},
+      {"ret", [](x86::Assembler& a, Label) { a.push(kCode + kBeyond); },
+       [](x86::Assembler& a, Label) { a.ret(); }, false, kStack - 4},
+      {"jmp register", [](x86::Assembler& a, Label) { a.mov(x86::edx, kCode + kBeyond); },
+       [](x86::Assembler& a, Label) { a.jmp(x86::edx); }},
+      {"loop", nothing, [](x86::Assembler& a, Label beyond) { a.loop(beyond); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    FlatHarness h({.memory_size = kMemory});
+    uint32_t fault_eip = 0;
+    uint32_t limit = 0;
+    FlatRunResult r = run(
+        h,
+        [&](x86::Assembler& a) {
+          Label beyond = a.newLabel();
+          a.mov(x86::ecx, 5);
+          a.mov(x86::ebx, 7);
+          a.mov(x86::eax, 0x80000000u);
+          a.jc(beyond);  // Not taken (CF clear): a target past the limit is fine.
+          c.prepare(a, beyond);
+          a.add(x86::eax, x86::eax);  // CF, ZF, OF and PF set.
+          fault_eip = kCode + static_cast<uint32_t>(a.offset());
+          c.branch(a, beyond);
+          limit = c.straddles ? fault_eip + 1 : kCode + static_cast<uint32_t>(a.offset()) - 1;
+          a.hlt();
+          while (a.offset() < kBeyond) a.nop();
+          a.bind(beyond);
+          a.hlt();
+        },
+        [&](CpuState& s) {
+          s.eflags &= ~eflags::kArith;
+          s.segment(SegReg::kCs) = code_segment(0, limit);
+        });
+    expect_exception(r, vector::kGp, fault_eip);
+    EXPECT_EQ(r.state.reg(Gpr::kEax), 0u);
+    EXPECT_EQ(r.state.reg(Gpr::kEbx), 7u);
+    EXPECT_EQ(r.state.reg(Gpr::kEcx), 5u);
+    EXPECT_EQ(r.state.reg(Gpr::kEsp), c.esp);
+    EXPECT_EQ(r.state.eflags & kArithFlags, eflags::kCf | eflags::kZf | eflags::kOf | eflags::kPf);
+  }
 }
 
 // String instructions through compensated segments run in C++: the same

@@ -74,7 +74,7 @@ TEST(Superblock, SingleInstructionUnitsStopAtTheBranch) {
   VectorSource source(kCode, two_branches());
   TranslationMode mode;
   mode.single_instruction = true;
-  TranslationUnit& u = translator.translate(UnitKey{kCode + 2, 0, mode.key()}, mode, source);
+  TranslationUnit& u = translator.translate(UnitKey{kCode + 2, 0, mode.key(), {}}, mode, source);
   ASSERT_EQ(u.instructions.size(), 1u);
   ASSERT_EQ(u.exits.size(), 3u);  // Taken, not taken, and the entry guard's.
   EXPECT_EQ(cache.exit(u.exits[1]).guest_target, kCode + 4);
