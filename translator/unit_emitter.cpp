@@ -42,6 +42,14 @@ x86::Gp guest_gpr(ZydisRegister r) {
                                                             : x86::Gp(x86::gpd(i));
 }
 
+bool is_bit_test_with_register_offset(const DecodedInstruction& d) {
+  const ZydisMnemonic m = d.mnemonic();
+  return (m == ZYDIS_MNEMONIC_BT || m == ZYDIS_MNEMONIC_BTS || m == ZYDIS_MNEMONIC_BTR ||
+          m == ZYDIS_MNEMONIC_BTC) &&
+         d.operands[0].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+         d.operands[1].type == ZYDIS_OPERAND_TYPE_REGISTER;
+}
+
 // A guest register the instruction neither names nor uses implicitly (and
 // not ESP), which a compensated access may borrow for the linear address;
 // -1 if there is none.
@@ -1002,6 +1010,10 @@ bool UnitEmitter::emit_compensated_ident(const DecodedInstruction& d,
   auto& a = assembler_;
   const bool write = writes(op);
   const uint32_t size = access_size(op);
+  if (is_bit_test_with_register_offset(d)) {
+    emit_compensated_bit_test(d, op);
+    return true;
+  }
   if (d.mnemonic() == ZYDIS_MNEMONIC_XLAT) {
     a.movzx(x86::r11d, x86::al);
     a.lea(x86::r11d, x86::ptr(x86::rbx, x86::r11));
@@ -1037,6 +1049,50 @@ bool UnitEmitter::emit_compensated_ident(const DecodedInstruction& d,
   add_recovery(begin, recovery);
   a.mov(r, x86::r13);
   return true;
+}
+
+// bt/bts/btr/btc with a register bit offset address the operand-sized
+// word (offset SAR log2(bits)) words from their operand, which may lie far
+// from it: that word is the one checked, and the host instruction gets only
+// the bit offset within it. The offset arithmetic runs with the flags
+// parked: bt keeps ZF, and a failed check reports the flags before it.
+void UnitEmitter::emit_compensated_bit_test(const DecodedInstruction& d,
+                                            const ZydisDecodedOperand& op) {
+  auto& a = assembler_;
+  const bool word = d.insn.operand_width == 16;
+  scratch_.clear();
+  encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [operand]
+  embed(scratch_);
+  a.mov(x86::r10d, x86::gpd(static_cast<uint32_t>(gpr_index(d.operands[1].reg.value))));
+  a.mov(x86::r12, x86::rax);
+  a.lahf();
+  a.seto(x86::al);
+  if (word) {
+    a.movsx(x86::r9d, x86::r10w);
+    a.sar(x86::r9d, 4);
+    a.lea(x86::r11d, x86::ptr(x86::r11, x86::r9, 1));
+    a.and_(x86::r10d, 15);
+  } else {
+    a.mov(x86::r9d, x86::r10d);
+    a.sar(x86::r9d, 5);
+    a.lea(x86::r11d, x86::ptr(x86::r11, x86::r9, 2));
+    a.and_(x86::r10d, 31);
+  }
+  a.add(x86::al, 0x7F);
+  a.sahf();
+  a.mov(x86::rax, x86::r12);
+  compensate_offset(op.mem.segment, word ? 2 : 4, writes(op));
+  // [lock] op gs:[r11d], r10d (or r10w).
+  scratch_.clear();
+  if (d.has_attribute(ZYDIS_ATTRIB_HAS_LOCK)) scratch_.push_back(0xF0);
+  scratch_.push_back(kHostGsPrefix);
+  scratch_.push_back(0x67);
+  if (word) scratch_.push_back(0x66);
+  scratch_.push_back(0x45);  // REX.R (r10) and REX.B (r11).
+  scratch_.push_back(0x0F);
+  scratch_.push_back(d.insn.opcode);
+  scratch_.push_back(((10 & 7) << 3) | (11 & 7));
+  embed(scratch_);
 }
 
 void UnitEmitter::emit_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code,

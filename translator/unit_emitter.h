@@ -105,6 +105,7 @@ class UnitEmitter {
                              uint8_t host_reg, bool operand_16, uint32_t size, bool write,
                              int32_t esp_adjust = 0);
   bool emit_compensated_ident(const DecodedInstruction& d, const ZydisDecodedOperand& op);
+  void emit_compensated_bit_test(const DecodedInstruction& d, const ZydisDecodedOperand& op);
   void emit_check_stubs();
   void load_interrupt_window();
   void raise_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code);

@@ -134,6 +134,40 @@ TEST(CompensatedSegments, LimitViolationIsAPreciseGeneralProtectionFault) {
   EXPECT_EQ(r.state.eflags & kArithFlags, eflags::kCf | eflags::kZf | eflags::kOf | eflags::kPf);
 }
 
+// bt with a register bit offset reaches the word (offset SAR 5) dwords
+// from its operand, also below it; that word is what the limit is checked
+// against. bt keeps ZF.
+TEST(CompensatedSegments, BitTestWithRegisterOffsetChecksTheWordItReaches) {
+  FlatHarness h({.memory_size = kMemory});
+  write32(h, 0x20000 + 0xFC, 0x80000000u);
+  uint32_t fault_eip = 0;
+  FlatRunResult r = run(
+      h,
+      [&](x86::Assembler& a) {
+        a.mov(x86::ebx, 0x100);
+        a.mov(x86::ecx, 8 * 0x20 + 3);
+        a.bts(x86::dword_ptr(x86::ebx), x86::ecx);  // Bit 3 of the dword at 0x120.
+        a.mov(x86::ecx, 0xFFFFFFFFu);
+        a.xor_(x86::edx, x86::edx);                // ZF set, CF clear.
+        a.bt(x86::dword_ptr(x86::ebx), x86::ecx);  // Bit 31 of the dword at 0xFC.
+        a.setc(x86::dl);
+        a.setz(x86::dh);
+        a.mov(x86::ecx, 8 * 0xEFC + 7);
+        a.btr(x86::word_ptr(x86::ebx),
+              x86::cx);  // Bit 7 of the word at 0x100 + 2 * 0x77E = 0xFFC: inside.
+        a.mov(x86::ecx, 8 * 0xF00);
+        a.stc();
+        fault_eip = kCode + static_cast<uint32_t>(a.offset());
+        a.btc(x86::dword_ptr(x86::ebx), x86::ecx);  // The dword at 0x1000: one past the limit.
+        a.hlt();
+      },
+      [](CpuState& s) { s.segment(SegReg::kDs) = data_segment(0x20000, 0xFFF); });
+  expect_exception(r, vector::kGp, fault_eip);
+  EXPECT_EQ(read32(h, 0x20120), 8u);
+  EXPECT_EQ(r.state.reg(Gpr::kEdx), 0x0101u) << "CF from bit 31, ZF kept";
+  EXPECT_EQ(r.state.eflags & eflags::kCf, eflags::kCf) << "the flags before the btc";
+}
+
 TEST(CompensatedSegments, ReadOnlySegmentRefusesStoresOnly) {
   FlatHarness h({.memory_size = kMemory});
   write32(h, 0x20010, 42);
