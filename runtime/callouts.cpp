@@ -87,14 +87,28 @@ uint32_t parity_zero_sign(uint8_t v) {
   return f;
 }
 
+// A stack register (ESP or EBP) moved by delta: on a 16-bit stack (SS.B
+// clear) only its low half moves, wrapping at 64 KiB.
+uint32_t stack_moved(const CpuState& s, uint32_t reg, int32_t delta) {
+  const uint32_t moved = reg + static_cast<uint32_t>(delta);
+  return s.segment(SegReg::kSs).db ? moved : (reg & 0xFFFF0000u) | (moved & 0xFFFFu);
+}
+
+// The offset into SS a stack register addresses.
+uint32_t stack_offset(const CpuState& s, uint32_t reg) {
+  return s.segment(SegReg::kSs).db ? reg : reg & 0xFFFFu;
+}
+
 // Stack pushes of a whole group: written below ESP, then ESP moves, so a
 // fault leaves the registers untouched.
 bool push_all(CalloutEnvironment& env, const uint32_t* values, int count, int size,
               GuestException* fault) {
   uint32_t esp = env.state.reg(Gpr::kEsp);
   for (int i = 0; i < count; ++i) {
-    esp -= size;
-    if (!write_segmented(env, SegReg::kSs, esp, &values[i], size, fault)) return false;
+    esp = stack_moved(env.state, esp, -size);
+    if (!write_segmented(env, SegReg::kSs, stack_offset(env.state, esp), &values[i], size, fault)) {
+      return false;
+    }
   }
   env.state.reg(Gpr::kEsp) = esp;
   return true;
@@ -134,8 +148,10 @@ CalloutResult popa(CalloutEnvironment& env) {
   uint32_t v[8] = {};
   GuestException e;
   for (int i = 7; i >= 0; --i) {
-    if (!read_segmented(env, SegReg::kSs, esp, &v[i], size, &e)) return memory_fault(e);
-    esp += size;
+    if (!read_segmented(env, SegReg::kSs, stack_offset(env.state, esp), &v[i], size, &e)) {
+      return memory_fault(e);
+    }
+    esp = stack_moved(env.state, esp, size);
   }
   for (int i = 0; i < 8; ++i) {
     if (i == 4) continue;
@@ -254,17 +270,21 @@ CalloutResult enter_nested(CalloutEnvironment& env) {
   std::array<uint32_t, 33> pushes{};
   int n = 0;
   pushes[n++] = s.reg(Gpr::kEbp);
-  const uint32_t frame = s.reg(Gpr::kEsp) - 4;
+  const uint32_t frame = stack_moved(s, s.reg(Gpr::kEsp), -4);
   uint32_t ebp = s.reg(Gpr::kEbp);
   GuestException e;
   for (uint32_t i = 1; i < level; ++i) {
-    ebp -= 4;
-    if (!read_segmented(env, SegReg::kSs, ebp, &pushes[n++], 4, &e)) return memory_fault(e);
+    ebp = stack_moved(s, ebp, -4);
+    if (!read_segmented(env, SegReg::kSs, stack_offset(s, ebp), &pushes[n++], 4, &e)) {
+      return memory_fault(e);
+    }
   }
   pushes[n++] = frame;
   if (!push_all(env, pushes.data(), n, 4, &e)) return memory_fault(e);
-  s.reg(Gpr::kEbp) = frame;
-  s.reg(Gpr::kEsp) -= frame_size;
+  // On a 16-bit stack, BP takes the frame and the upper half of EBP stays.
+  s.reg(Gpr::kEbp) =
+      s.segment(SegReg::kSs).db ? frame : (s.reg(Gpr::kEbp) & 0xFFFF0000u) | (frame & 0xFFFFu);
+  s.reg(Gpr::kEsp) = stack_moved(s, s.reg(Gpr::kEsp), -static_cast<int32_t>(frame_size));
   return next(env);
 }
 

@@ -64,7 +64,9 @@ SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_
     // CS is never writable: the translator turns stores through it into #GP.
     const bool flat =
         c.base == 0 && (r == SegReg::kCs ? full(c.read_low, c.read_high) : flat_but_for_base(c));
-    if (!flat) v.compensated |= static_cast<uint8_t>(1u << i);
+    // A 16-bit stack wraps SP, which the compensated stack accesses do.
+    if (r == SegReg::kSs && !segments[i].unusable && !segments[i].db) v.stack_16 = true;
+    if (!flat || (r == SegReg::kSs && v.stack_16)) v.compensated |= static_cast<uint8_t>(1u << i);
   }
   return v;
 }

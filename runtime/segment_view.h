@@ -22,11 +22,13 @@ struct SegmentView {
   ZydisRegister fs_segment = ZYDIS_REGISTER_FS;
   uint32_t fs_base = 0;  // The guest base of fs_segment (0 if it is compensated).
   uint8_t compensated = 0;
+  bool stack_16 = false;  // SS.B clear.
   VcpuContext::SegmentCheck checks[kNumSegRegs];
 
   void apply_to(TranslationMode& mode) const {
     mode.fs_segment = fs_segment;
     mode.compensated = compensated;
+    mode.stack_16 = stack_16;
   }
   // Only what view_fs_gs() decides: the routing and FS's and GS's bits.
   void apply_fs_gs_to(TranslationMode& mode) const {

@@ -28,6 +28,10 @@ bool recover_guest_state(const TranslationUnit& unit, uint64_t host_rip,
       case Recovery::Kind::kEspAdjust:
         out->gpr[4] += static_cast<uint32_t>(r.recovery.esp_adjust);
         break;
+      case Recovery::Kind::kSpAdjust:
+        out->gpr[4] = (out->gpr[4] & 0xFFFF0000u) |
+                      ((out->gpr[4] + static_cast<uint32_t>(r.recovery.esp_adjust)) & 0xFFFFu);
+        break;
       case Recovery::Kind::kCompleted:
         out->eip = m->guest_eip + m->guest_length;
         break;

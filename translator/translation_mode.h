@@ -16,6 +16,9 @@
 //   segment_checks, so a change of base or limit alone needs no
 //   retranslation. Accesses through the others are IDENT (the GS prefix, or
 //   the FS prefix for fs_segment).
+// - stack_16: SS is a 16-bit stack segment (B clear): implicit stack
+//   operations address and move SP alone, wrapping at 64 KiB, and leave the
+//   upper half of ESP as it is. SS is compensated then.
 // - fpu: the CR0/CR4 bits that make x87/MMX/SSE instructions fault (#NM
 //   with CR0.TS or CR0.EM, #UD for SSE without CR4.OSFXSR or with CR0.EM):
 //   with them set, those instructions become exception exits.
@@ -53,6 +56,7 @@ struct TranslationMode {
   bool if_sensitive = false;
   ZydisRegister fs_segment = ZYDIS_REGISTER_FS;  // FS or GS.
   uint8_t compensated = 0;                       // 1 << (segment register - ZYDIS_REGISTER_ES).
+  bool stack_16 = false;
   bool single_instruction = false;
 
   static constexpr uint32_t kCplMask = 3;
@@ -60,6 +64,7 @@ struct TranslationMode {
   static constexpr uint32_t kFpuShift = 5;
   static constexpr uint32_t kCompensatedShift = 10;
   static constexpr uint32_t kSharedBit = 1u << 17;
+  static constexpr uint32_t kStack16Bit = 1u << 18;
 
   static constexpr uint8_t segment_bit(ZydisRegister segment) {
     return static_cast<uint8_t>(1u << (segment - ZYDIS_REGISTER_ES));
@@ -85,8 +90,8 @@ struct TranslationMode {
 
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
-           (single_instruction ? kSingleInstructionBit : 0u) | (uint32_t{fpu} << kFpuShift) |
-           (uint32_t{compensated} << kCompensatedShift);
+           (single_instruction ? kSingleInstructionBit : 0u) | (stack_16 ? kStack16Bit : 0u) |
+           (uint32_t{fpu} << kFpuShift) | (uint32_t{compensated} << kCompensatedShift);
   }
   uint32_t shared_key() const { return (key() & ~variant_mask()) | kSharedBit; }
   // Whether units translated in this mode may be keyed on shared_key().

@@ -29,6 +29,7 @@ struct Recovery {
   enum class Kind : uint8_t {
     kNone,
     kEspAdjust,                     // ESP += esp_adjust (a stack op half done).
+    kSpAdjust,                      // The same on a 16-bit stack: SP alone, wrapping.
     kStringWindowBased,             // RSI/RDI hold window pointers: subtract the window base.
     kStringSourceWindowBased,       // Only RSI does (lods, outs).
     kStringDestinationWindowBased,  // Only RDI does (stos, scas, ins).

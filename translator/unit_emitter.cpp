@@ -413,7 +413,19 @@ void UnitEmitter::emit_fpu_gate() {
 void UnitEmitter::push_value(Operand_ value, int size) {
   auto& a = assembler_;
   a.emit(x86::Inst::kIdMov, stack_slot(-size, size, true), value);
-  a.lea(x86::esp, x86::ptr(x86::esp, -size));
+  move_stack_pointer(x86::esp, -size);
+}
+
+// r14 carries the new SP on a 16-bit stack: a 16-bit mov leaves the upper
+// half of ESP (and of RSP) alone, as the hardware does.
+void UnitEmitter::move_stack_pointer(const x86::Gp& from, int32_t delta) {
+  auto& a = assembler_;
+  if (!mode_.stack_16) {
+    a.lea(x86::esp, x86::ptr(from.r64(), delta));
+    return;
+  }
+  a.lea(x86::r14d, x86::ptr(from.r64(), delta));
+  a.mov(x86::sp, x86::r14w);
 }
 
 bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
@@ -500,7 +512,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       const uint32_t release = d.insn.raw.imm[0].size != 0 ? d.insn.raw.imm[0].value.u & 0xFFFF : 0;
       a.mov(x86::r8d, stack_slot(0, 4, false));
       check_code_target();
-      a.lea(x86::esp, x86::ptr(x86::esp, static_cast<int32_t>(4 + release)));
+      move_stack_pointer(x86::esp, static_cast<int32_t>(4 + release));
       indirect_jump();
       ends = true;
       break;
@@ -545,14 +557,18 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     case Emitter::kEnter: {
       if (width != 4) return emit_callout(d, CalloutId::kUnsupported);
       push_value(x86::ebp, 4);
-      a.mov(x86::ebp, x86::esp);
-      a.lea(x86::esp, x86::ptr(x86::esp, -static_cast<int32_t>(d.insn.raw.imm[0].value.u)));
+      if (mode_.stack_16) {
+        a.mov(x86::bp, x86::sp);
+      } else {
+        a.mov(x86::ebp, x86::esp);
+      }
+      move_stack_pointer(x86::esp, -static_cast<int32_t>(d.insn.raw.imm[0].value.u));
       break;
     }
     case Emitter::kLeave:
       if (width != 4) return emit_callout(d, CalloutId::kUnsupported);
       a.mov(x86::r9d, stack_slot(x86::ebp, 0, 4, false));
-      a.lea(x86::esp, x86::ptr(x86::ebp, 4));
+      move_stack_pointer(x86::ebp, 4);
       a.mov(x86::ebp, x86::r9d);
       break;
     case Emitter::kCli:
@@ -683,7 +699,7 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
   if (may_switch) {
     a.bind(prepared);
     a.xchg(x86::rcx, x86::r9);
-    if (release != 0) a.lea(x86::esp, x86::ptr(x86::esp, release));
+    if (release != 0) move_stack_pointer(x86::esp, release);
     // The offer and the current state trade places: the next switch of this
     // register goes back. The other register's offer assumed this one as it
     // was, so it is withdrawn.
@@ -704,7 +720,7 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
   }
   a.bind(unchanged);
   a.xchg(x86::rcx, x86::r9);
-  if (release != 0) a.lea(x86::esp, x86::ptr(x86::esp, release));
+  if (release != 0) move_stack_pointer(x86::esp, release);
 }
 
 // Linux runs verw on every return to user space (the MDS buffer clear). When
@@ -770,16 +786,17 @@ bool UnitEmitter::emit_pop(const DecodedInstruction& d) {
     if (index < 0) return emit_callout(d, CalloutId::kUnsupported);
     a.mov(guest_gpr(op.reg.value), stack_slot(0, size, false));
     // pop esp: the loaded value wins over the increment.
-    if (index != 4) a.lea(x86::esp, x86::ptr(x86::esp, size));
+    if (index != 4) move_stack_pointer(x86::esp, size);
     return false;
   }
   a.mov(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), stack_slot(0, size, false));
-  a.lea(x86::esp, x86::ptr(x86::esp, size));
+  move_stack_pointer(x86::esp, size);
   // The destination address uses the incremented ESP, as on hardware; if the
   // store faults, the pop has not happened.
   const uint32_t store_begin = static_cast<uint32_t>(a.offset());
   access_memory_operand(d, {0x89}, 8, size == 2, size, true, -size);
-  add_recovery(store_begin, {Recovery::Kind::kEspAdjust, -size});
+  add_recovery(store_begin,
+               {mode_.stack_16 ? Recovery::Kind::kSpAdjust : Recovery::Kind::kEspAdjust, -size});
   return false;
 }
 
@@ -815,7 +832,7 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   } else {
     a.mov(x86::r10d, stack_slot(0, 4, false));
   }
-  a.lea(x86::esp, x86::ptr(x86::esp, size));
+  move_stack_pointer(x86::esp, size);
   a.mov(x86::r9, x86::rsp);
   a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
   if (!mode_.if_sensitive) {
@@ -961,7 +978,7 @@ void UnitEmitter::emit_check_stubs() {
       a.sahf();
       a.mov(x86::rax, x86::r12);
     }
-    if (stub.esp_adjust != 0) a.lea(x86::esp, x86::ptr(x86::esp, stub.esp_adjust));
+    if (stub.esp_adjust != 0) move_stack_pointer(x86::esp, stub.esp_adjust);
     raise_exception(stub.eip, stub.vector, 0);
   }
 }
@@ -970,6 +987,7 @@ x86::Mem UnitEmitter::stack_slot(const x86::Gp& base, int32_t disp, uint32_t siz
                                  int32_t esp_adjust) {
   if (!mode_.compensates(ZYDIS_REGISTER_SS)) return guest(base, disp, size);
   assembler_.lea(x86::r11d, x86::ptr(base, disp));
+  if (mode_.stack_16) assembler_.movzx(x86::r11d, x86::r11w);
   compensate_offset(ZYDIS_REGISTER_SS, size, write, esp_adjust);
   return guest(x86::r11d, 0, size);
 }

@@ -83,6 +83,9 @@ class UnitEmitter {
   void raise_if(uint8_t condition, uint8_t vector);
   void load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op);
   void push_value(asmjit::Operand_ value, int size);
+  // ESP = from + delta for implicit stack operations (TranslationMode::stack_16:
+  // SP alone). Flags survive; r14 is clobbered.
+  void move_stack_pointer(const asmjit::x86::Gp& from, int32_t delta);
   uint8_t segment_prefix(const DecodedInstruction& d) const;
   uint32_t current_eip() const { return unit_->instructions.back().guest_eip; }
 

@@ -535,12 +535,6 @@ void BtVcpu::refresh_view() {
     throw std::runtime_error(
         "CS is a 16-bit code segment (D clear): the bt backend runs only 32-bit code");
   }
-  // Translated stack operations move all of ESP; a 16-bit stack wraps SP.
-  if (const Segment& ss = cpu_.segment(SegReg::kSs);
-      (cpu_.cr0 & cr0::kPe) && !ss.unusable && !ss.db) {
-    throw std::runtime_error(
-        "SS is a 16-bit stack segment (B clear): the bt backend runs only 32-bit stacks");
-  }
   if (view.fs_base != logged_fs_base_) {
     logged_fs_base_ = view.fs_base;
     machine_.log().note("bt: {}S base {:#x} routed through host FS",

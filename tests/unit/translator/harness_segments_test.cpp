@@ -278,6 +278,90 @@ TEST(CompensatedSegments, PopToMemoryFaultRestoresEsp) {
   EXPECT_EQ(r.state.reg(Gpr::kEsp), kStack - 4);
 }
 
+Segment stack_segment_16(uint32_t base) {
+  Segment s = data_segment(base, 0xFFFF);
+  s.db = false;
+  return s;
+}
+
+// On a 16-bit stack segment (SS.B clear) push, pop, call, ret, enter,
+// leave, pushf, popf, pushad and popad address and move SP alone: it wraps at 64 KiB and
+// the upper half of ESP (and of EBP for enter) stays.
+TEST(CompensatedSegments, SixteenBitStackWrapsSpAndKeepsTheUpperHalf) {
+  FlatHarness h({.memory_size = kMemory});
+  FlatRunResult r = run(
+      h,
+      [](x86::Assembler& a) {
+        Label function = a.newLabel(), back = a.newLabel();
+        a.pushad();  // A callout: EDI lands at 0xFFE4, wrapped.
+        a.popad();
+        a.mov(x86::eax, 0x11111111);
+        a.push(x86::eax);  // SP 0x0004 -> 0x0000.
+        a.mov(x86::eax, 0x22222222);
+        a.push(x86::eax);  // Wraps: SP 0xFFFC.
+        a.mov(x86::ebx, x86::esp);
+        a.call(function);
+        a.jmp(back);
+        a.bind(function);
+        a.ret();
+        a.bind(back);
+        a.pop(x86::edx);
+        a.pop(x86::esi);  // SP 0x0004 again.
+        a.enter(8, 0);    // Pushes EBP at 0x0000; BP = 0x0000; SP = 0xFFF8.
+        a.mov(x86::edi, x86::esp);
+        a.mov(x86::ecx, x86::ebp);
+        a.pushfd();
+        a.popfd();
+        a.leave();  // SP = BP, pops EBP: SP 0x0004.
+        a.hlt();
+      },
+      [](CpuState& s) {
+        s.segment(SegReg::kSs) = stack_segment_16(0x30000);
+        s.reg(Gpr::kEsp) = 0xABCD0004u;
+        s.reg(Gpr::kEbp) = 0x5678CAFEu;
+        s.reg(Gpr::kEdi) = 0xD1D1D1D1u;
+      });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(read32(h, 0x3FFE4), 0xD1D1D1D1u) << "pushad";
+  EXPECT_EQ(read32(h, 0x3FFFC), 0x22222222u);
+  EXPECT_EQ(read32(h, 0x30000), 0x5678CAFEu) << "enter's push of EBP";
+  EXPECT_EQ(r.state.reg(Gpr::kEbx), 0xABCDFFFCu);
+  EXPECT_EQ(r.state.reg(Gpr::kEdx), 0x22222222u);
+  EXPECT_EQ(r.state.reg(Gpr::kEsi), 0x11111111u);
+  EXPECT_EQ(r.state.reg(Gpr::kEdi), 0xABCDFFF8u);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), 0x56780000u) << "BP = SP, the upper half of EBP kept";
+  EXPECT_EQ(r.state.reg(Gpr::kEbp), 0x5678CAFEu);
+  EXPECT_EQ(r.state.reg(Gpr::kEsp), 0xABCD0004u);
+}
+
+// pop to memory moves SP before its store; when the store faults (a limit,
+// a page fault), SP is put back with the same wrap.
+TEST(CompensatedSegments, SixteenBitStackPopToMemoryFaultRestoresSp) {
+  for (const bool page_fault : {false, true}) {
+    SCOPED_TRACE(page_fault ? "page fault" : "limit");
+    FlatHarness h({.memory_size = kMemory});
+    h.set_page_access(0x21000, 0x1000, PageAccess::kRead);
+    uint32_t fault_eip = 0;
+    FlatRunResult r = run(
+        h,
+        [&](x86::Assembler& a) {
+          a.push(7);  // SP 0x0000 -> 0xFFFC.
+          fault_eip = kCode + static_cast<uint32_t>(a.offset());
+          a.pop(x86::dword_ptr(page_fault ? 0x1000 : 0x2000));  // Read-only page; past the limit.
+          a.hlt();
+        },
+        [&](CpuState& s) {
+          s.segment(SegReg::kSs) = stack_segment_16(0x30000);
+          s.segment(SegReg::kDs) = data_segment(0x20000, 0x1FFF);
+          s.reg(Gpr::kEsp) = 0xABCD0000u;
+        });
+    ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+    EXPECT_EQ(r.exception->vector, page_fault ? vector::kPf : vector::kGp);
+    EXPECT_EQ(r.state.eip, fault_eip);
+    EXPECT_EQ(r.state.reg(Gpr::kEsp), 0xABCDFFFCu);
+  }
+}
+
 // The compensated access runs the instruction on a borrowed register (here
 // EDI, the only one the instruction does not use besides EBP); a page fault
 // in it reports the linear address and gives every register back.
