@@ -198,20 +198,21 @@ uint32_t far_jmp_test(void);
  * 0x2222 (of different lengths). At 0x20 (the same in both): EAX = a GDT
  * entry, ECX:EDX = a descriptor; stores it, then near-calls 0x40, which
  * returns 0x1b1b or 0x2b2b. Fill bytes are int3. */
+#define B_REWRITE_ROUTINE \
+  "  .org 0x20, 0xcc\n"   \
+  "  mov %ecx, (%eax)\n"  \
+  "  mov %edx, 4(%eax)\n" \
+  "  call 1f\n"           \
+  "  lret\n"              \
+  "  .org 0x40, 0xcc\n"   \
+  "1:\n"
 __asm__(
     ".section .text.based_b1,\"ax\",@progbits\n"
     ".balign 4096\n"
     "based_b1:\n"
     "  .org 0x10, 0xcc\n"
     "  mov $0x1111, %eax\n"
-    "  lret\n"
-    "  .org 0x20, 0xcc\n"
-    "  mov %ecx, (%eax)\n"
-    "  mov %edx, 4(%eax)\n"
-    "  call 1f\n"
-    "  lret\n"
-    "  .org 0x40, 0xcc\n"
-    "1:\n"
+    "  lret\n" B_REWRITE_ROUTINE
     "  mov $0x1b1b, %eax\n"
     "  ret\n"
     "  .balign 64, 0xcc\n"
@@ -221,14 +222,7 @@ __asm__(
     "  .org 0x10, 0xcc\n"
     "  xor %eax, %eax\n"
     "  or $0x2222, %eax\n"
-    "  lret\n"
-    "  .org 0x20, 0xcc\n"
-    "  mov %ecx, (%eax)\n"
-    "  mov %edx, 4(%eax)\n"
-    "  call 1f\n"
-    "  lret\n"
-    "  .org 0x40, 0xcc\n"
-    "1:\n"
+    "  lret\n" B_REWRITE_ROUTINE
     "  mov $0x2b2b, %eax\n"
     "  ret\n"
     "  .balign 64, 0xcc\n"
