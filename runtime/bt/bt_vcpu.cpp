@@ -738,7 +738,7 @@ void BtVcpu::note_code(TranslationUnit& unit) {
       unit.global = unit.global && r.translation->global;
     }
     unit.code.push_back(
-        {static_cast<uint32_t>(at >> 12), physical, static_cast<uint32_t>(piece_end - at)});
+        {static_cast<uint32_t>(at) >> 12, physical, static_cast<uint32_t>(piece_end - at)});
     at = piece_end;
     if (at > page_end) break;
   }
