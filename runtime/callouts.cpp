@@ -47,7 +47,7 @@ bool segmented_linear(CalloutEnvironment& env, SegReg reg, uint32_t offset, uint
                       SegmentAccess access, uint32_t* linear, GuestException* fault) {
   const Segment& seg = env.state.segment(reg);
   if (!access_bounds(seg, access).contains(offset, size)) {
-    *fault = {reg == SegReg::kSs ? vector::kSs : vector::kGp, 0u, std::nullopt};
+    *fault = {segment_fault_vector(reg), 0u, std::nullopt};
     return false;
   }
   *linear = seg.base + offset;
@@ -87,26 +87,20 @@ uint32_t parity_zero_sign(uint8_t v) {
   return f;
 }
 
-// A stack register (ESP or EBP) moved by delta: on a 16-bit stack (SS.B
-// clear) only its low half moves, wrapping at 64 KiB.
-uint32_t stack_moved(const CpuState& s, uint32_t reg, int32_t delta) {
-  const uint32_t moved = reg + static_cast<uint32_t>(delta);
-  return s.segment(SegReg::kSs).db ? moved : (reg & 0xFFFF0000u) | (moved & 0xFFFFu);
-}
-
-// The offset into SS a stack register addresses.
-uint32_t stack_offset(const CpuState& s, uint32_t reg) {
-  return s.segment(SegReg::kSs).db ? reg : reg & 0xFFFFu;
+// A stack register (ESP or EBP) moved by delta (SP alone on a 16-bit stack).
+uint32_t stack_moved(const Segment& ss, uint32_t reg, int32_t delta) {
+  return with_stack_offset(ss, reg, reg + static_cast<uint32_t>(delta));
 }
 
 // Stack pushes of a whole group: written below ESP, then ESP moves, so a
 // fault leaves the registers untouched.
 bool push_all(CalloutEnvironment& env, const uint32_t* values, int count, int size,
               GuestException* fault) {
+  const Segment& ss = env.state.segment(SegReg::kSs);
   uint32_t esp = env.state.reg(Gpr::kEsp);
   for (int i = 0; i < count; ++i) {
-    esp = stack_moved(env.state, esp, -size);
-    if (!write_segmented(env, SegReg::kSs, stack_offset(env.state, esp), &values[i], size, fault)) {
+    esp = stack_moved(ss, esp, -size);
+    if (!write_segmented(env, SegReg::kSs, stack_offset(ss, esp), &values[i], size, fault)) {
       return false;
     }
   }
@@ -144,14 +138,15 @@ CalloutResult pusha(CalloutEnvironment& env) {
 
 CalloutResult popa(CalloutEnvironment& env) {
   const int size = env.instruction.insn.operand_width / 8;
+  const Segment& ss = env.state.segment(SegReg::kSs);
   uint32_t esp = env.state.reg(Gpr::kEsp);
   uint32_t v[8] = {};
   GuestException e;
   for (int i = 7; i >= 0; --i) {
-    if (!read_segmented(env, SegReg::kSs, stack_offset(env.state, esp), &v[i], size, &e)) {
+    if (!read_segmented(env, SegReg::kSs, stack_offset(ss, esp), &v[i], size, &e)) {
       return memory_fault(e);
     }
-    esp = stack_moved(env.state, esp, size);
+    esp = stack_moved(ss, esp, size);
   }
   for (int i = 0; i < 8; ++i) {
     if (i == 4) continue;
@@ -270,21 +265,20 @@ CalloutResult enter_nested(CalloutEnvironment& env) {
   std::array<uint32_t, 33> pushes{};
   int n = 0;
   pushes[n++] = s.reg(Gpr::kEbp);
-  const uint32_t frame = stack_moved(s, s.reg(Gpr::kEsp), -4);
+  const Segment& ss = s.segment(SegReg::kSs);
+  const uint32_t frame = stack_moved(ss, s.reg(Gpr::kEsp), -4);
   uint32_t ebp = s.reg(Gpr::kEbp);
   GuestException e;
   for (uint32_t i = 1; i < level; ++i) {
-    ebp = stack_moved(s, ebp, -4);
-    if (!read_segmented(env, SegReg::kSs, stack_offset(s, ebp), &pushes[n++], 4, &e)) {
+    ebp = stack_moved(ss, ebp, -4);
+    if (!read_segmented(env, SegReg::kSs, stack_offset(ss, ebp), &pushes[n++], 4, &e)) {
       return memory_fault(e);
     }
   }
   pushes[n++] = frame;
   if (!push_all(env, pushes.data(), n, 4, &e)) return memory_fault(e);
-  // On a 16-bit stack, BP takes the frame and the upper half of EBP stays.
-  s.reg(Gpr::kEbp) =
-      s.segment(SegReg::kSs).db ? frame : (s.reg(Gpr::kEbp) & 0xFFFF0000u) | (frame & 0xFFFFu);
-  s.reg(Gpr::kEsp) = stack_moved(s, s.reg(Gpr::kEsp), -static_cast<int32_t>(frame_size));
+  s.reg(Gpr::kEbp) = with_stack_offset(ss, s.reg(Gpr::kEbp), frame);
+  s.reg(Gpr::kEsp) = stack_moved(ss, s.reg(Gpr::kEsp), -static_cast<int32_t>(frame_size));
   return next(env);
 }
 

@@ -76,9 +76,24 @@ struct SegmentBounds {
   }
 };
 
+// A stack register (ESP, or EBP for enter and leave) as the offset into ss
+// its implicit accesses use: all of it on a 32-bit stack, SP alone on a
+// 16-bit one (B clear).
+inline uint32_t stack_offset(const Segment& ss, uint32_t reg) {
+  return ss.db ? reg : reg & 0xFFFFu;
+}
+// reg with that offset replaced: a 16-bit stack keeps the upper half.
+inline uint32_t with_stack_offset(const Segment& ss, uint32_t reg, uint32_t offset) {
+  return ss.db ? offset : (reg & 0xFFFF0000u) | (offset & 0xFFFFu);
+}
+
 // The limit alone (expand-down segments hold the offsets above the limit).
 SegmentBounds limit_bounds(const Segment& s);
 // The limit and the type and presence checks of an access of this kind.
 SegmentBounds access_bounds(const Segment& s, SegmentAccess access);
+// What an access through reg that fails those checks raises (error code 0).
+inline uint8_t segment_fault_vector(SegReg reg) {
+  return reg == SegReg::kSs ? vector::kSs : vector::kGp;
+}
 
 }  // namespace bt86

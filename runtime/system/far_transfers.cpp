@@ -218,7 +218,7 @@ SystemOutcome far_return(SystemContext& ctx, StackAccess& stack, int size, uint1
     o = validate_stack_segment(ctx, static_cast<uint16_t>(ss_selector), new_cpl, vector::kGp, 0,
                                &ss);
     if (!o.continues()) return o;
-    esp = ss.db ? esp + release : ((esp & 0xFFFF0000u) | ((esp + release) & 0xFFFF));
+    esp = with_stack_offset(ss, esp, esp + release);
   }
   if (!within_limit(cs, eip, 1)) return SystemOutcome::fault(vector::kGp, 0);
   if (new_eflags) {

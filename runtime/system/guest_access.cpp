@@ -62,7 +62,7 @@ SystemOutcome write_linear_value(SystemContext& ctx, uint32_t linear, int size, 
 SystemOutcome check_segment_access(const Segment& seg, SegReg reg, uint32_t offset, uint32_t size,
                                    SegmentAccess access) {
   if (access_bounds(seg, access).contains(offset, size)) return SystemOutcome::ok();
-  return SystemOutcome::fault(reg == SegReg::kSs ? vector::kSs : vector::kGp, 0);
+  return SystemOutcome::fault(segment_fault_vector(reg), 0);
 }
 
 SystemOutcome read_segmented(SystemContext& ctx, SegReg reg, uint32_t offset, int size,
@@ -87,12 +87,11 @@ StackAccess StackAccess::current(SystemContext& ctx) {
 }
 
 void StackAccess::set_offset(uint32_t offset) {
-  esp_ = ss_.db ? offset : ((esp_ & 0xFFFF0000u) | (offset & 0xFFFF));
+  esp_ = with_stack_offset(ss_, esp_, offset);
 }
 
 SystemOutcome StackAccess::push(uint32_t value, int size) {
-  const uint32_t mask = ss_.db ? 0xFFFFFFFFu : 0xFFFFu;
-  const uint32_t at = (offset() - size) & mask;
+  const uint32_t at = stack_offset(ss_, offset() - size);
   if (ss_.unusable || !within_limit(ss_, at, size)) {
     return SystemOutcome::fault(vector::kSs, fault_error_code_);
   }

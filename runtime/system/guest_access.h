@@ -68,7 +68,7 @@ class StackAccess {
   uint32_t esp() const { return esp_; }
 
  private:
-  uint32_t offset() const { return ss_.db ? esp_ : (esp_ & 0xFFFF); }
+  uint32_t offset() const { return stack_offset(ss_, esp_); }
   void set_offset(uint32_t offset);
 
   SystemContext& ctx_;
