@@ -332,9 +332,25 @@ void UnitEmitter::leave_now(ExitRecord exit, uint32_t reported_eip) {
   jump_to(cache_.stubs().exit_common);
 }
 
-// Flags are guest state, so the lookup parks them in AH/AL (lahf + seto,
-// with RAX saved in r9) while it hashes and compares, and puts them back
-// (add al, 0x7f recreates OF; sahf the rest) before leaving either way.
+// Guest flags live in RFLAGS, so monitor code that compares parks them:
+// SF ZF AF PF CF in AH (lahf), OF in AL (seto), with RAX saved in
+// saved_rax; add al, 0x7F recreates OF and sahf the rest.
+void UnitEmitter::park_flags(const x86::Gp& saved_rax) {
+  auto& a = assembler_;
+  a.mov(saved_rax, x86::rax);
+  a.lahf();
+  a.seto(x86::al);
+}
+
+void UnitEmitter::restore_flags(const x86::Gp& saved_rax) {
+  auto& a = assembler_;
+  a.add(x86::al, 0x7F);
+  a.sahf();
+  a.mov(x86::rax, saved_rax);
+}
+
+// The lookup parks the flags (RAX in r9) while it hashes and compares, and
+// puts them back before leaving either way.
 void UnitEmitter::indirect_jump() {
   auto& a = assembler_;
   if (mode_.single_instruction) {
@@ -344,23 +360,17 @@ void UnitEmitter::indirect_jump() {
     return;
   }
   Label miss = a.newLabel();
-  a.mov(x86::r9, x86::rax);
-  a.lahf();
-  a.seto(x86::al);
+  park_flags(x86::r9);
   a.mov(x86::r10d, x86::r8d);
   a.and_(x86::r10d, Imm(IndirectLookupTable::kIndexMask));
   a.shl(x86::r10d, 4);
   a.add(x86::r10, ctx(ctx_offset::kLookupTable, 8));
   a.cmp(x86::dword_ptr(x86::r10), x86::r8d);
   a.jne(miss);
-  a.add(x86::al, 0x7F);
-  a.sahf();
-  a.mov(x86::rax, x86::r9);
+  restore_flags(x86::r9);
   a.jmp(x86::qword_ptr(x86::r10, 8));
   a.bind(miss);
-  a.add(x86::al, 0x7F);
-  a.sahf();
-  a.mov(x86::rax, x86::r9);
+  restore_flags(x86::r9);
   jump_to(cache_.stubs().indirect_miss);
 }
 
@@ -910,8 +920,8 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
   return false;
 }
 
-// The check runs with the flags parked in AH/AL (lahf + seto, RAX in r12)
-// because guest flags live in RFLAGS; cmp is the only cheap bounds test.
+// The check runs with the flags parked (RAX in r12): cmp is the only cheap
+// bounds test.
 // The offset is zero-extended in r11, so the end of the access is computed
 // in 64 bits and an access running past 4 GiB fails as on hardware.
 void UnitEmitter::compensate_offset(ZydisRegister segment, uint32_t size, bool write,
@@ -927,36 +937,29 @@ void UnitEmitter::compensate_offset(ZydisRegister segment, uint32_t size, bool w
   check_stubs_.push_back({fail, current_eip(),
                           static_cast<uint8_t>(segment == ZYDIS_REGISTER_SS ? 12 : 13),
                           esp_adjust});
-  a.mov(x86::r12, x86::rax);
-  a.lahf();
-  a.seto(x86::al);
+  park_flags(x86::r12);
   a.cmp(x86::r11d, ctx(low, 4));
   a.jb(fail);
   a.lea(x86::r13, x86::ptr(x86::r11, static_cast<int32_t>(size - 1)));
   a.mov(x86::r14d, ctx(high, 4));
   a.cmp(x86::r13, x86::r14);
   a.ja(fail);
-  a.add(x86::al, 0x7F);
-  a.sahf();
-  a.mov(x86::rax, x86::r12);
+  restore_flags(x86::r12);
   a.mov(x86::r13d, ctx(ctx_offset::segment_check(seg, offsetof(Check, base)), 4));
   a.lea(x86::r11d, x86::ptr(x86::r11, x86::r13));
 }
 
-// Flags parked as compensate_offset() does, so that they survive the cmp.
+// The flags are parked (RAX in r12) around the cmp; the check stub puts
+// them back when it fails.
 void UnitEmitter::check_code_target() {
   if (code_limit_ == 0xFFFFFFFF) return;
   auto& a = assembler_;
   Label fail = a.newLabel();
   check_stubs_.push_back({fail, current_eip(), 13, 0});
-  a.mov(x86::r12, x86::rax);
-  a.lahf();
-  a.seto(x86::al);
+  park_flags(x86::r12);
   a.cmp(x86::r8d, Imm(code_limit_));
   a.ja(fail);
-  a.add(x86::al, 0x7F);
-  a.sahf();
-  a.mov(x86::rax, x86::r12);
+  restore_flags(x86::r12);
 }
 
 // The exception at the current instruction when condition holds, out of
@@ -973,11 +976,7 @@ void UnitEmitter::emit_check_stubs() {
   auto& a = assembler_;
   for (const CheckStub& stub : check_stubs_) {
     a.bind(stub.label);
-    if (stub.flags_parked) {
-      a.add(x86::al, 0x7F);
-      a.sahf();
-      a.mov(x86::rax, x86::r12);
-    }
+    if (stub.flags_parked) restore_flags(x86::r12);
     if (stub.esp_adjust != 0) move_stack_pointer(x86::esp, stub.esp_adjust);
     raise_exception(stub.eip, stub.vector, 0);
   }
@@ -1082,9 +1081,7 @@ void UnitEmitter::emit_compensated_bit_test(const DecodedInstruction& d,
   encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [operand]
   embed(scratch_);
   a.mov(x86::r10d, x86::gpd(static_cast<uint32_t>(gpr_index(d.operands[1].reg.value))));
-  a.mov(x86::r12, x86::rax);
-  a.lahf();
-  a.seto(x86::al);
+  park_flags(x86::r12);
   if (word) {
     a.movsx(x86::r9d, x86::r10w);
     a.sar(x86::r9d, 4);
@@ -1096,9 +1093,7 @@ void UnitEmitter::emit_compensated_bit_test(const DecodedInstruction& d,
     a.lea(x86::r11d, x86::ptr(x86::r11, x86::r9, 2));
     a.and_(x86::r10d, 31);
   }
-  a.add(x86::al, 0x7F);
-  a.sahf();
-  a.mov(x86::rax, x86::r12);
+  restore_flags(x86::r12);
   compensate_offset(op.mem.segment, word ? 2 : 4, writes(op));
   // [lock] op gs:[r11d], r10d (or r10w).
   scratch_.clear();

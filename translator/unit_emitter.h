@@ -75,6 +75,8 @@ class UnitEmitter {
   void jump_to(uint64_t exec_address);
   void direct_exit(std::optional<uint8_t> condition, uint32_t guest_target);
   void leave_now(ExitRecord exit, uint32_t reported_eip);
+  void park_flags(const asmjit::x86::Gp& saved_rax);
+  void restore_flags(const asmjit::x86::Gp& saved_rax);
   void indirect_jump();  // Target guest EIP in r8d.
   // Near branches to targets past the CS limit raise #GP(0) at the branch,
   // with nothing of it done (limits below 4 GiB only).
@@ -142,7 +144,7 @@ class UnitEmitter {
     uint32_t eip;
     uint8_t vector;
     int32_t esp_adjust;
-    bool flags_parked = true;  // RAX in r12, flags in AH/AL (compensate_offset).
+    bool flags_parked = true;  // park_flags(r12) is in effect when it is taken.
   };
   std::vector<CheckStub> check_stubs_;
   std::vector<uint32_t> patch_offsets_;  // Parallel to the direct exits in unit_->exits.
