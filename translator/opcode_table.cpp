@@ -73,7 +73,7 @@ constexpr OpcodeEntry kTable[] = {
     {ZYDIS_MNEMONIC_SALC, K::kCallout, E::kCallout, C::kSalc},
     {ZYDIS_MNEMONIC_INT, K::kCallout, E::kCallout, C::kSoftwareInterrupt},
     {ZYDIS_MNEMONIC_INT1, K::kCallout, E::kCallout, C::kSystem},
-    {ZYDIS_MNEMONIC_IRETD, K::kCallout, E::kCallout, C::kSystem},
+    {ZYDIS_MNEMONIC_IRETD, K::kCompensated, E::kIret, C::kSystem},
     {ZYDIS_MNEMONIC_IRET, K::kCallout, E::kCallout, C::kSystem},
     {ZYDIS_MNEMONIC_LES, K::kCallout, E::kCallout, C::kSystem},
     {ZYDIS_MNEMONIC_LDS, K::kCallout, E::kCallout, C::kSystem},

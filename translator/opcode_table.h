@@ -41,6 +41,7 @@ enum class Emitter : uint8_t {
   kCli,
   kSti,
   kString,
+  kIret,        // iretd: in the cache back to the same CS at CPL 0, else the callout.
   kBreakpoint,  // int3: #BP after the instruction.
   kUndefined,   // ud0/ud1/ud2: #UD at the instruction.
   kCallout,

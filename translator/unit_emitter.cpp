@@ -594,6 +594,9 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     case Emitter::kString:
       ends = emit_string(d);
       break;
+    case Emitter::kIret:
+      ends = emit_iret(d);
+      break;
     case Emitter::kBreakpoint: {
       ExitRecord exit;
       exit.kind = ExitKind::kException;
@@ -866,6 +869,75 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   a.mov(x86::rsp, x86::r9);
   if (!mode_.if_sensitive) load_interrupt_window();
   return false;
+}
+
+// iretd at CPL 0 back to the code segment it runs in: Linux's return from
+// an exception or interrupt that hit the kernel, and sync_core()'s iret to
+// itself after every early text patch (tens of thousands per boot). The
+// three pops and the flags stay in the cache when the runtime vouches that
+// reloading CS changes nothing (VcpuContext::reload_selectors: same
+// selector, same descriptor in memory, same CPL). A task return (NT), VM,
+// TF or RF in the image, another selector, a target past the limit, or IF
+// set in the image while an interrupt waits for it (iret has no interrupt
+// shadow: it is taken before the target's first instruction) take the
+// callout, which finds the instruction not begun.
+bool UnitEmitter::emit_iret(const DecodedInstruction& d) {
+  if (mode_.cpl != 0 || d.insn.operand_width != 32 || mode_.compensates(ZYDIS_REGISTER_SS)) {
+    return emit_callout(d, CalloutId::kSystem);
+  }
+  constexpr uint32_t kCs = 1;
+  constexpr uint32_t kGuestNt = 1u << 14;
+  constexpr uint32_t kSlowImage = (1u << 8) /*TF*/ | kGuestNt | (1u << 16) /*RF*/ | (1u << 17);
+  // What iretd at CPL 0 loads besides the host-held flags, IF and the bits
+  // that send it to the callout: IOPL, AC, VIF, VIP, ID.
+  constexpr uint32_t kVirtualImage = 0x3000u | (1u << 18) | (1u << 19) | (1u << 20) | (1u << 21);
+  auto& a = assembler_;
+  Label slow = a.newLabel();
+  a.mov(x86::r8d, stack_slot(0, 4, false));
+  // All of each slot is read, as the hardware does (a frame can end on a
+  // page boundary): the selector is its low half.
+  a.mov(x86::r10d, stack_slot(4, 4, false));
+  a.movzx(x86::r10d, x86::r10w);
+  a.mov(x86::r11d, stack_slot(8, 4, false));
+  park_flags(x86::r12);
+  a.cmp(x86::r10d, ctx(ctx_offset::reload_selector(kCs), 4));
+  a.jne(slow);
+  a.test(ctx(ctx_offset::kVirtualEflags, 4), Imm(kGuestNt));
+  a.jnz(slow);
+  a.test(x86::r11d, Imm(kSlowImage));
+  a.jnz(slow);
+  Label no_window = a.newLabel();
+  a.test(x86::r11d, Imm(kGuestIf));
+  a.jz(no_window);
+  a.cmp(ctx(ctx_offset::kInterruptWindowArmed, 1), 0);
+  a.jne(slow);
+  a.bind(no_window);
+  if (code_limit_ != 0xFFFFFFFF) {
+    a.cmp(x86::r8d, Imm(code_limit_));
+    a.ja(slow);
+  }
+  restore_flags(x86::r12);
+  move_stack_pointer(x86::esp, 12);
+  // From here to popfq nothing can fault: host flags are scratch.
+  a.mov(x86::r9d, x86::r11d);
+  a.shr(x86::r9d, 9);
+  a.and_(x86::r9d, 1);
+  a.mov(ctx(ctx_offset::kVirtualIf, 1), x86::r9b);
+  a.mov(x86::r9d, x86::r11d);
+  a.and_(x86::r9d, Imm(kVirtualImage));
+  a.or_(x86::r9d, Imm(2));
+  a.mov(ctx(ctx_offset::kVirtualEflags, 4), x86::r9d);
+  a.and_(x86::r11d, Imm(kHostGuestFlags));
+  a.mov(x86::r9, x86::rsp);
+  a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
+  a.push(x86::r11);
+  a.popfq();
+  a.mov(x86::rsp, x86::r9);
+  indirect_jump();
+  a.bind(slow);
+  restore_flags(x86::r12);
+  leave_for_system_callout(d);
+  return true;
 }
 
 // String instructions run as host string instructions with 64-bit

@@ -128,6 +128,7 @@ class UnitEmitter {
   bool emit_pop(const DecodedInstruction& d);
   bool emit_pushf(const DecodedInstruction& d);
   bool emit_popf(const DecodedInstruction& d);
+  bool emit_iret(const DecodedInstruction& d);
   bool emit_string(const DecodedInstruction& d);
   bool emit_callout(const DecodedInstruction& d, CalloutId id);
 

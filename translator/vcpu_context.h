@@ -56,7 +56,11 @@ struct alignas(4096) VcpuContext {
   // ID, NT, ...): pushf merges them in, popf splits them out.
   uint32_t virtual_eflags = 0;
   uint8_t virtual_if = 0;  // Kept apart so cli/sti are one flag-neutral store.
-  uint8_t pad0[3] = {};
+  // Set while interrupt_window_page is protected (an interrupt waits for
+  // IF): translated iretd, which has no interrupt shadow, takes the callout
+  // then instead of going on at its target.
+  uint8_t interrupt_window_armed = 0;
+  uint8_t pad0[2] = {};
   uint32_t host_mxcsr = 0x1F80;
   uint16_t host_fcw = 0x37F;
   uint16_t pad1 = 0;
@@ -142,6 +146,7 @@ inline constexpr int32_t kFsWindowBase = offsetof(VcpuContext, fs_window_base);
 inline constexpr int32_t kVmmFsBase = offsetof(VcpuContext, vmm_fs_base);
 inline constexpr int32_t kVirtualEflags = offsetof(VcpuContext, virtual_eflags);
 inline constexpr int32_t kVirtualIf = offsetof(VcpuContext, virtual_if);
+inline constexpr int32_t kInterruptWindowArmed = offsetof(VcpuContext, interrupt_window_armed);
 inline constexpr int32_t kHostMxcsr = offsetof(VcpuContext, host_mxcsr);
 inline constexpr int32_t kHostFcw = offsetof(VcpuContext, host_fcw);
 inline constexpr int32_t selector(int segment) {

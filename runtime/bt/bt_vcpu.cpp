@@ -984,6 +984,9 @@ BtVcpu::CalloutSite* BtVcpu::callout_site(uint32_t exit_id, const ExitRecord& ex
     const SegReg reg = segment_of(dst.reg.value);
     if (reg != SegReg::kSs && reg != SegReg::kCs) site.loads_segment = reg;
   }
+  // Translated iretd goes on without a callout once reloading this CS is
+  // known to change nothing.
+  if (d.mnemonic() == ZYDIS_MNEMONIC_IRETD) site.loads_segment = SegReg::kCs;
   return &callout_sites_.emplace(exit_id, site).first->second;
 }
 
@@ -1080,6 +1083,7 @@ void BtVcpu::set_interrupt_window(bool armed) {
   if (armed == interrupt_window_armed_) return;
   mprotect(context_->interrupt_window_page, kPage, armed ? PROT_NONE : PROT_READ | PROT_WRITE);
   interrupt_window_armed_ = armed;
+  context_->interrupt_window_armed = armed ? 1 : 0;
 }
 
 // --- Host faults (signal context) ------------------------------------------

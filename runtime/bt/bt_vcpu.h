@@ -241,7 +241,7 @@ class BtVcpu final : public Vcpu,
     uint64_t* count;  // Its entries in counters_ (stable std::map nodes).
     uint64_t* ns;
     bool view_neutral;  // See is_view_neutral(); read for system instructions only.
-    // mov DS/ES/FS/GS, r/m: the register it loads (see reloads_).
+    // mov DS/ES/FS/GS, r/m and iretd: the register it loads (see reloads_).
     std::optional<SegReg> loads_segment;
   };
   CalloutSite* callout_site(uint32_t exit_id, const ExitRecord& exit);

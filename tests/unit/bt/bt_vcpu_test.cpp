@@ -524,6 +524,96 @@ TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
   EXPECT_EQ(exit.status, (9 << 1) | 1);
 }
 
+// iretd back to the code segment it runs in (Linux's return from a kernel
+// exception or interrupt, and sync_core()'s iret to itself) runs in the
+// cache once the runtime has seen that CS reload: only the first of 1000
+// takes the callout. The image's arithmetic flags, DF, IOPL, AC and ID
+// come back through pushfd.
+TEST_F(BtVcpuTest, IretToTheSameCodeSegmentStaysInTheCache) {
+  constexpr uint32_t kResult = 0x200000;
+  constexpr uint32_t kImage =
+      0x8D5 | eflags::kDf | eflags::kIoplMask | eflags::kAc | eflags::kId | eflags::kFixed1;
+  load(kCode, [&](x86::Assembler& a) {
+    const auto iret_to = [&a](const Label& target) {
+      a.push(x86::cs);
+      a.lea(x86::eax, x86::ptr(target));
+      a.push(x86::eax);
+      a.iretd();
+    };
+    a.mov(x86::ecx, 1000);
+    Label loop = a.newLabel();
+    a.bind(loop);
+    a.pushfd();
+    Label next = a.newLabel();
+    iret_to(next);
+    a.bind(next);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.push(Imm(kImage));
+    Label after = a.newLabel();
+    iret_to(after);
+    a.bind(after);
+    a.pushfd();
+    a.pop(x86::dword_ptr(kResult));
+    a.push(Imm(eflags::kFixed1));
+    a.popfd();
+    debug_exit(a, 0x33);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (0x33 << 1) | 1);
+  EXPECT_EQ(machine_->memory().read_u32(kResult), kImage);
+  EXPECT_EQ(vcpu_->counters().callouts.at("iretd"), 1u) << vcpu_->statistics();
+}
+
+// The hardware reloads CS from the GDT even for the selector it holds: a
+// descriptor rewritten since (here: limit 4 KiB, so the return address is
+// past it) makes the next iretd to it raise #GP(0), in the cache or not.
+TEST_F(BtVcpuTest, IretReloadsACodeDescriptorRewrittenInTheGdt) {
+  constexpr uint32_t kGdt2 = 0x9000;
+  constexpr uint32_t kIdt = 0x202000;
+  constexpr uint32_t kHandler = kCode + 0x800;
+  constexpr uint16_t kSecondCode = 0x20;
+  GuestMemory& m = machine_->memory();
+  const auto descriptor = [&m](uint32_t selector, uint64_t value) {
+    m.write_u32(kGdt2 + selector, static_cast<uint32_t>(value));
+    m.write_u32(kGdt2 + selector + 4, static_cast<uint32_t>(value >> 32));
+  };
+  descriptor(0, 0);
+  descriptor(kBootCodeSelector, 0x00CF9B000000FFFFull);
+  descriptor(kBootDataSelector, 0x00CF93000000FFFFull);
+  descriptor(kSecondCode, 0x00CF9B000000FFFFull);
+  set_interrupt_gate(kIdt, 13, kHandler);
+  load(kHandler, [](x86::Assembler& a) { debug_exit(a, 0x13); });
+  load(kCode, [&](x86::Assembler& a) {
+    const auto iret_to_second = [&a, kSecondCode](const Label& target) {
+      a.pushfd();
+      a.push(Imm(kSecondCode));
+      a.lea(x86::eax, x86::ptr(target));
+      a.push(x86::eax);
+      a.iretd();
+    };
+    load_idt(a, kIdt);
+    a.sub(x86::esp, 8);
+    a.mov(x86::word_ptr(x86::esp), 5 * 8 - 1);
+    a.mov(x86::dword_ptr(x86::esp, 2), kGdt2);
+    a.lgdt(x86::ptr(x86::esp));
+    Label first = a.newLabel(), second = a.newLabel(), third = a.newLabel();
+    iret_to_second(first);  // A callout: another CS.
+    a.bind(first);
+    iret_to_second(second);  // The same CS, in the cache.
+    a.bind(second);
+    a.mov(x86::dword_ptr(kGdt2 + kSecondCode), 0x00000FFF);
+    a.mov(x86::dword_ptr(kGdt2 + kSecondCode + 4), 0x00409B00);
+    iret_to_second(third);
+    a.bind(third);
+    debug_exit(a, 0x55);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (0x13 << 1) | 1);
+}
+
 // A store beside the code (its page is traced for the code) in a loop: it
 // is adapted after a few trace faults and keeps giving the right values.
 TEST_F(BtVcpuTest, RepeatedTraceFaultsAreAdapted) {
