@@ -11,6 +11,7 @@ namespace {
 
 using namespace asmjit;
 
+constexpr uint32_t kGuestTf = 1u << 8;
 constexpr uint32_t kGuestIf = 1u << 9;
 constexpr uint32_t kPopfKeepsOut =
     static_cast<uint32_t>(kHostGuestFlags) | kGuestIf | (1u << 16) /*RF*/ | (1u << 17) /*VM*/;
@@ -864,10 +865,24 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   a.or_(x86::r11d, Imm(2));
   a.mov(ctx(ctx_offset::kVirtualEflags, 4), x86::r11d);
   a.and_(x86::r10d, Imm(kHostGuestFlags));
+  Label sets_tf = a.newLabel();
+  Label done = a.newLabel();
+  a.test(x86::r11d, Imm(kGuestTf));  // Host flags are still scratch here.
+  a.jnz(sets_tf);
   a.push(x86::r10);
   a.popfq();
   a.mov(x86::rsp, x86::r9);
   if (!mode_.if_sensitive) load_interrupt_window();
+  a.jmp(done);
+  // TF set: the runtime single-steps from the next instruction on, so the
+  // cache is left there (through the lookup miss, which nothing links).
+  a.bind(sets_tf);
+  a.push(x86::r10);
+  a.popfq();
+  a.mov(x86::rsp, x86::r9);
+  a.mov(x86::r8d, Imm(d.next_eip()));
+  jump_to(cache_.stubs().indirect_miss);
+  a.bind(done);
   return false;
 }
 
@@ -887,7 +902,7 @@ bool UnitEmitter::emit_iret(const DecodedInstruction& d) {
   }
   constexpr uint32_t kCs = 1;
   constexpr uint32_t kGuestNt = 1u << 14;
-  constexpr uint32_t kSlowImage = (1u << 8) /*TF*/ | kGuestNt | (1u << 16) /*RF*/ | (1u << 17);
+  constexpr uint32_t kSlowImage = kGuestTf | kGuestNt | (1u << 16) /*RF*/ | (1u << 17) /*VM*/;
   // What iretd at CPL 0 loads besides the host-held flags, IF and the bits
   // that send it to the callout: IOPL, AC, VIF, VIP, ID.
   constexpr uint32_t kVirtualImage = 0x3000u | (1u << 18) | (1u << 19) | (1u << 20) | (1u << 21);

@@ -51,6 +51,8 @@ UnassignedPage make_unassigned_page() {
   return page;
 }
 
+constexpr uint32_t kDr6SingleStep = 1u << 14;  // DR6.BS.
+
 bool is_single(const TranslationUnit& u) {
   return TranslationMode::single_instruction_of_key(u.key.mode);
 }
@@ -383,14 +385,18 @@ VcpuExit BtVcpu::run_loop() {
     // The common case after a callout or an exit: the next unit is in the
     // lookup table translated code itself uses, so skip the walk and the
     // unit index (the debugger needs the unit, so it takes the long way).
-    uint64_t host = debug_hooks_ || single_step_next_ ? 0 : lookup_->find(context_->eip);
+    // EFLAGS.TF: one instruction per unit, then #DB (a trap) unless the
+    // instruction raised an exception or an event was delivered instead.
+    const bool stepping = (context_->virtual_eflags & eflags::kTf) != 0;
+    const bool single = single_step_next_ || stepping;
+    uint64_t host = debug_hooks_ || single ? 0 : lookup_->find(context_->eip);
     if (host == 0) {
       if (debug_hooks_ && debug_hooks_->stop_before(context_->eip)) {
         save_context();
         return VcpuExit{VcpuExit::Kind::kStopRequested, 0, "the debugger stopped the guest"};
       }
       std::optional<VcpuExit> exit;
-      TranslationUnit* unit = unit_for(context_->eip, single_step_next_, &exit);
+      TranslationUnit* unit = unit_for(context_->eip, single, &exit);
       if (exit) return *exit;
       if (unit == nullptr) continue;  // A fetch fault was delivered.
       if (debug_hooks_ && debug_hooks_->run_single(*unit) && !is_single(*unit)) {
@@ -406,10 +412,19 @@ VcpuExit BtVcpu::run_loop() {
     }
     ++counters_.dispatches;
     sync_selectors();
+    step_retired_ = false;
+    const uint64_t events_before = events_recorded_;
     enter(context_, host);
     if (auto e = handle_exit(context_->exit_id)) {
       save_context();
       return *e;
+    }
+    if (stepping && step_retired_ && events_recorded_ == events_before) {
+      save_context();
+      cpu_.dr[6] |= kDr6SingleStep;
+      if (auto e = deliver(GuestEvent::exception({vector::kDb, std::nullopt, std::nullopt}))) {
+        return *e;
+      }
     }
   }
 }
@@ -846,6 +861,7 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
   if (exit_id == kExitHostFault) return handle_host_fault();
   if (exit_id == kExitIndirectMiss) {
     ++counters_.indirect_misses;
+    step_retired_ = true;
     const uint32_t target = context_->eip;
     if (view_dirty_) refresh_view();
     std::optional<VcpuExit> exit;
@@ -857,7 +873,10 @@ std::optional<VcpuExit> BtVcpu::handle_exit(uint32_t exit_id) {
   switch (exit.kind) {
     case ExitKind::kDirect: {
       const uint64_t flushes = cache_.flush_count();
-      if (is_single(cache_.unit(exit.unit))) return std::nullopt;
+      if (is_single(cache_.unit(exit.unit))) {
+        step_retired_ = true;
+        return std::nullopt;
+      }
       std::optional<VcpuExit> e;
       TranslationUnit* target = unit_for(exit.guest_target, false, &e);
       if (target == nullptr || cache_.flush_count() != flushes) return e;
@@ -916,6 +935,7 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
       // sti (and popf) opened the window: one more instruction runs before
       // the interrupt, which is the sti shadow (and harmless after popf).
       single_step_next_ = true;
+      step_retired_ = true;
       return std::nullopt;
     case HostFault::Kind::kException:
       save_context();
@@ -1037,6 +1057,8 @@ std::optional<VcpuExit> BtVcpu::handle_callout(uint32_t exit_id, const ExitRecor
   }
   const DecodedInstruction& d = site->instruction;
   ++*site->count;
+  // Done, unless it raises an exception (run_loop sees the delivery).
+  step_retired_ = true;
   const uint64_t start = options_.count_executed ? now_ns() : 0;
   std::optional<VcpuExit> result;
   if (exit.callout == CalloutId::kTracedStore) {
@@ -1340,6 +1362,7 @@ std::optional<VcpuExit> BtVcpu::store_to_traced_page(uint32_t linear, uint32_t p
     done = copy_string(d, &exit);
   }
   if (!done) return emulate_traced_store(linear, physical);
+  step_retired_ = true;
   ++counters_.trace_writes;
   counters_.trace_write_ns += now_ns() - start;
   return exit;

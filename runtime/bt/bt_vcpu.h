@@ -360,6 +360,9 @@ class BtVcpu final : public Vcpu,
   bool interrupt_window_armed_ = false;
   uint32_t logged_fs_base_ = 0;
   bool single_step_next_ = false;  // Run one instruction before injecting (sti shadow).
+  // The instruction run last completed (see run_loop's single-step trap):
+  // set where an exit reports one done, cleared before each entry.
+  bool step_retired_ = false;
   // Device deadlines move only when the guest touches a port or a deadline
   // passes, and the kicker's timer turns the latter into a poll exit; after
   // any other exit the dispatcher skips the clock read and the device walk.
