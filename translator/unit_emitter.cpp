@@ -847,14 +847,7 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
     a.mov(x86::r10d, stack_slot(0, 4, false));
   }
   move_stack_pointer(x86::esp, size);
-  a.mov(x86::r9, x86::rsp);
-  a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
-  if (!mode_.if_sensitive) {
-    a.mov(x86::r11d, x86::r10d);
-    a.shr(x86::r11d, 9);
-    a.and_(x86::r11d, 1);
-    a.mov(ctx(ctx_offset::kVirtualIf, 1), x86::r11b);
-  }
+  if (!mode_.if_sensitive) store_virtual_if(x86::r10d, x86::r11d);
   a.mov(x86::r11d, x86::r10d);
   a.and_(x86::r11d, Imm(~(kPopfKeepsOut | keep_old) & (size == 2 ? 0xFFFFu : 0xFFFFFFFFu)));
   if (keep_old != 0) {
@@ -864,26 +857,42 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   }
   a.or_(x86::r11d, Imm(2));
   a.mov(ctx(ctx_offset::kVirtualEflags, 4), x86::r11d);
-  a.and_(x86::r10d, Imm(kHostGuestFlags));
   Label sets_tf = a.newLabel();
   Label done = a.newLabel();
   a.test(x86::r11d, Imm(kGuestTf));  // Host flags are still scratch here.
   a.jnz(sets_tf);
-  a.push(x86::r10);
-  a.popfq();
-  a.mov(x86::rsp, x86::r9);
+  load_host_flags(x86::r10);
   if (!mode_.if_sensitive) load_interrupt_window();
   a.jmp(done);
   // TF set: the runtime single-steps from the next instruction on, so the
   // cache is left there (through the lookup miss, which nothing links).
   a.bind(sets_tf);
-  a.push(x86::r10);
-  a.popfq();
-  a.mov(x86::rsp, x86::r9);
+  load_host_flags(x86::r10);
   a.mov(x86::r8d, Imm(d.next_eip()));
   jump_to(cache_.stubs().indirect_miss);
   a.bind(done);
   return false;
+}
+
+// Virtual IF = bit 9 of image (through scratch); host flags are clobbered.
+void UnitEmitter::store_virtual_if(const x86::Gp& image, const x86::Gp& scratch) {
+  auto& a = assembler_;
+  a.mov(scratch, image);
+  a.shr(scratch, 9);
+  a.and_(scratch, 1);
+  a.mov(ctx(ctx_offset::kVirtualIf, 1), scratch.r8());
+}
+
+// RFLAGS = the guest-held flags of image (popfq on the scratch stack; r9
+// holds RSP meanwhile). Clobbers image.
+void UnitEmitter::load_host_flags(const x86::Gp& image) {
+  auto& a = assembler_;
+  a.and_(image.r32(), Imm(kHostGuestFlags));
+  a.mov(x86::r9, x86::rsp);
+  a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
+  a.push(image.r64());
+  a.popfq();
+  a.mov(x86::rsp, x86::r9);
 }
 
 // iretd at CPL 0 back to the code segment it runs in: Linux's return from
@@ -934,20 +943,12 @@ bool UnitEmitter::emit_iret(const DecodedInstruction& d) {
   restore_flags(x86::r12);
   move_stack_pointer(x86::esp, 12);
   // From here to popfq nothing can fault: host flags are scratch.
-  a.mov(x86::r9d, x86::r11d);
-  a.shr(x86::r9d, 9);
-  a.and_(x86::r9d, 1);
-  a.mov(ctx(ctx_offset::kVirtualIf, 1), x86::r9b);
+  store_virtual_if(x86::r11d, x86::r9d);
   a.mov(x86::r9d, x86::r11d);
   a.and_(x86::r9d, Imm(kVirtualImage));
   a.or_(x86::r9d, Imm(2));
   a.mov(ctx(ctx_offset::kVirtualEflags, 4), x86::r9d);
-  a.and_(x86::r11d, Imm(kHostGuestFlags));
-  a.mov(x86::r9, x86::rsp);
-  a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
-  a.push(x86::r11);
-  a.popfq();
-  a.mov(x86::rsp, x86::r9);
+  load_host_flags(x86::r11);
   indirect_jump();
   a.bind(slow);
   restore_flags(x86::r12);

@@ -129,6 +129,8 @@ class UnitEmitter {
   bool emit_pushf(const DecodedInstruction& d);
   bool emit_popf(const DecodedInstruction& d);
   bool emit_iret(const DecodedInstruction& d);
+  void store_virtual_if(const asmjit::x86::Gp& image, const asmjit::x86::Gp& scratch);
+  void load_host_flags(const asmjit::x86::Gp& image);
   bool emit_string(const DecodedInstruction& d);
   bool emit_callout(const DecodedInstruction& d, CalloutId id);
 
