@@ -13,8 +13,11 @@ using namespace asmjit;
 
 constexpr uint32_t kGuestTf = 1u << 8;
 constexpr uint32_t kGuestIf = 1u << 9;
-constexpr uint32_t kPopfKeepsOut =
-    static_cast<uint32_t>(kHostGuestFlags) | kGuestIf | (1u << 16) /*RF*/ | (1u << 17) /*VM*/;
+constexpr uint32_t kGuestIopl = 3u << 12;
+// What popf takes from its image into the virtual EFLAGS (TF, IOPL, NT, AC,
+// ID); the host-held flags and IF are loaded apart.
+constexpr uint32_t kPopfLoads = kGuestTf | kGuestIopl | (1u << 14) | (1u << 18) | (1u << 21);
+constexpr uint32_t kPopfKeepsOld = (1u << 17) | (1u << 19) | (1u << 20);  // VM, VIF, VIP.
 
 x86::Mem ctx(int32_t offset, uint32_t size = 0) {
   return x86::ptr(x86::r15, offset, size);
@@ -837,10 +840,16 @@ bool UnitEmitter::emit_pushf(const DecodedInstruction& d) {
 bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   auto& a = assembler_;
   const int size = d.insn.operand_width / 8;
-  // Bits of the old virtual EFLAGS that popf cannot change: the upper half
-  // for a 16-bit popf, IOPL above CPL 0 (IF is handled apart).
-  uint32_t keep_old = size == 2 ? 0xFFFF0000u : 0u;
-  if (mode_.cpl > 0) keep_old |= 0x3000u;
+  // The bits popf loads from the image beside the host-held ones and IF;
+  // VM, VIF, VIP, the reserved bits and (16-bit) the upper half keep their
+  // old values, IOPL too above CPL 0, and RF is cleared.
+  uint32_t from_image = kPopfLoads;
+  uint32_t keep_old = size == 2 ? 0xFFFF0000u : kPopfKeepsOld;
+  if (mode_.cpl > 0) {
+    from_image &= ~kGuestIopl;
+    keep_old |= kGuestIopl;
+  }
+  if (size == 2) from_image &= 0xFFFFu;
   if (size == 2) {
     a.movzx(x86::r10d, stack_slot(0, 2, false));
   } else {
@@ -849,12 +858,10 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   move_stack_pointer(x86::esp, size);
   if (!mode_.if_sensitive) store_virtual_if(x86::r10d, x86::r11d);
   a.mov(x86::r11d, x86::r10d);
-  a.and_(x86::r11d, Imm(~(kPopfKeepsOut | keep_old) & (size == 2 ? 0xFFFFu : 0xFFFFFFFFu)));
-  if (keep_old != 0) {
-    a.mov(x86::r8d, ctx(ctx_offset::kVirtualEflags, 4));
-    a.and_(x86::r8d, Imm(keep_old));
-    a.or_(x86::r11d, x86::r8d);
-  }
+  a.and_(x86::r11d, Imm(from_image));
+  a.mov(x86::r8d, ctx(ctx_offset::kVirtualEflags, 4));
+  a.and_(x86::r8d, Imm(keep_old));
+  a.or_(x86::r11d, x86::r8d);
   a.or_(x86::r11d, Imm(2));
   a.mov(ctx(ctx_offset::kVirtualEflags, 4), x86::r11d);
   Label sets_tf = a.newLabel();

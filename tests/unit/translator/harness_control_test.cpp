@@ -170,6 +170,30 @@ TEST(FlatHarnessControl, PushfPopfCliStiAndTheIdBit) {
   EXPECT_FALSE(r.state.eflags & eflags::kIf);
 }
 
+// POPF at CPL 0 loads the arithmetic flags, TF, IF, DF, IOPL, NT, AC and ID
+// from its image; RF is cleared and VM, VIF, VIP and the reserved bits stay
+// as they were (0, and bit 1 set). A 16-bit popf leaves the upper half.
+TEST(FlatHarnessControl, PopfOfAllOnesLoadsOnlyTheWritableFlags) {
+  FlatHarness h({.memory_size = 1 << 20});
+  FlatRunResult r = run_program(h, [](x86::Assembler& a) {
+    a.push(Imm(0xFFFFFEFFu));  // All but TF, which would single-step.
+    a.popfd();
+    a.pushfd();
+    a.pop(x86::eax);
+    a.push(Imm(0));
+    a.popfd();
+    a.push(Imm(0xFEFF));
+    a.db(0x66);
+    a.popfd();  // popfw
+    a.pushfd();
+    a.pop(x86::ebx);
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax), 0x00247ED7u);
+  EXPECT_EQ(r.state.reg(Gpr::kEbx), 0x00007ED7u);
+}
+
 TEST(FlatHarnessControl, LoopAndJecxz) {
   FlatHarness h({.memory_size = 1 << 20});
   FlatRunResult r = run_program(h, [](x86::Assembler& a) {
