@@ -256,9 +256,12 @@ CalloutResult software_interrupt(CalloutEnvironment& env) {
   return trap(env, static_cast<uint8_t>(env.instruction.insn.raw.imm[0].value.u));
 }
 
+// The stack's size picks SP or ESP (and BP or EBP as the pointer into the
+// old frames); the operand size picks the size of the pushed frame pointers
+// and whether BP or EBP takes the new frame's.
 CalloutResult enter_nested(CalloutEnvironment& env) {
   const auto& d = env.instruction;
-  if (d.insn.operand_width != 32) return fault(vector::kUd);
+  const int size = d.insn.operand_width / 8;
   auto& s = env.state;
   const uint32_t frame_size = d.insn.raw.imm[0].value.u & 0xFFFF;
   const uint32_t level = d.insn.raw.imm[1].value.u & 0x1F;
@@ -266,18 +269,20 @@ CalloutResult enter_nested(CalloutEnvironment& env) {
   int n = 0;
   pushes[n++] = s.reg(Gpr::kEbp);
   const Segment& ss = s.segment(SegReg::kSs);
-  const uint32_t frame = stack_moved(ss, s.reg(Gpr::kEsp), -4);
+  const uint32_t frame = stack_moved(ss, s.reg(Gpr::kEsp), -size);
   uint32_t ebp = s.reg(Gpr::kEbp);
   GuestException e;
   for (uint32_t i = 1; i < level; ++i) {
-    ebp = stack_moved(ss, ebp, -4);
-    if (!read_segmented(env, SegReg::kSs, stack_offset(ss, ebp), &pushes[n++], 4, &e)) {
+    ebp = stack_moved(ss, ebp, -size);
+    if (!read_segmented(env, SegReg::kSs, stack_offset(ss, ebp), &pushes[n++], size, &e)) {
       return memory_fault(e);
     }
   }
   pushes[n++] = frame;
-  if (!push_all(env, pushes.data(), n, 4, &e)) return memory_fault(e);
-  s.reg(Gpr::kEbp) = with_stack_offset(ss, s.reg(Gpr::kEbp), frame);
+  if (!push_all(env, pushes.data(), n, size, &e)) return memory_fault(e);
+  uint32_t& ebp_out = s.reg(Gpr::kEbp);
+  ebp_out = size == 2 ? (ebp_out & 0xFFFF0000u) | (frame & 0xFFFF)
+                      : with_stack_offset(ss, ebp_out, frame);
   s.reg(Gpr::kEsp) = stack_moved(ss, s.reg(Gpr::kEsp), -static_cast<int32_t>(frame_size));
   return next(env);
 }
@@ -317,7 +322,9 @@ CalloutResult string_instruction(CalloutEnvironment& env) {
     const ZydisDecodedOperand& op = d.operands[i];
     if (op.type != ZYDIS_OPERAND_TYPE_MEMORY) continue;
     size = op.size / 8;
-    if (op.mem.base == ZYDIS_REGISTER_ESI) source = segment_of(op.mem.segment);
+    if (op.mem.base == ZYDIS_REGISTER_ESI || op.mem.base == ZYDIS_REGISTER_SI) {
+      source = segment_of(op.mem.segment);
+    }
   }
   const bool movs =
       m == ZYDIS_MNEMONIC_MOVSB || m == ZYDIS_MNEMONIC_MOVSW || m == ZYDIS_MNEMONIC_MOVSD;
@@ -337,28 +344,37 @@ CalloutResult string_instruction(CalloutEnvironment& env) {
   uint32_t& ecx = s.reg(Gpr::kEcx);
   uint32_t& esi = s.reg(Gpr::kEsi);
   uint32_t& edi = s.reg(Gpr::kEdi);
+  // 16-bit addressing: SI, DI and CX alone, wrapping at 64 KiB.
+  const uint32_t address_mask = d.insn.address_width == 16 ? 0xFFFFu : 0xFFFFFFFFu;
+  const auto advance = [address_mask](uint32_t& r, uint32_t delta) {
+    r = (r & ~address_mask) | ((r + delta) & address_mask);
+  };
   GuestException e;
   for (uint32_t n = 0; n < kStringElementsPerCallout; ++n) {
-    if (rep && ecx == 0) return next(env);
+    if (rep && (ecx & address_mask) == 0) return next(env);
     uint32_t a = 0, b = 0;
     if (movs || cmps || lods) {
-      if (!read_segmented(env, source, esi, &a, size, &e)) return memory_fault(e);
+      if (!read_segmented(env, source, esi & address_mask, &a, size, &e)) return memory_fault(e);
     }
     if (movs || stos) {
       const uint32_t value = movs ? a : (eax & value_mask);
-      if (!write_segmented(env, SegReg::kEs, edi, &value, size, &e)) return memory_fault(e);
+      if (!write_segmented(env, SegReg::kEs, edi & address_mask, &value, size, &e)) {
+        return memory_fault(e);
+      }
     } else if (!lods) {
-      if (!read_segmented(env, SegReg::kEs, edi, &b, size, &e)) return memory_fault(e);
+      if (!read_segmented(env, SegReg::kEs, edi & address_mask, &b, size, &e)) {
+        return memory_fault(e);
+      }
     }
     if (lods) eax = (eax & ~value_mask) | a;
     if (cmps || scas) {
       const uint32_t flags = cmps ? compare_flags(a, b, size) : compare_flags(eax, b, size);
       s.eflags = (s.eflags & ~eflags::kArith) | flags;
     }
-    if (!stos && !scas) esi += step;
-    if (!lods) edi += step;
+    if (!stos && !scas) advance(esi, step);
+    if (!lods) advance(edi, step);
     if (!rep) return next(env);
-    --ecx;
+    advance(ecx, 0xFFFFFFFFu);
     const bool zf = (s.eflags & eflags::kZf) != 0;
     if ((cmps || scas) && ((repe && !zf) || (repne && zf))) return next(env);
   }

@@ -219,7 +219,8 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
   const SegmentView view = view_segments(s.seg, 0);
   mode_ = TranslationMode{};
   view.apply_to(mode_);
-  code_segment_ = {s.segment(SegReg::kCs).base, s.segment(SegReg::kCs).limit};
+  const Segment& cs = s.segment(SegReg::kCs);
+  code_segment_ = {cs.base, cs.limit, !cs.db};
   std::copy(std::begin(view.checks), std::end(view.checks), std::begin(context_->segment_checks));
   context_->fs_window_base = context_->window_base + view.fs_base;
   context_->lookup_table = cache_.lookup_for_mode(mode_.key(), code_segment_).address();
@@ -342,7 +343,8 @@ FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
     uint8_t bytes[15];
     uint32_t ignored;
     const size_t n = fetch(exit.guest_target, bytes, &ignored);
-    if (GuestDecoder().decode(exit.guest_target, {bytes, n}, &d) != DecodeStatus::kOk) {
+    if (GuestDecoder().decode(exit.guest_target, {bytes, n}, &d, code_segment_.code_16) !=
+        DecodeStatus::kOk) {
       result.stop = FlatRunResult::Stop::kException;
       result.exception = GuestException{vector::kUd, std::nullopt, std::nullopt};
       break;

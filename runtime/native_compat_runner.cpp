@@ -43,6 +43,7 @@ constexpr uint32_t kPage = 4096;
 constexpr int kGuestCodeSlot = 0;
 constexpr int kGuestDataSlot = 1;
 constexpr int kStubCodeSlot = 2;
+constexpr int kGuestCode16Slot = 3;
 constexpr uint16_t selector_for(int slot) {
   return static_cast<uint16_t>(slot << 3 | 4 | 3);
 }
@@ -51,6 +52,8 @@ constexpr uint16_t kGuestDs = selector_for(kGuestDataSlot);
 static_assert(kGuestCs == NativeCompatRunner::kCodeSelector);
 static_assert(kGuestDs == NativeCompatRunner::kDataSelector);
 constexpr uint16_t kStubCs = selector_for(kStubCodeSlot);
+constexpr uint16_t kGuestCs16 = selector_for(kGuestCode16Slot);
+static_assert(kGuestCs16 == NativeCompatRunner::kCode16Selector);
 constexpr uint16_t kHostCs64 = 0x33;  // __USER_CS
 constexpr uint16_t kHostSs = 0x2b;    // __USER_DS
 
@@ -78,12 +81,12 @@ uint64_t read_gs_base() {
 }
 
 void write_ldt(int slot, uint64_t base, uint32_t limit_pages_minus_1, int contents,
-               bool read_exec_only) {
+               bool read_exec_only, bool seg_32bit = true) {
   user_desc d{};
   d.entry_number = static_cast<unsigned>(slot);
   d.base_addr = static_cast<unsigned>(base);
   d.limit = limit_pages_minus_1;
-  d.seg_32bit = 1;
+  d.seg_32bit = seg_32bit ? 1 : 0;
   d.contents = static_cast<unsigned>(contents);
   d.read_exec_only = read_exec_only ? 1 : 0;
   d.limit_in_pages = 1;
@@ -233,6 +236,7 @@ NativeCompatRunner::NativeCompatRunner(HostSignalThread& signals, const Options&
     write_ldt(kGuestCodeSlot, kGuestBase, all_pages, MODIFY_LDT_CONTENTS_CODE, false);
     write_ldt(kGuestDataSlot, kGuestBase, all_pages, MODIFY_LDT_CONTENTS_DATA, false);
     write_ldt(kStubCodeSlot, kStubBase, 1, MODIFY_LDT_CONTENTS_CODE, false);
+    write_ldt(kGuestCode16Slot, kGuestBase, all_pages, MODIFY_LDT_CONTENTS_CODE, false, false);
 
     block_ = new NativeEntryBlock{};
     alignas(16) uint8_t probe[512] = {};
@@ -310,7 +314,9 @@ FlatRunResult NativeCompatRunner::run(const CpuState& start) {
   const uint32_t esp = start.reg(Gpr::kEsp);
   std::memcpy(stub_data + kStubEspOffset, &esp, 4);
   std::memcpy(stub_data + kStubTargetOffset, &start.eip, 4);
-  std::memcpy(stub_data + kStubTargetOffset + 4, &kGuestCs, 2);
+  const Segment& code = start.segment(SegReg::kCs);
+  const uint16_t cs = code.present && !code.db ? kGuestCs16 : kGuestCs;
+  std::memcpy(stub_data + kStubTargetOffset + 4, &cs, 2);
 
   HostFaultHandler* previous = signals_.handler();
   signals_.set_handler(this);
@@ -336,7 +342,7 @@ FlatRunResult NativeCompatRunner::run(const CpuState& start) {
 bool NativeCompatRunner::handle_host_signal(HostSignal& signal) {
   greg_t* g = signal.context->uc_mcontext.gregs;
   const auto cs = static_cast<uint16_t>(g[REG_CSGSFS] & 0xFFFF);
-  if (current_ == nullptr || (cs != kGuestCs && cs != kStubCs)) {
+  if (current_ == nullptr || (cs != kGuestCs && cs != kGuestCs16 && cs != kStubCs)) {
     // A timer tick that raced with the end of a run is harmless; anything
     // else outside guest code is a VMM fault that must not be swallowed.
     return signal.signo == watchdog_signal();

@@ -63,6 +63,9 @@ class NativeCompatRunner : private HostFaultHandler {
   // register the data one.
   static constexpr uint16_t kCodeSelector = 0x07;
   static constexpr uint16_t kDataSelector = 0x0F;
+  // CS when the start state's CS is present with D clear: the same segment
+  // as 16-bit code. Any other CS (a default-constructed one too) runs 32-bit.
+  static constexpr uint16_t kCode16Selector = 0x1F;
 
   // Throws std::runtime_error if the host cannot run compat code this way
   // (no FSGSBASE, modify_ldt refused, low 4 GiB already in use).

@@ -32,6 +32,7 @@ constexpr OpcodeEntry kTable[] = {
     {ZYDIS_MNEMONIC_JP, K::kCompensated, E::kJcc},
     {ZYDIS_MNEMONIC_JS, K::kCompensated, E::kJcc},
     {ZYDIS_MNEMONIC_JZ, K::kCompensated, E::kJcc},
+    {ZYDIS_MNEMONIC_JCXZ, K::kCompensated, E::kCounterBranch},
     {ZYDIS_MNEMONIC_JECXZ, K::kCompensated, E::kCounterBranch},
     {ZYDIS_MNEMONIC_LOOP, K::kCompensated, E::kCounterBranch},
     {ZYDIS_MNEMONIC_LOOPE, K::kCompensated, E::kCounterBranch},
@@ -165,13 +166,6 @@ OpcodeEntry classify(const DecodedInstruction& d) {
       insn.encoding == ZYDIS_INSTRUCTION_ENCODING_3DNOW) {
     return callout(m, C::kUnsupported);
   }
-  // 16-bit addressing has no 64-bit-mode encoding.
-  if (insn.address_width == 16 &&
-      (d.has_memory_operand() || insn.meta.category == ZYDIS_CATEGORY_STRINGOP ||
-       m == ZYDIS_MNEMONIC_JCXZ || m == ZYDIS_MNEMONIC_LOOP || m == ZYDIS_MNEMONIC_LOOPE ||
-       m == ZYDIS_MNEMONIC_LOOPNE)) {
-    return callout(m, C::kUnsupported);
-  }
   for (int i = 0; i < insn.operand_count; ++i) {
     const auto& op = d.operands[i];
     if (op.type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
@@ -194,11 +188,6 @@ OpcodeEntry classify(const DecodedInstruction& d) {
   }
   if (m == ZYDIS_MNEMONIC_ENTER && (insn.raw.imm[1].value.u & 0x1F) != 0) {
     return callout(m, C::kEnterNested);
-  }
-  // Near returns with 16-bit operand size pop a 16-bit EIP; rare enough for #UD here.
-  if ((m == ZYDIS_MNEMONIC_RET || m == ZYDIS_MNEMONIC_CALL || m == ZYDIS_MNEMONIC_JMP) &&
-      insn.operand_width == 16) {
-    return callout(m, C::kUnsupported);
   }
   int16_t i = table_index()[m];
   if (i >= 0) {

@@ -81,12 +81,14 @@ struct ExitRecord {
 // The code segment a unit was translated for. Guest EIPs everywhere (unit
 // ranges, exits, lookups, recovery) are offsets into it; only fetching adds
 // the base. The limit is compiled in: an instruction reaching past it and a
-// branch to a target past it raise #GP(0) where the hardware does.
+// branch to a target past it raise #GP(0) where the hardware does. code_16:
+// D clear, the code is 16-bit code (GuestDecoder transcodes it).
 struct CodeSegment {
   uint32_t base = 0;
   uint32_t limit = 0xFFFFFFFF;
+  bool code_16 = false;
   friend bool operator==(const CodeSegment&, const CodeSegment&) = default;
-  bool flat() const { return base == 0 && limit == 0xFFFFFFFF; }
+  bool flat() const { return base == 0 && limit == 0xFFFFFFFF && !code_16; }
 };
 
 // What a unit's code depends on besides the guest bytes: translations are
@@ -104,7 +106,7 @@ struct UnitKey {
   template <typename H>
   friend H AbslHashValue(H h, const UnitKey& k) {
     return H::combine(std::move(h), k.eip, k.frame, k.mode, k.code_segment.base,
-                      k.code_segment.limit);
+                      k.code_segment.limit, k.code_segment.code_16);
   }
 };
 

@@ -61,7 +61,7 @@ TranslationUnit* Translator::try_translate(const UnitKey& key, const Translation
     const size_t readable =
         within_limit == 0 ? 0 : source.fetch(eip, {buffer.data(), within_limit}, &fault_error);
     const DecodeStatus status =
-        decoder_.decode(eip, std::span<const uint8_t>(buffer.data(), readable), &d);
+        decoder_.decode(eip, std::span<const uint8_t>(buffer.data(), readable), &d, cs.code_16);
     if (status == DecodeStatus::kTruncated || (readable == 0)) {
       if (count != 0) {
         emitter_.emit_fallthrough(eip);

@@ -402,8 +402,11 @@ void UnitEmitter::raise_exception(uint32_t eip, uint8_t vector,
   leave_now(exit, eip);
 }
 
+// r8 = the operand, zero-extended from 16 bits.
 void UnitEmitter::load_operand_to_r8(const DecodedInstruction& d, const ZydisDecodedOperand& op) {
-  if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+  if (op.size == 16) {
+    load_selector(d, op);
+  } else if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
     assembler_.mov(x86::r8d, guest_gpr(op.reg.value));
   } else {
     access_memory_operand(d, {0x8B}, 8, false, 4, false);
@@ -428,6 +431,15 @@ void UnitEmitter::push_value(Operand_ value, int size) {
   auto& a = assembler_;
   a.emit(x86::Inst::kIdMov, stack_slot(-size, size, true), value);
   move_stack_pointer(x86::esp, -size);
+}
+
+// A near call with 16-bit operand size pushes IP alone.
+void UnitEmitter::push_return_address(const DecodedInstruction& d) {
+  if (d.insn.operand_width == 16) {
+    push_value(Imm(d.next_eip() & 0xFFFF), 2);
+  } else {
+    push_value(Imm(d.next_eip()), 4);
+  }
 }
 
 // r14 carries the new SP on a 16-bit stack: a 16-bit mov leaves the upper
@@ -461,7 +473,11 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     end_instruction(d.next_eip());
     return true;
   }
-  const bool compensated = accesses && mode_.compensates(segment);
+  if (d.insn.address_width == 16 && entry.emitter == Emitter::kIdent &&
+      (d.mnemonic() == ZYDIS_MNEMONIC_LEA || (memory != nullptr && !accesses))) {
+    return emit_without_access_16(d);
+  }
+  const bool compensated = accesses && compensates_access(d, segment);
   TranslationKind kind = entry.kind;
   if (compensated && kind == TranslationKind::kIdent) kind = TranslationKind::kCompensated;
   begin_instruction(d, kind);
@@ -484,7 +500,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       if (beyond_code_limit(d.branch_target())) {
         raise_exception(d.eip, 13, 0);
       } else {
-        if (entry.emitter == Emitter::kCallRelative) push_value(Imm(d.next_eip()), 4);
+        if (entry.emitter == Emitter::kCallRelative) push_return_address(d);
         direct_exit(std::nullopt, d.branch_target());
       }
       ends = true;
@@ -508,13 +524,32 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     }
     case Emitter::kCounterBranch: {
       // jecxz/loop only have rel8 forms: hop over the 5-byte not-taken exit.
-      const bool jecxz = d.mnemonic() == ZYDIS_MNEMONIC_JECXZ;
-      const uint8_t bytes[] = {0x67, jecxz ? uint8_t{0xE3} : d.insn.opcode, 0x05};
+      // A CX counter (16-bit addressing) runs zero-extended in ECX, which
+      // tests and counts as CX does (CX = 0 counts to 0xFFFFFFFF, not 0),
+      // and the upper half comes back from r11 on both paths, flag-free.
+      const bool counts =
+          d.mnemonic() != ZYDIS_MNEMONIC_JECXZ && d.mnemonic() != ZYDIS_MNEMONIC_JCXZ;
+      const bool cx = d.insn.address_width == 16;
+      static constexpr uint8_t kRestoreEcx[] = {0x66, 0x41, 0x89, 0xCB,  // mov r11w, cx
+                                                0x44, 0x89, 0xD9};       // mov ecx, r11d
+      if (cx) {
+        a.mov(x86::r11d, x86::ecx);
+        a.movzx(x86::ecx, x86::cx);
+      }
+      const uint8_t bytes[] = {0x67, d.insn.opcode,
+                               static_cast<uint8_t>(cx ? 5 + sizeof kRestoreEcx : 5)};
       a.embed(bytes, sizeof bytes);
+      if (cx) a.embed(kRestoreEcx, sizeof kRestoreEcx);
       direct_exit(std::nullopt, d.next_eip());
+      if (cx) a.embed(kRestoreEcx, sizeof kRestoreEcx);
       if (beyond_code_limit(d.branch_target())) {
-        // The loop forms have counted ECX down by now: undo it.
-        if (!jecxz) a.lea(x86::ecx, x86::ptr(x86::rcx, 1));
+        // The loop forms have counted the counter down by now: undo it.
+        if (counts && cx) {
+          a.lea(x86::r11d, x86::ptr(x86::rcx, 1));
+          a.mov(x86::cx, x86::r11w);
+        } else if (counts) {
+          a.lea(x86::ecx, x86::ptr(x86::rcx, 1));
+        }
         raise_exception(d.eip, 13, 0);
       } else {
         direct_exit(std::nullopt, d.branch_target());
@@ -524,9 +559,13 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     }
     case Emitter::kRet: {
       const uint32_t release = d.insn.raw.imm[0].size != 0 ? d.insn.raw.imm[0].value.u & 0xFFFF : 0;
-      a.mov(x86::r8d, stack_slot(0, 4, false));
+      if (width == 2) {
+        a.movzx(x86::r8d, stack_slot(0, 2, false));
+      } else {
+        a.mov(x86::r8d, stack_slot(0, 4, false));
+      }
       check_code_target();
-      move_stack_pointer(x86::esp, static_cast<int32_t>(4 + release));
+      move_stack_pointer(x86::esp, static_cast<int32_t>(width + release));
       indirect_jump();
       ends = true;
       break;
@@ -540,7 +579,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     case Emitter::kCallIndirect:
       load_operand_to_r8(d, d.operands[0]);
       check_code_target();
-      push_value(Imm(d.next_eip()), 4);
+      push_return_address(d);
       indirect_jump();
       ends = true;
       break;
@@ -569,9 +608,9 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       ends = emit_popf(d);
       break;
     case Emitter::kEnter: {
-      if (width != 4) return emit_callout(d, CalloutId::kUnsupported);
-      push_value(x86::ebp, 4);
-      if (mode_.stack_16) {
+      // A 16-bit enter loads BP alone with the new stack pointer's low half.
+      push_value(width == 2 ? x86::Gp(x86::bp) : x86::Gp(x86::ebp), width);
+      if (mode_.stack_16 || width == 2) {
         a.mov(x86::bp, x86::sp);
       } else {
         a.mov(x86::ebp, x86::esp);
@@ -580,10 +619,17 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       break;
     }
     case Emitter::kLeave:
-      if (width != 4) return emit_callout(d, CalloutId::kUnsupported);
-      a.mov(x86::r9d, stack_slot(x86::ebp, 0, 4, false));
-      move_stack_pointer(x86::ebp, 4);
-      a.mov(x86::ebp, x86::r9d);
+      // The stack pointer takes (E)BP by the stack's size, BP or EBP the
+      // popped value by the operand size.
+      if (width == 2) {
+        a.movzx(x86::r9d, stack_slot(x86::ebp, 0, 2, false));
+        move_stack_pointer(x86::ebp, 2);
+        a.mov(x86::bp, x86::r9w);
+      } else {
+        a.mov(x86::r9d, stack_slot(x86::ebp, 0, 4, false));
+        move_stack_pointer(x86::ebp, 4);
+        a.mov(x86::ebp, x86::r9d);
+      }
       break;
     case Emitter::kCli:
     case Emitter::kSti:
@@ -760,7 +806,7 @@ void UnitEmitter::emit_verw(const DecodedInstruction& d) {
   a.mov(x86::rsp, x86::r9);
 }
 
-// r8 = the 16-bit selector operand, zero-extended.
+// r8 = the 16-bit (selector) operand, zero-extended.
 void UnitEmitter::load_selector(const DecodedInstruction& d, const ZydisDecodedOperand& src) {
   auto& a = assembler_;
   if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
@@ -982,7 +1028,7 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
     variant_used_ = variant_used_ || mode_.is_variant_segment(operand.mem.segment);
     // Window pointers cannot carry a base or stop at a limit: the string
     // runs in C++, element by element.
-    if (mode_.compensates(operand.mem.segment)) return emit_callout(d, CalloutId::kString);
+    if (compensates_access(d, operand.mem.segment)) return emit_callout(d, CalloutId::kString);
   }
   std::vector<uint8_t> op;
   if (d.has_attribute(ZYDIS_ATTRIB_HAS_REP) || d.has_attribute(ZYDIS_ATTRIB_HAS_REPE)) {
@@ -1013,6 +1059,57 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
     a.mov(x86::edi, x86::edi);
   }
   return false;
+}
+
+// lea with 16-bit addressing: the offset, cut to the operand size. A nop or
+// prefetch through such an address does nothing visible (and its ModRM has
+// no 64-bit-mode form to copy).
+bool UnitEmitter::emit_without_access_16(const DecodedInstruction& d) {
+  begin_instruction(d, TranslationKind::kCompensated);
+  if (d.mnemonic() == ZYDIS_MNEMONIC_LEA) {
+    load_offset(d);
+    const ZydisRegister destination = d.operands[0].reg.value;
+    assembler_.mov(guest_gpr(destination),
+                   d.insn.operand_width == 16 ? x86::Gp(x86::r11w) : x86::Gp(x86::r11d));
+  }
+  end_instruction(d.next_eip());
+  return false;
+}
+
+// 16-bit addressing has no 64-bit-mode encoding: such an access is
+// compensated through an offset computed apart, even in a flat segment.
+bool UnitEmitter::compensates_access(const DecodedInstruction& d, ZydisRegister segment) const {
+  return mode_.compensates(segment) || d.insn.address_width == 16;
+}
+
+// r11d = the offset of the memory operand. With 16-bit addressing, the low
+// half of the 32-bit sum of the registers and the displacement is the
+// 16-bit sum, wrapped at 64 KiB as on the guest.
+void UnitEmitter::load_offset(const DecodedInstruction& d) {
+  const ZydisDecodedOperand* memory = d.memory_operand();
+  for (int i = 0; memory == nullptr; ++i) {
+    if (d.operands[i].type == ZYDIS_OPERAND_TYPE_MEMORY) memory = &d.operands[i];  // lea
+  }
+  const ZydisDecodedOperand& op = *memory;
+  if (d.insn.address_width != 16) {
+    scratch_.clear();
+    encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [offset]
+    embed(scratch_);
+    return;
+  }
+  auto& a = assembler_;
+  const auto disp = static_cast<int32_t>(op.mem.disp.value);
+  const int base = gpr_index(op.mem.base);
+  const int index = gpr_index(op.mem.index);
+  if (base < 0 && index < 0) {
+    a.mov(x86::r11d, Imm(static_cast<uint32_t>(disp) & 0xFFFF));
+    return;
+  }
+  x86::Mem m = base >= 0 ? x86::ptr(x86::gpq(static_cast<uint32_t>(base)), disp)
+                         : x86::ptr(x86::gpq(static_cast<uint32_t>(index)), disp);
+  if (base >= 0 && index >= 0) m.setIndex(x86::gpq(static_cast<uint32_t>(index)));
+  a.lea(x86::r11d, m);
+  a.movzx(x86::r11d, x86::r11w);
 }
 
 // The check runs with the flags parked (RAX in r12): cmp is the only cheap
@@ -1092,13 +1189,12 @@ void UnitEmitter::access_memory_operand(const DecodedInstruction& d,
                                         int32_t esp_adjust) {
   const ZydisRegister segment = d.memory_operand()->mem.segment;
   scratch_.clear();
-  if (!mode_.compensates(segment)) {
+  if (!compensates_access(d, segment)) {
     encode_memory_access(d, opcode, host_reg, operand_16, scratch_, segment_prefix(d));
     embed(scratch_);
     return;
   }
-  encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [offset]
-  embed(scratch_);
+  load_offset(d);
   compensate_offset(segment, size, write, esp_adjust);
   // opcode host_reg, gs:[r11d]
   scratch_.clear();
@@ -1129,6 +1225,7 @@ bool UnitEmitter::emit_compensated_ident(const DecodedInstruction& d,
   if (d.mnemonic() == ZYDIS_MNEMONIC_XLAT) {
     a.movzx(x86::r11d, x86::al);
     a.lea(x86::r11d, x86::ptr(x86::rbx, x86::r11));
+    if (d.insn.address_width == 16) a.movzx(x86::r11d, x86::r11w);
     compensate_offset(op.mem.segment, 1, false);
     a.mov(x86::al, guest(x86::r11d, 0, 1));
     return true;
@@ -1138,9 +1235,7 @@ bool UnitEmitter::emit_compensated_ident(const DecodedInstruction& d,
   if (rewrites_operand) {
     borrowed = free_guest_register(d);
     if (borrowed < 0) return false;
-    scratch_.clear();
-    encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [offset]
-    embed(scratch_);
+    load_offset(d);
   } else if (op.mem.base >= ZYDIS_REGISTER_EAX && op.mem.base <= ZYDIS_REGISTER_EDI &&
              op.mem.index == ZYDIS_REGISTER_NONE && op.mem.base != ZYDIS_REGISTER_ESP) {
     borrowed = op.mem.base - ZYDIS_REGISTER_EAX;
@@ -1172,9 +1267,7 @@ void UnitEmitter::emit_compensated_bit_test(const DecodedInstruction& d,
                                             const ZydisDecodedOperand& op) {
   auto& a = assembler_;
   const bool word = d.insn.operand_width == 16;
-  scratch_.clear();
-  encode_memory_access(d, {0x8D}, 11, false, scratch_);  // lea r11d, [operand]
-  embed(scratch_);
+  load_offset(d);
   a.mov(x86::r10d, x86::gpd(static_cast<uint32_t>(gpr_index(d.operands[1].reg.value))));
   park_flags(x86::r12);
   if (word) {

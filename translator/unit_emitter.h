@@ -97,6 +97,10 @@ class UnitEmitter {
   // ESP moved by esp_adjust first) and turns it into the linear address.
   // Flags survive; r12, r13 and r14 are clobbered.
   void compensate_offset(ZydisRegister segment, uint32_t size, bool write, int32_t esp_adjust = 0);
+  bool compensates_access(const DecodedInstruction& d, ZydisRegister segment) const;
+  bool emit_without_access_16(const DecodedInstruction& d);
+  void push_return_address(const DecodedInstruction& d);
+  void load_offset(const DecodedInstruction& d);
   // The guest stack slot [base + disp] (SS): checked and based through r11
   // when SS is compensated.
   asmjit::x86::Mem stack_slot(const asmjit::x86::Gp& base, int32_t disp, uint32_t size, bool write,

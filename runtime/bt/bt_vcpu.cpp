@@ -545,11 +545,6 @@ void BtVcpu::refresh_view() {
 
   const SegmentView& view =
       views_.get({cpu_.seg, cpl}, [&] { return view_segments(cpu_.seg, cpl); });
-  // Guest code is decoded as 32-bit code.
-  if (const Segment& cs = cpu_.segment(SegReg::kCs); (cpu_.cr0 & cr0::kPe) && !cs.db) {
-    throw std::runtime_error(
-        "CS is a 16-bit code segment (D clear): the bt backend runs only 32-bit code");
-  }
   if (view.fs_base != logged_fs_base_) {
     logged_fs_base_ = view.fs_base;
     machine_.log().note("bt: {}S base {:#x} routed through host FS",
@@ -661,7 +656,7 @@ void BtVcpu::write_tsc(uint64_t value) {
 
 CodeSegment BtVcpu::code_segment() const {
   const Segment& cs = cpu_.segment(SegReg::kCs);
-  return {cs.base, cs.limit};
+  return {cs.base, cs.limit, !cs.db};
 }
 
 TranslationMode BtVcpu::current_mode(bool single) const {
@@ -819,7 +814,7 @@ std::string BtVcpu::describe_instruction(uint32_t eip) {
   ZydisFormatterFormatInstruction(&formatter, &d.insn, d.operands.data(), d.insn.operand_count,
                                   text, sizeof text, eip, nullptr);
   std::string bytes;
-  for (int i = 0; i < d.length(); ++i) bytes += fmt::format(" {:02x}", d.bytes[i]);
+  for (int i = 0; i < d.insn.length; ++i) bytes += fmt::format(" {:02x}", d.bytes[i]);
   return fmt::format("{:#010x}: {} ({} )", eip, text, bytes);
 }
 
@@ -840,7 +835,7 @@ bool BtVcpu::decode_at(uint32_t eip, DecodedInstruction* d) {
   fetch_base_ = saved_base;
   fetch_page_ = saved_page;
   fetch_frame_ = saved_frame;
-  return GuestDecoder().decode(eip, {bytes, n}, d) == DecodeStatus::kOk;
+  return GuestDecoder().decode(eip, {bytes, n}, d, cs.code_16) == DecodeStatus::kOk;
 }
 
 // --- Exits ------------------------------------------------------------------
@@ -1213,7 +1208,7 @@ void BtVcpu::count_trace_fault(uint32_t eip, TraceKinds kinds) {
   adapted_.insert(eip);
   ++counters_.adaptations;
   BtAdaptation a{.eip = eip,
-                 .bytes = {d.bytes.begin(), d.bytes.begin() + d.length()},
+                 .bytes = {d.bytes.begin(), d.bytes.begin() + d.insn.length},
                  .trace_faults = trace_fault_counts_[eip],
                  .kinds = kinds,
                  .software_store = is_software_store(d, op),

@@ -111,16 +111,55 @@ TEST_F(BtVcpuTest, SerialOutputAndDebugExit) {
   EXPECT_EQ(serial_.text, "hi");
 }
 
-// What the translator cannot run stops the run with an error that names
-// it, rather than running the guest wrongly.
-TEST_F(BtVcpuTest, SixteenBitCodeSegmentStopsTheRunWithAnError) {
-  load(kCode, [](x86::Assembler& a) { a.hlt(); });
-  CpuState s = flat_boot_state(machine_->memory(), kGdt, kCode);
-  s.segment(SegReg::kCs).db = false;
+// A 16-bit code segment (D clear) runs its code as 16-bit code: default
+// operand and address sizes of 16 bits, 66 for 32-bit operands, [si+disp]
+// wrapping at 64 KiB, call/ret pushing IP, loop counting CX alone.
+TEST_F(BtVcpuTest, SixteenBitCodeSegmentRunsSixteenBitCode) {
+  constexpr uint32_t kData = 0x200000;
+  const std::vector<uint8_t> code = {
+      0xB8, 0x34, 0x12,                    // 0:  mov ax, 0x1234
+      0x66, 0xBB, 0x78, 0x56, 0x34, 0x12,  // 3:  mov ebx, 0x12345678
+      0x01, 0xC3,                          // 9:  add bx, ax
+      0xBE, 0xF0, 0xFF,                    // 11: mov si, 0xfff0
+      0x89, 0x44, 0x20,                    // 14: mov [si+0x20], ax (offset 0x10)
+      0x8B, 0x0E, 0x10, 0x00,              // 17: mov cx, [0x0010]
+      0x89, 0xCF,                          // 21: mov di, cx
+      0x66, 0xBA, 0x00, 0x00, 0xFF, 0xFF,  // 23: mov edx, 0xffff0000
+      0xE8, 0x14, 0x00,                    // 29: call 52
+      0x66, 0xB9, 0x05, 0x00, 0x01, 0x00,  // 32: mov ecx, 0x00010005
+      0x42,                                // 38: inc dx
+      0xE2, 0xFD,                          // 39: loop 38
+      0x68, 0xEF, 0xBE,                    // 41: push 0xbeef
+      0x5D,                                // 44: pop bp
+      0x8D, 0x70, 0x05,                    // 45: lea si, [bx+si+5]
+      0xB0, 0x07,                          // 48: mov al, 7
+      0xE6, 0xF4,                          // 50: out 0xf4, al
+      0x42,                                // 52: inc dx
+      0xC3,                                // 53: ret
+  };
+  machine_->memory().write(kCode, code);
+  CpuState s = flat_boot_state(machine_->memory(), kGdt, 0);
+  Segment& cs = s.segment(SegReg::kCs);
+  cs.db = false;
+  cs.base = kCode;
+  cs.limit = 0xFFFF;
+  s.segment(SegReg::kDs).base = kData;
+  s.reg(Gpr::kEsp) = kStack;
   vcpu_->set_state(s);
   const VcpuExit exit = vcpu_->run();
-  EXPECT_EQ(exit.kind, VcpuExit::Kind::kError);
-  EXPECT_NE(exit.message.find("16-bit code segment"), std::string::npos) << exit.message;
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(exit.status, (7 << 1) | 1);
+  const CpuState& r = vcpu_->state();
+  EXPECT_EQ(r.reg(Gpr::kEax), 0x1207u);
+  EXPECT_EQ(r.reg(Gpr::kEbx), 0x123468ACu);
+  EXPECT_EQ(r.reg(Gpr::kEcx), 0x00010000u);
+  EXPECT_EQ(r.reg(Gpr::kEdx), 0xFFFF0006u);
+  EXPECT_EQ(r.reg(Gpr::kEsi), 0x68A1u);
+  EXPECT_EQ(r.reg(Gpr::kEdi), 0x1234u);
+  EXPECT_EQ(r.reg(Gpr::kEbp), 0xBEEFu);
+  EXPECT_EQ(r.reg(Gpr::kEsp), kStack);
+  EXPECT_EQ(machine_->memory().read_u32(kData + 0x10) & 0xFFFF, 0x1234u);
+  EXPECT_EQ(machine_->memory().read_u32(kStack - 4) >> 16, 0xBEEFu);
 }
 
 // Running off the end of CS reaches the guest as #GP(0) through its IDT,

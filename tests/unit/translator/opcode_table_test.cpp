@@ -38,6 +38,7 @@ const std::vector<Encoding> kTableEncodings = {
     {{0x7A, 0x00}},
     {{0x78, 0x00}},
     {{0x74, 0x00}},
+    {{0x67, 0xE3, 0x00}},
     {{0xE3, 0x00}},
     {{0xE2, 0x00}},
     {{0xE1, 0x00}},
@@ -154,23 +155,23 @@ TEST(OpcodeTable, OperandFormsRefineTheTable) {
   using E = Emitter;
   using C = CalloutId;
   const FormCase cases[] = {
-      {{0x0F, 0x22, 0xD8}, K::kCallout, E::kCallout, C::kSystem},             // mov cr3, eax
-      {{0x0F, 0x20, 0xC0}, K::kCallout, E::kCallout, C::kSystem},             // mov eax, cr0
-      {{0x01, 0xD8}, K::kIdent, E::kIdent},                                   // add eax, ebx
-      {{0xC3}, K::kCompensated, E::kRet},                                     // ret
-      {{0x8C, 0xD8}, K::kCompensated, E::kMoveFromSegment},                   // mov eax, ds
-      {{0x8E, 0xD8}, K::kCompensated, E::kLoadSegment, C::kSystem},           // mov ds, ax
-      {{0x8E, 0xD0}, K::kCallout, E::kCallout, C::kSystem},                   // mov ss, ax
-      {{0x0E}, K::kCompensated, E::kPushSegment},                             // push cs
-      {{0x1F}, K::kCompensated, E::kLoadSegment, C::kSystem},                 // pop ds
-      {{0x17}, K::kCallout, E::kCallout, C::kSystem},                         // pop ss
-      {{0x0F, 0x00, 0x28}, K::kCompensated, E::kVerw, C::kSystem},            // verw [eax]
-      {{0xA5}, K::kCompensated, E::kString},                                  // movsd
-      {{0xF3, 0xAB}, K::kCompensated, E::kString},                            // rep stosd
-      {{0xF2, 0x0F, 0x10, 0xC1}, K::kIdent, E::kIdent},                       // movsd xmm0, xmm1
-      {{0xD9, 0x00}, K::kIdent, E::kIdent},                                   // fld dword [eax]
-      {{0x0F, 0x58, 0x00}, K::kIdent, E::kIdent},                             // addps xmm0, [eax]
-      {{0x67, 0x8B, 0x00}, K::kCallout, E::kCallout, C::kUnsupported},        // 16-bit addressing
+      {{0x0F, 0x22, 0xD8}, K::kCallout, E::kCallout, C::kSystem},    // mov cr3, eax
+      {{0x0F, 0x20, 0xC0}, K::kCallout, E::kCallout, C::kSystem},    // mov eax, cr0
+      {{0x01, 0xD8}, K::kIdent, E::kIdent},                          // add eax, ebx
+      {{0xC3}, K::kCompensated, E::kRet},                            // ret
+      {{0x8C, 0xD8}, K::kCompensated, E::kMoveFromSegment},          // mov eax, ds
+      {{0x8E, 0xD8}, K::kCompensated, E::kLoadSegment, C::kSystem},  // mov ds, ax
+      {{0x8E, 0xD0}, K::kCallout, E::kCallout, C::kSystem},          // mov ss, ax
+      {{0x0E}, K::kCompensated, E::kPushSegment},                    // push cs
+      {{0x1F}, K::kCompensated, E::kLoadSegment, C::kSystem},        // pop ds
+      {{0x17}, K::kCallout, E::kCallout, C::kSystem},                // pop ss
+      {{0x0F, 0x00, 0x28}, K::kCompensated, E::kVerw, C::kSystem},   // verw [eax]
+      {{0xA5}, K::kCompensated, E::kString},                         // movsd
+      {{0xF3, 0xAB}, K::kCompensated, E::kString},                   // rep stosd
+      {{0xF2, 0x0F, 0x10, 0xC1}, K::kIdent, E::kIdent},              // movsd xmm0, xmm1
+      {{0xD9, 0x00}, K::kIdent, E::kIdent},                          // fld dword [eax]
+      {{0x0F, 0x58, 0x00}, K::kIdent, E::kIdent},                    // addps xmm0, [eax]
+      {{0x67, 0x8B, 0x00}, K::kIdent, E::kIdent},  // 16-bit addressing (compensated when emitted)
       {{0xEA, 0, 0, 0, 0, 8, 0}, K::kCallout, E::kCallout, C::kSystem},       // jmp far
       {{0xFF, 0x10}, K::kCompensated, E::kCallIndirect},                      // call [eax]
       {{0xFF, 0xE0}, K::kCompensated, E::kJmpIndirect},                       // jmp eax
@@ -184,6 +185,45 @@ TEST(OpcodeTable, OperandFormsRefineTheTable) {
     EXPECT_EQ(e.emitter, c.emitter) << std::hex << int(c.bytes[0]) << " " << int(c.bytes[1]);
     EXPECT_EQ(e.callout, c.callout) << std::hex << int(c.bytes[0]) << " " << int(c.bytes[1]);
   }
+}
+
+struct TranscodeCase {
+  std::vector<uint8_t> code_16;
+  std::vector<uint8_t> code_32;
+};
+
+// 16-bit code becomes the 32-bit instruction that does the same: the
+// operand-size prefix toggled unless it names another instruction (MMX,
+// SSE), the address-size prefix toggled where addresses are formed. Byte
+// forms get a 66 that changes nothing.
+TEST(GuestDecoder, TranscodesSixteenBitCode) {
+  const TranscodeCase cases[] = {
+      {{0x01, 0xC3}, {0x66, 0x01, 0xC3}},                    // add bx, ax
+      {{0x66, 0x01, 0xC3}, {0x01, 0xC3}},                    // add ebx, eax
+      {{0x8B, 0x00}, {0x66, 0x67, 0x8B, 0x00}},              // mov ax, [bx+si]
+      {{0x67, 0x8B, 0x06}, {0x66, 0x8B, 0x06}},              // mov ax, [esi]
+      {{0x26, 0x88, 0x07}, {0x66, 0x67, 0x26, 0x88, 0x07}},  // mov es:[bx], al
+      {{0x8D, 0x40, 0x05}, {0x66, 0x67, 0x8D, 0x40, 0x05}},  // lea ax, [bx+si+5]
+      {{0x0F, 0x6F, 0xC1}, {0x0F, 0x6F, 0xC1}},              // movq mm0, mm1
+      {{0x0F, 0x58, 0xC1}, {0x0F, 0x58, 0xC1}},              // addps xmm0, xmm1
+      {{0x66, 0x0F, 0x58, 0xC1}, {0x66, 0x0F, 0x58, 0xC1}},  // addpd xmm0, xmm1
+      {{0xE8, 0x10, 0x00}, {0x66, 0xE8, 0x10, 0x00}},        // call rel16
+      {{0xE2, 0xFE}, {0x66, 0x67, 0xE2, 0xFE}},              // loop (CX)
+      {{0x50}, {0x66, 0x50}},                                // push ax
+      {{0xF3, 0xA4}, {0x66, 0x67, 0xF3, 0xA4}},              // rep movsb (CX, SI, DI)
+  };
+  for (const TranscodeCase& c : cases) {
+    DecodedInstruction d16;
+    ASSERT_EQ(GuestDecoder().decode(0x100, c.code_16, &d16, true), DecodeStatus::kOk);
+    EXPECT_EQ(d16.length(), c.code_16.size());
+    EXPECT_EQ(d16.next_eip(), 0x100 + c.code_16.size());
+    const std::vector<uint8_t> bytes(d16.bytes.begin(), d16.bytes.begin() + d16.insn.length);
+    EXPECT_EQ(bytes, c.code_32) << ZydisMnemonicGetString(d16.mnemonic());
+  }
+  DecodedInstruction call;
+  ASSERT_EQ(GuestDecoder().decode(0xFFF0, std::vector<uint8_t>{0xE8, 0x20, 0x00}, &call, true),
+            DecodeStatus::kOk);
+  EXPECT_EQ(call.branch_target(), 0x0013u);  // IP wraps at 64 KiB.
 }
 
 TEST(GuestDecoder, ReportsTruncatedAndInvalidBytes) {
