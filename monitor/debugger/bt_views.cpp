@@ -74,6 +74,7 @@ std::string format_translation(BtDebugTarget& target, uint32_t linear, const Sym
         symbol_suffix(linear, symbols));
   }
   const Disassembler guest(Disassembler::Mode::kGuest32);
+  const Disassembler guest_16(Disassembler::Mode::kGuest16);
   const Disassembler host(Disassembler::Mode::kHost64);
   const CpuState cpu = target.state();
   GuestView view(target.machine());
@@ -95,7 +96,8 @@ std::string format_translation(BtDebugTarget& target, uint32_t linear, const Sym
       std::vector<uint8_t> bytes(m.guest_length);
       std::string guest_text = "(guest bytes not readable)";
       if (view.read_linear(cpu, m.guest_eip, bytes)) {
-        const auto lines = guest.disassemble(bytes, m.guest_eip, 1);
+        const auto lines =
+            (u->key.code_segment.code_16 ? guest_16 : guest).disassemble(bytes, m.guest_eip, 1);
         if (!lines.empty()) guest_text = fmt::format("{:<24} {}", lines[0].bytes, lines[0].text);
       }
       s += fmt::format("  {:#010x}  {:<11}  {}\n", m.guest_eip, translation_kind_name(m.kind),

@@ -54,6 +54,16 @@ std::string exit_description(const VcpuExit& exit) {
   return exit.message;
 }
 
+// Code addresses (EIP, breakpoints, disas) are offsets into CS.
+uint32_t code_linear(const CpuState& cpu, uint32_t offset) {
+  return cpu.segment(SegReg::kCs).base + offset;
+}
+
+// Guest code as the CPU decodes it now: 16-bit in a code segment with D clear.
+Disassembler::Mode guest_mode(const CpuState& cpu) {
+  return Disassembler::guest_mode(!cpu.segment(SegReg::kCs).db);
+}
+
 }  // namespace
 
 DebuggerRepl::DebuggerRepl(DebugTarget& target, const SymbolTable& symbols, std::FILE* out,
@@ -86,7 +96,8 @@ const std::vector<DebuggerRepl::Command>& DebuggerRepl::command_table() {
        "examine N units of guest memory at linear ADDR (p:ADDR: physical); F is x (hex), i "
        "(instructions) or s (string), with a size b, h or w (x/8xb, x/4xw)",
        &DebuggerRepl::cmd_examine},
-      {"disas", "disas [ADDR] [N]", "disassemble N guest instructions (default: 10 at EIP)",
+      {"disas", "disas [ADDR] [N]",
+       "disassemble N guest instructions at CS:ADDR (default: 10 at EIP)",
        &DebuggerRepl::cmd_disas},
       {"gdt", "gdt", "the guest's GDT decoded", &DebuggerRepl::cmd_gdt},
       {"idt", "idt", "the guest's IDT decoded", &DebuggerRepl::cmd_idt},
@@ -305,8 +316,8 @@ void DebuggerRepl::show_location() {
   const CpuState cpu = target_.state();
   uint8_t bytes[16];
   std::string text = "(not readable)";
-  if (view_.read_linear(cpu, cpu.eip, bytes)) {
-    const auto lines = Disassembler(Disassembler::Mode::kGuest32).disassemble(bytes, cpu.eip, 1);
+  if (view_.read_linear(cpu, code_linear(cpu, cpu.eip), bytes)) {
+    const auto lines = Disassembler(guest_mode(cpu)).disassemble(bytes, cpu.eip, 1);
     if (!lines.empty()) text = lines[0].text;
   }
   const std::string name = symbols_.describe(cpu.eip);
@@ -388,8 +399,8 @@ void DebuggerRepl::cmd_next(const Args&) {
   if (!require_running()) return;
   const CpuState cpu = target_.state();
   uint8_t bytes[16];
-  if (view_.read_linear(cpu, cpu.eip, bytes)) {
-    const auto lines = Disassembler(Disassembler::Mode::kGuest32).disassemble(bytes, cpu.eip, 1);
+  if (view_.read_linear(cpu, code_linear(cpu, cpu.eip), bytes)) {
+    const auto lines = Disassembler(guest_mode(cpu)).disassemble(bytes, cpu.eip, 1);
     if (!lines.empty() && lines[0].text.starts_with("call")) {
       const uint32_t after = cpu.eip + lines[0].size;
       bool had = false;
@@ -571,8 +582,8 @@ void DebuggerRepl::cmd_examine(const Args& args) {
       print(fmt::format("cannot read {}{:#010x}\n", space, *address));
       return;
     }
-    for (const auto& line : Disassembler(Disassembler::Mode::kGuest32)
-                                .disassemble({bytes.data(), readable}, *address, count)) {
+    for (const auto& line :
+         Disassembler(guest_mode(cpu)).disassemble({bytes.data(), readable}, *address, count)) {
       print(fmt::format("{}{:#010x}: {:<24} {}\n", space, line.address, line.bytes, line.text));
     }
     return;
@@ -623,15 +634,16 @@ void DebuggerRepl::cmd_disas(const Args& args) {
   std::vector<uint8_t> bytes(count * 15);
   size_t readable = bytes.size();
   // Stop at the first unreadable page rather than refuse the whole range.
-  while (readable > 0 && !view_.read_linear(cpu, address, {bytes.data(), readable})) {
+  while (readable > 0 &&
+         !view_.read_linear(cpu, code_linear(cpu, address), {bytes.data(), readable})) {
     readable = readable > 4096 ? readable - 4096 : readable - 1;
   }
   if (readable == 0) {
     print(fmt::format("cannot read {:#010x}\n", address));
     return;
   }
-  for (const auto& line : Disassembler(Disassembler::Mode::kGuest32)
-                              .disassemble({bytes.data(), readable}, address, count)) {
+  for (const auto& line :
+       Disassembler(guest_mode(cpu)).disassemble({bytes.data(), readable}, address, count)) {
     const std::string name = symbols_.describe(static_cast<uint32_t>(line.address));
     print(fmt::format("{}{:#010x}{}: {:<24} {}\n", line.address == cpu.eip ? "=> " : "   ",
                       line.address, name.empty() ? "" : " <" + name + ">", line.bytes, line.text));

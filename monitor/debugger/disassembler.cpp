@@ -10,8 +10,10 @@ namespace bt86 {
 
 Disassembler::Disassembler(Mode mode) {
   csh handle;
-  if (cs_open(CS_ARCH_X86, mode == Mode::kGuest32 ? CS_MODE_32 : CS_MODE_64, &handle) !=
-      CS_ERR_OK) {
+  const cs_mode cs_mode = mode == Mode::kGuest32   ? CS_MODE_32
+                          : mode == Mode::kGuest16 ? CS_MODE_16
+                                                   : CS_MODE_64;
+  if (cs_open(CS_ARCH_X86, cs_mode, &handle) != CS_ERR_OK) {
     throw std::runtime_error("cannot open the Capstone disassembler");
   }
   handle_ = handle;

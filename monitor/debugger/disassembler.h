@@ -1,5 +1,6 @@
 // Capstone disassembly for the debugger: 32-bit guest code (disas, gdt
-// gate targets) and the 64-bit host code the translator emitted (translate).
+// gate targets), 16-bit guest code (a code segment with D clear) and the
+// 64-bit host code the translator emitted (translate).
 //
 //   Disassembler guest(Disassembler::Mode::kGuest32);
 //   for (const auto& line : guest.disassemble(bytes, eip, 10)) ...
@@ -14,7 +15,8 @@ namespace bt86 {
 
 class Disassembler {
  public:
-  enum class Mode { kGuest32, kHost64 };
+  enum class Mode { kGuest32, kGuest16, kHost64 };
+  static Mode guest_mode(bool code_16) { return code_16 ? Mode::kGuest16 : Mode::kGuest32; }
   struct Line {
     uint64_t address = 0;
     uint32_t size = 0;
