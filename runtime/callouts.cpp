@@ -3,6 +3,7 @@
 #include <array>
 
 #include "monitor/cpuid_model.h"
+#include "runtime/system/instruction_operands.h"
 #include "shadow/descriptor.h"
 
 namespace bt86 {
@@ -66,17 +67,6 @@ bool write_segmented(CalloutEnvironment& env, SegReg reg, uint32_t offset, const
   uint32_t linear = 0;
   return segmented_linear(env, reg, offset, size, SegmentAccess::kWrite, &linear, fault) &&
          env.memory.write(linear, data, size, fault);
-}
-
-SegReg segment_of(ZydisRegister r) {
-  return static_cast<SegReg>(r - ZYDIS_REGISTER_ES);
-}
-
-uint32_t effective_address(const CpuState& s, const ZydisDecodedOperand& op) {
-  uint32_t a = static_cast<uint32_t>(op.mem.disp.value);
-  if (int b = gpr_of(op.mem.base); b >= 0) a += s.gpr[b];
-  if (int i = gpr_of(op.mem.index); i >= 0) a += s.gpr[i] * op.mem.scale;
-  return a;
 }
 
 uint32_t parity_zero_sign(uint8_t v) {
@@ -227,7 +217,7 @@ CalloutResult into(CalloutEnvironment& env) {
 CalloutResult bound(CalloutEnvironment& env) {
   const auto& d = env.instruction;
   const int size = d.insn.operand_width / 8;
-  const uint32_t address = effective_address(env.state, d.operands[1]);
+  const uint32_t address = effective_address(env.state, d, d.operands[1]);
   const SegReg seg = segment_of(d.operands[1].mem.segment);
   int32_t lower = 0, upper = 0;
   GuestException e;
@@ -258,7 +248,8 @@ CalloutResult software_interrupt(CalloutEnvironment& env) {
 
 // The stack's size picks SP or ESP (and BP or EBP as the pointer into the
 // old frames); the operand size picks the size of the pushed frame pointers
-// and whether BP or EBP takes the new frame's.
+// and whether BP or EBP takes the new frame's: all of ESP after the first
+// push, on a 16-bit stack too (measured on the host CPU: code16_test).
 CalloutResult enter_nested(CalloutEnvironment& env) {
   const auto& d = env.instruction;
   const int size = d.insn.operand_width / 8;
@@ -281,8 +272,7 @@ CalloutResult enter_nested(CalloutEnvironment& env) {
   pushes[n++] = frame;
   if (!push_all(env, pushes.data(), n, size, &e)) return memory_fault(e);
   uint32_t& ebp_out = s.reg(Gpr::kEbp);
-  ebp_out = size == 2 ? (ebp_out & 0xFFFF0000u) | (frame & 0xFFFF)
-                      : with_stack_offset(ss, ebp_out, frame);
+  ebp_out = size == 2 ? (ebp_out & 0xFFFF0000u) | (frame & 0xFFFF) : frame;
   s.reg(Gpr::kEsp) = stack_moved(ss, s.reg(Gpr::kEsp), -static_cast<int32_t>(frame_size));
   return next(env);
 }

@@ -31,6 +31,7 @@ struct alignas(64) NativeEntryBlock {
   uint16_t vmm_es_selector;
   uint16_t data_selector;
   uint16_t stub_selector;
+  uint16_t stack_selector;
 };
 
 namespace {
@@ -44,6 +45,7 @@ constexpr int kGuestCodeSlot = 0;
 constexpr int kGuestDataSlot = 1;
 constexpr int kStubCodeSlot = 2;
 constexpr int kGuestCode16Slot = 3;
+constexpr int kGuestStack16Slot = 4;
 constexpr uint16_t selector_for(int slot) {
   return static_cast<uint16_t>(slot << 3 | 4 | 3);
 }
@@ -54,6 +56,8 @@ static_assert(kGuestDs == NativeCompatRunner::kDataSelector);
 constexpr uint16_t kStubCs = selector_for(kStubCodeSlot);
 constexpr uint16_t kGuestCs16 = selector_for(kGuestCode16Slot);
 static_assert(kGuestCs16 == NativeCompatRunner::kCode16Selector);
+constexpr uint16_t kGuestSs16 = selector_for(kGuestStack16Slot);
+static_assert(kGuestSs16 == NativeCompatRunner::kStack16Selector);
 constexpr uint16_t kHostCs64 = 0x33;  // __USER_CS
 constexpr uint16_t kHostSs = 0x2b;    // __USER_DS
 
@@ -123,6 +127,7 @@ static_assert(offsetof(NativeEntryBlock, vmm_gs_base) == 1080);
 static_assert(offsetof(NativeEntryBlock, vmm_fs_selector) == 1088);
 static_assert(offsetof(NativeEntryBlock, data_selector) == 1096);
 static_assert(offsetof(NativeEntryBlock, stub_selector) == 1098);
+static_assert(offsetof(NativeEntryBlock, stack_selector) == 1100);
 
 }  // namespace bt86
 
@@ -160,6 +165,7 @@ bt86_native_enter:
   mov %eax, %es
   mov %eax, %fs
   mov %eax, %gs
+  movzwl 1100(%rdi), %eax
   mov %eax, %ss
   popfq
   mov 1040(%rdi), %eax
@@ -237,6 +243,7 @@ NativeCompatRunner::NativeCompatRunner(HostSignalThread& signals, const Options&
     write_ldt(kGuestDataSlot, kGuestBase, all_pages, MODIFY_LDT_CONTENTS_DATA, false);
     write_ldt(kStubCodeSlot, kStubBase, 1, MODIFY_LDT_CONTENTS_CODE, false);
     write_ldt(kGuestCode16Slot, kGuestBase, all_pages, MODIFY_LDT_CONTENTS_CODE, false, false);
+    write_ldt(kGuestStack16Slot, kGuestBase, all_pages, MODIFY_LDT_CONTENTS_DATA, false, false);
 
     block_ = new NativeEntryBlock{};
     alignas(16) uint8_t probe[512] = {};
@@ -309,6 +316,8 @@ FlatRunResult NativeCompatRunner::run(const CpuState& start) {
   b.vmm_fs_base = read_fs_base();
   b.vmm_gs_base = read_gs_base();
   b.data_selector = kGuestDs;
+  const Segment& stack = start.segment(SegReg::kSs);
+  b.stack_selector = stack.present && !stack.db ? kGuestSs16 : kGuestDs;
   b.stub_selector = kStubCs;
   auto* stub_data = reinterpret_cast<uint8_t*>(kStubBase);
   const uint32_t esp = start.reg(Gpr::kEsp);

@@ -15,8 +15,9 @@
 // guest linear kStubBase, the one address outside the image that does not
 // fault natively. Callers keep guest page 0 and the stub out of their tests.
 //
-// Entry: fxrstor the guest FPU/SSE image, load DS/ES/FS/GS/SS with the flat
-// LDT data selector, popfq the guest EFLAGS, load the GPRs and lretq to the
+// Entry: fxrstor the guest FPU/SSE image, load DS/ES/FS/GS with the flat
+// LDT data selector and SS with it or the 16-bit stack one (kStack16Selector),
+// popfq the guest EFLAGS, load the GPRs and lretq to the
 // stub, which loads ESP and far-jumps to the guest's EIP. Exit: only through
 // signals (runtime/host_signals.h). hlt at CPL 3 raises #GP -> SIGSEGV at the
 // hlt: a normal end. Any other fault becomes a GuestException with the
@@ -65,7 +66,9 @@ class NativeCompatRunner : private HostFaultHandler {
   static constexpr uint16_t kDataSelector = 0x0F;
   // CS when the start state's CS is present with D clear: the same segment
   // as 16-bit code. Any other CS (a default-constructed one too) runs 32-bit.
+  // Likewise SS with B clear: a 16-bit stack (SP, wrapping at 64 KiB).
   static constexpr uint16_t kCode16Selector = 0x1F;
+  static constexpr uint16_t kStack16Selector = 0x27;
 
   // Throws std::runtime_error if the host cannot run compat code this way
   // (no FSGSBASE, modify_ldt refused, low 4 GiB already in use).

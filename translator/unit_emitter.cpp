@@ -608,9 +608,11 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       ends = emit_popf(d);
       break;
     case Emitter::kEnter: {
-      // A 16-bit enter loads BP alone with the new stack pointer's low half.
+      // The operand size picks BP or EBP, which takes the stack pointer
+      // after the push: on a 16-bit stack a 32-bit enter copies all of ESP,
+      // its kept upper half included, as the hardware does.
       push_value(width == 2 ? x86::Gp(x86::bp) : x86::Gp(x86::ebp), width);
-      if (mode_.stack_16 || width == 2) {
+      if (width == 2) {
         a.mov(x86::bp, x86::sp);
       } else {
         a.mov(x86::ebp, x86::esp);

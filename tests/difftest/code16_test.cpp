@@ -4,9 +4,13 @@
 // cover what 16-bit code changes: default operand and address sizes, 16-bit
 // addressing with its wrap at 64 KiB and SS default for BP, 32-bit forms
 // through 66/67, near calls and returns pushing IP, loop/jcxz on CX,
-// 16-bit enter/leave, string instructions on SI/DI/CX, and faults.
+// 16-bit enter/leave, string instructions on SI/DI/CX, and faults. Each
+// runs on a 32-bit stack and on a 16-bit one (SS.B clear, ESP's upper half
+// random), as does a 32-bit snippet of stack instructions (nested enter,
+// pusha/popa, push/pop of memory).
 //
-// The bytes below are this GNU as source (.code16), linked at 0x1000:
+// The bytes below are this GNU as source (.code16, the last snippet .code32),
+// linked at 0x1000:
 //   .code16
 //   .text
 //   # 1 alu
@@ -69,11 +73,24 @@
 //    xor %bx,%bx; div %bx; hlt
 //   s_pf:
 //    mov $0xD000,%bx; mov (%bx),%ax; hlt
+//   # 10b bound with 16-bit addressing (a callout)
+//   s_bound:
+//    movw $-100,0x8600; movw $100,0x8602; mov $5,%ax; mov $0x8610,%bx; mov $0xFFF0,%si
+//    bound %ax,(%bx,%si); hlt
 //   # 11 ret 16 with imm
 //   s_ret:
 //    call 1f; jmp 2f
 //   1: ret $4
 //   2: hlt
+//   # 12 32-bit code: the stack instructions, on a 32-bit or a 16-bit stack
+//   .code32
+//   s32_stack:
+//    push %eax; pushw %bx; push $0x12345678; pop %ecx; popw %dx; pop %esi
+//    call 1f; jmp 2f
+//   1: ret
+//   2: enter $8,$0; mov %esp,%eax; mov %ebp,%ecx; leave; movl $0xE800,%ebp; enter $12,$3; mov
+//   %ebp,%ebx; mov %esp,%edi; leave
+//    pusha; popa; pushl 0x8000; popl %edx; hlt
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -116,31 +133,54 @@ constexpr uint8_t kSnippets[] = {
     0x80, 0xAD, 0xAC, 0xBE, 0x00, 0x80, 0xBF, 0x00, 0x84, 0xB9, 0x04, 0x00, 0xFC, 0xF3, 0xA6, 0xB9,
     0x20, 0x00, 0xB0, 0x00, 0xF2, 0xAE, 0x66, 0xBE, 0x00, 0x81, 0x00, 0x00, 0x66, 0xBF, 0x00, 0x85,
     0x00, 0x00, 0x67, 0xA5, 0xF4, 0x31, 0xC9, 0x40, 0xE2, 0xFD, 0xF4, 0x40, 0x0F, 0x0B, 0x31, 0xDB,
-    0xF7, 0xF3, 0xF4, 0xBB, 0x00, 0xD0, 0x8B, 0x07, 0xF4, 0xE8, 0x02, 0x00, 0xEB, 0x03, 0xC2, 0x04,
-    0x00, 0xF4,
+    0xF7, 0xF3, 0xF4, 0xBB, 0x00, 0xD0, 0x8B, 0x07, 0xF4, 0xC7, 0x06, 0x00, 0x86, 0x9C, 0xFF, 0xC7,
+    0x06, 0x02, 0x86, 0x64, 0x00, 0xB8, 0x05, 0x00, 0xBB, 0x10, 0x86, 0xBE, 0xF0, 0xFF, 0x62, 0x00,
+    0xF4, 0xE8, 0x02, 0x00, 0xEB, 0x03, 0xC2, 0x04, 0x00, 0xF4, 0x50, 0x66, 0x53, 0x68, 0x78, 0x56,
+    0x34, 0x12, 0x59, 0x66, 0x5A, 0x5E, 0xE8, 0x02, 0x00, 0x00, 0x00, 0xEB, 0x01, 0xC3, 0xC8, 0x08,
+    0x00, 0x00, 0x89, 0xE0, 0x89, 0xE9, 0xC9, 0xBD, 0x00, 0xE8, 0x00, 0x00, 0xC8, 0x0C, 0x00, 0x03,
+    0x89, 0xEB, 0x89, 0xE7, 0xC9, 0x60, 0x61, 0xFF, 0x35, 0x00, 0x80, 0x00, 0x00, 0x5A, 0xF4,
 };
 
 struct Snippet {
   const char* name;
   uint32_t entry;
   uint32_t undefined_flags;  // Arithmetic flags the SDM leaves undefined at the end.
-  FlatRunResult::Stop stop = FlatRunResult::Stop::kHalt;
+  FlatRunResult::Stop stop;
+  bool code_16;   // CS.D clear.
+  bool stack_16;  // SS.B clear: SP alone moves, and ESP's upper half is kept.
 };
 
 constexpr Snippet kEntries[] = {
-    {"alu", 0x1000, 0},
-    {"muldiv", 0x1036, kArith},
-    {"mem", 0x1049, 0},
-    {"wrap", 0x107F, 0},
-    {"addr32", 0x109E, 0},
-    {"flow", 0x10B7, 0},
-    {"stack", 0x10E6, 0},
-    {"string", 0x1109, 0},
-    {"loopcx", 0x1145, 0},
-    {"ud", 0x114B, 0, FlatRunResult::Stop::kException},
-    {"de", 0x114E, eflags::kAf, FlatRunResult::Stop::kException},
-    {"pf", 0x1153, 0, FlatRunResult::Stop::kException},
-    {"ret", 0x1159, 0},
+    {"alu", 0x1000, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"alu_ss16", 0x1000, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"muldiv", 0x1036, kArith, FlatRunResult::Stop::kHalt, true, false},
+    {"muldiv_ss16", 0x1036, kArith, FlatRunResult::Stop::kHalt, true, true},
+    {"mem", 0x1049, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"mem_ss16", 0x1049, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"wrap", 0x107F, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"wrap_ss16", 0x107F, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"addr32", 0x109E, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"addr32_ss16", 0x109E, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"flow", 0x10B7, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"flow_ss16", 0x10B7, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"stack", 0x10E6, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"stack_ss16", 0x10E6, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"string", 0x1109, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"string_ss16", 0x1109, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"loopcx", 0x1145, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"loopcx_ss16", 0x1145, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"ud", 0x114B, 0, FlatRunResult::Stop::kException, true, false},
+    {"ud_ss16", 0x114B, 0, FlatRunResult::Stop::kException, true, true},
+    {"de", 0x114E, eflags::kAf, FlatRunResult::Stop::kException, true, false},
+    {"de_ss16", 0x114E, eflags::kAf, FlatRunResult::Stop::kException, true, true},
+    {"pf", 0x1153, 0, FlatRunResult::Stop::kException, true, false},
+    {"pf_ss16", 0x1153, 0, FlatRunResult::Stop::kException, true, true},
+    {"bound", 0x1159, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"bound_ss16", 0x1159, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"ret", 0x1171, 0, FlatRunResult::Stop::kHalt, true, false},
+    {"ret_ss16", 0x1171, 0, FlatRunResult::Stop::kHalt, true, true},
+    {"32_stack", 0x117A, 0, FlatRunResult::Stop::kHalt, false, false},
+    {"32_stack_ss16", 0x117A, 0, FlatRunResult::Stop::kHalt, false, true},
 };
 
 class Code16Test : public ::testing::TestWithParam<Snippet> {
@@ -173,7 +213,9 @@ TEST_P(Code16Test, MatchesTheHostCpu) {
       if (i != static_cast<int>(Gpr::kEsp)) start.gpr[i] = rng();
     }
     start.eflags = (rng() & kArith) | eflags::kFixed1;
-    start.segment(SegReg::kCs).db = false;
+    start.segment(SegReg::kCs).db = !snippet.code_16;
+    start.segment(SegReg::kSs).db = !snippet.stack_16;
+    if (snippet.stack_16) start.reg(Gpr::kEsp) |= rng() & 0xFFFF0000u;
 
     std::memcpy(native_.memory().data(), image.data(), kMemory);
     const FlatRunResult n = native_.run(start);
