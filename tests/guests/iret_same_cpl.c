@@ -258,10 +258,8 @@ void iret_on_frame(void);
 extern const char pf_iret_insn[], pf_iret_target[], pf_resume[];
 
 /* The fault a check expects, caught by guest_trap while armed and resumed
- * at resume on the flat CS (the faulting CS may be the broken one).
- * trap_catch cannot serve: it copies the whole int_frame, whose user_esp
- * and user_ss words lie past a CPL 0 frame, on the unmapped page when the
- * iret's frame is. */
+ * at resume on the flat CS (the faulting CS may be the broken one, which
+ * trap_catch would return to). */
 struct expected_fault {
   bool armed;
   const char* resume;
