@@ -386,9 +386,10 @@ uint8_t UnitEmitter::segment_prefix(const DecodedInstruction& d) const {
 // The load that makes sti/popf leave the cache when the runtime has an
 // interrupt waiting for IF (the page is protected then); the instruction is
 // complete by the time it runs.
-void UnitEmitter::load_interrupt_window() {
+void UnitEmitter::load_interrupt_window(bool shadow) {
   const uint32_t begin = static_cast<uint32_t>(assembler_.offset());
-  assembler_.mov(x86::r9d, ctx(ctx_offset::kInterruptWindowPage, 4));
+  const int32_t offset = shadow ? 0 : ctx_offset::kInterruptWindowNoShadow;
+  assembler_.mov(x86::r9d, ctx(ctx_offset::kInterruptWindowPage + offset, 4));
   add_recovery(begin, {Recovery::Kind::kCompleted, 0});
 }
 
@@ -641,7 +642,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
         break;
       }
       a.mov(ctx(ctx_offset::kVirtualIf, 1), Imm(entry.emitter == Emitter::kSti ? 1 : 0));
-      if (entry.emitter == Emitter::kSti) load_interrupt_window();
+      if (entry.emitter == Emitter::kSti) load_interrupt_window(true);
       break;
     case Emitter::kString:
       ends = emit_string(d);
@@ -917,7 +918,7 @@ bool UnitEmitter::emit_popf(const DecodedInstruction& d) {
   a.test(x86::r11d, Imm(kGuestTf));  // Host flags are still scratch here.
   a.jnz(sets_tf);
   load_host_flags(x86::r10);
-  if (!mode_.if_sensitive) load_interrupt_window();
+  if (!mode_.if_sensitive) load_interrupt_window(false);
   a.jmp(done);
   // TF set: the runtime single-steps from the next instruction on, so the
   // cache is left there (through the lookup miss, which nothing links).

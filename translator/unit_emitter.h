@@ -116,7 +116,8 @@ class UnitEmitter {
   bool emit_compensated_ident(const DecodedInstruction& d, const ZydisDecodedOperand& op);
   void emit_compensated_bit_test(const DecodedInstruction& d, const ZydisDecodedOperand& op);
   void emit_check_stubs();
-  void load_interrupt_window();
+  // shadow: sti's (the interrupt waits one more instruction), not popf's.
+  void load_interrupt_window(bool shadow);
   void raise_exception(uint32_t eip, uint8_t vector, std::optional<uint32_t> error_code);
 
   bool emit_push(const DecodedInstruction& d);

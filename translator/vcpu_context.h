@@ -188,6 +188,9 @@ inline constexpr int32_t kScratchStackTop =
     offsetof(VcpuContext, scratch_stack) + sizeof(VcpuContext::scratch_stack);
 inline constexpr int32_t kPollPage = offsetof(VcpuContext, poll_page);
 inline constexpr int32_t kInterruptWindowPage = offsetof(VcpuContext, interrupt_window_page);
+// Where in that page popf's load reads: a fault there has no interrupt
+// shadow to honour (sti's load reads the page's first word).
+inline constexpr int32_t kInterruptWindowNoShadow = 64;
 }  // namespace ctx_offset
 
 }  // namespace bt86

@@ -927,9 +927,10 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
       timed_events_due_ = true;
       return std::nullopt;
     case HostFault::Kind::kInterruptWindow:
-      // sti (and popf) opened the window: one more instruction runs before
-      // the interrupt, which is the sti shadow (and harmless after popf).
-      single_step_next_ = true;
+      // sti or popf opened the window and is complete. After sti one more
+      // instruction runs before the interrupt (its shadow); after popf the
+      // interrupt comes at once.
+      if (fault.interrupt_shadow) single_step_next_ = true;
       step_retired_ = true;
       return std::nullopt;
     case HostFault::Kind::kException:
@@ -1124,6 +1125,7 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
         fault_.kind = HostFault::Kind::kPoll;
       } else if (address - window < kPage) {
         fault_.kind = HostFault::Kind::kInterruptWindow;
+        fault_.interrupt_shadow = address - window < ctx_offset::kInterruptWindowNoShadow;
       } else if (signal.info->si_code != SI_KERNEL && space_ != nullptr &&
                  address - base < HostWindow::kReservation) {
         const uint32_t linear = static_cast<uint32_t>(address - base);

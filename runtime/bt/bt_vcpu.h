@@ -187,6 +187,7 @@ class BtVcpu final : public Vcpu,
     uint32_t linear = 0;
     uint32_t physical = 0;
     bool write = false;
+    bool interrupt_shadow = false;  // kInterruptWindow: sti's, not popf's.
     const char* error = nullptr;
   };
   // A page made writable for one emulated store.

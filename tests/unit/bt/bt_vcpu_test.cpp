@@ -563,6 +563,74 @@ TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
   EXPECT_EQ(exit.status, (9 << 1) | 1);
 }
 
+// An interrupt waiting while IF is clear comes right after a popf that sets
+// IF (popf has no interrupt shadow), but one instruction after sti.
+TEST_F(BtVcpuTest, PopfSettingIfTakesAWaitingInterruptAtOnceStiAfterOneInstruction) {
+  constexpr uint32_t kIdt = 0x202000;
+  constexpr uint32_t kHandler = kCode + 0x800;
+  constexpr uint32_t kResult = 0x200000;  // Saved EIPs, then the expected ones.
+  set_interrupt_gate(kIdt, 0x20, kHandler);
+  load(kHandler, [](x86::Assembler& a) {
+    a.mov(x86::eax, x86::dword_ptr(x86::esp));
+    a.mov(x86::dword_ptr(kResult, x86::esi, 2), x86::eax);
+    a.inc(x86::esi);
+    a.mov(x86::al, 0x20);
+    a.out(Imm(0x20), x86::al);                     // EOI.
+    a.and_(x86::dword_ptr(x86::esp, 8), ~0x200u);  // Back with IF clear.
+    a.iretd();
+  });
+  load(kCode, [&](x86::Assembler& a) {
+    load_idt(a, kIdt);
+    for (auto [port, value] :
+         {std::pair{0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0xFE}}) {
+      a.mov(x86::al, value);
+      a.out(Imm(port), x86::al);
+    }
+    a.mov(x86::al, 0x34);
+    a.out(Imm(0x43), x86::al);
+    a.mov(x86::al, 0xA9);
+    a.out(Imm(0x40), x86::al);
+    a.mov(x86::al, 0x04);
+    a.out(Imm(0x40), x86::al);
+    a.xor_(x86::esi, x86::esi);
+    const auto wait_for_irq0 = [&a] {
+      Label poll = a.newLabel();
+      a.mov(x86::al, 0x0A);  // OCW3: reads return the IRR.
+      a.out(Imm(0x20), x86::al);
+      a.bind(poll);
+      a.in(x86::al, Imm(0x20));
+      a.test(x86::al, 1);
+      a.jz(poll);
+    };
+    Label after_popf = a.newLabel(), after_sti = a.newLabel(), second = a.newLabel();
+    wait_for_irq0();
+    a.push(Imm(0x202));
+    a.popfd();
+    a.bind(after_popf);
+    a.nop();
+    a.nop();
+    wait_for_irq0();
+    a.sti();
+    a.nop();
+    a.bind(after_sti);
+    a.nop();
+    a.bind(second);
+    a.nop();
+    a.cli();
+    a.lea(x86::eax, x86::ptr(after_popf));
+    a.mov(x86::dword_ptr(kResult + 8), x86::eax);
+    a.lea(x86::eax, x86::ptr(after_sti));
+    a.mov(x86::dword_ptr(kResult + 12), x86::eax);
+    debug_exit(a, 9);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(vcpu_->state().reg(Gpr::kEsi), 2u);
+  GuestMemory& m = machine_->memory();
+  EXPECT_EQ(m.read_u32(kResult), m.read_u32(kResult + 8)) << "after popf";
+  EXPECT_EQ(m.read_u32(kResult + 4), m.read_u32(kResult + 12)) << "one instruction after sti";
+}
+
 // iretd back to the code segment it runs in (Linux's return from a kernel
 // exception or interrupt, and sync_core()'s iret to itself) runs in the
 // cache once the runtime has seen that CS reload: only the first of 1000
