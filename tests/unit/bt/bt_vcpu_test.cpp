@@ -86,6 +86,22 @@ class BtVcpuTest : public ::testing::Test {
     a.lidt(x86::ptr(x86::esp));
   }
 
+  // PIC master at vector 0x20 with only IRQ 0 unmasked, PIT channel 0 in
+  // mode 2 at about 1 kHz; clobbers AL.
+  static void start_timer_irq(x86::Assembler& a) {
+    for (auto [port, value] :
+         {std::pair{0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0xFE}}) {
+      a.mov(x86::al, value);
+      a.out(Imm(port), x86::al);
+    }
+    a.mov(x86::al, 0x34);
+    a.out(Imm(0x43), x86::al);
+    a.mov(x86::al, 0xA9);
+    a.out(Imm(0x40), x86::al);
+    a.mov(x86::al, 0x04);
+    a.out(Imm(0x40), x86::al);
+  }
+
   static void debug_exit(x86::Assembler& a, uint8_t value) {
     a.mov(x86::al, value);
     a.out(Imm(0xF4), x86::al);
@@ -534,19 +550,7 @@ TEST_F(BtVcpuTest, TimerInterruptWakesHalt) {
   });
   load(kCode, [&](x86::Assembler& a) {
     load_idt(a, kIdt);
-    // PIC: ICW1-4 for the master (vector base 0x20), only IRQ 0 unmasked.
-    for (auto [port, value] :
-         {std::pair{0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0xFE}}) {
-      a.mov(x86::al, value);
-      a.out(Imm(port), x86::al);
-    }
-    // PIT channel 0, mode 2, about 1 kHz.
-    a.mov(x86::al, 0x34);
-    a.out(Imm(0x43), x86::al);
-    a.mov(x86::al, 0xA9);
-    a.out(Imm(0x40), x86::al);
-    a.mov(x86::al, 0x04);
-    a.out(Imm(0x40), x86::al);
+    start_timer_irq(a);
     a.xor_(x86::esi, x86::esi);
     Label wait = a.newLabel();
     a.bind(wait);
@@ -581,17 +585,7 @@ TEST_F(BtVcpuTest, PopfSettingIfTakesAWaitingInterruptAtOnceStiAfterOneInstructi
   });
   load(kCode, [&](x86::Assembler& a) {
     load_idt(a, kIdt);
-    for (auto [port, value] :
-         {std::pair{0x20, 0x11}, {0x21, 0x20}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0xFE}}) {
-      a.mov(x86::al, value);
-      a.out(Imm(port), x86::al);
-    }
-    a.mov(x86::al, 0x34);
-    a.out(Imm(0x43), x86::al);
-    a.mov(x86::al, 0xA9);
-    a.out(Imm(0x40), x86::al);
-    a.mov(x86::al, 0x04);
-    a.out(Imm(0x40), x86::al);
+    start_timer_irq(a);
     a.xor_(x86::esi, x86::esi);
     const auto wait_for_irq0 = [&a] {
       Label poll = a.newLabel();
