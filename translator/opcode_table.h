@@ -69,7 +69,7 @@ enum class CalloutId : uint8_t {
   kTracedStore,
   // A string instruction through a compensated segment, element by element.
   kString,
-  kUnsupported,  // No translation exists (16-bit addressing, EVEX, ...): #UD.
+  kUnsupported,  // No translation exists (EVEX, XOP, TSX, ...): #UD.
   kCount,
 };
 
