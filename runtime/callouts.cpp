@@ -36,12 +36,6 @@ CalloutResult memory_fault(const GuestException& e) {
   return r;
 }
 
-int gpr_of(ZydisRegister r) {
-  if (r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) return r - ZYDIS_REGISTER_EAX;
-  if (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) return r - ZYDIS_REGISTER_AX;
-  return -1;
-}
-
 // The linear address of an access through a segment register, after its
 // limit and type checks (#SS(0) for SS, #GP(0) otherwise).
 bool segmented_linear(CalloutEnvironment& env, SegReg reg, uint32_t offset, uint32_t size,
@@ -225,7 +219,7 @@ CalloutResult bound(CalloutEnvironment& env) {
       !read_segmented(env, seg, address + size, &upper, size, &e)) {
     return memory_fault(e);
   }
-  int32_t index = static_cast<int32_t>(env.state.gpr[gpr_of(d.operands[0].reg.value)]);
+  int32_t index = static_cast<int32_t>(read_gpr(env.state, d.operands[0].reg.value));
   if (size == 2) {
     lower = static_cast<int16_t>(lower);
     upper = static_cast<int16_t>(upper);

@@ -219,8 +219,7 @@ void FlatHarness::Impl::load_context(const CpuState& s) {
   const SegmentView view = view_segments(s.seg, 0);
   mode_ = TranslationMode{};
   view.apply_to(mode_);
-  const Segment& cs = s.segment(SegReg::kCs);
-  code_segment_ = {cs.base, cs.limit, !cs.db};
+  code_segment_ = code_segment_of(s.segment(SegReg::kCs));
   std::copy(std::begin(view.checks), std::end(view.checks), std::begin(context_->segment_checks));
   context_->fs_window_base = context_->window_base + view.fs_base;
   context_->lookup_table = cache_.lookup_for_mode(mode_.key(), code_segment_).address();

@@ -14,6 +14,7 @@
 
 #include "monitor/cpu_state.h"
 #include "translator/translation_mode.h"
+#include "translator/translation_unit.h"
 #include "translator/vcpu_context.h"
 
 namespace bt86 {
@@ -45,6 +46,11 @@ struct SegmentView {
 };
 
 SegmentView view_segments(std::span<const Segment, kNumSegRegs> segments, uint8_t cpl);
+// The code segment translations are keyed on: CS's base, limit and (D clear)
+// 16-bit default size.
+inline CodeSegment code_segment_of(const Segment& cs) {
+  return {cs.base, cs.limit, !cs.db};
+}
 // Only the parts FS and GS decide: fs_segment, fs_base, their checks and
 // their bits of compensated (what an FS/GS switch changes).
 SegmentView view_fs_gs(const Segment& fs, const Segment& gs, uint8_t cpl);

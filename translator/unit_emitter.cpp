@@ -11,13 +11,22 @@ namespace {
 
 using namespace asmjit;
 
+// Guest EFLAGS bits the popf and iretd sequences sort (the arithmetic ones
+// and DF live in host RFLAGS: kHostGuestFlags).
 constexpr uint32_t kGuestTf = 1u << 8;
 constexpr uint32_t kGuestIf = 1u << 9;
 constexpr uint32_t kGuestIopl = 3u << 12;
-// What popf takes from its image into the virtual EFLAGS (TF, IOPL, NT, AC,
-// ID); the host-held flags and IF are loaded apart.
-constexpr uint32_t kPopfLoads = kGuestTf | kGuestIopl | (1u << 14) | (1u << 18) | (1u << 21);
-constexpr uint32_t kPopfKeepsOld = (1u << 17) | (1u << 19) | (1u << 20);  // VM, VIF, VIP.
+constexpr uint32_t kGuestNt = 1u << 14;
+constexpr uint32_t kGuestRf = 1u << 16;
+constexpr uint32_t kGuestVm = 1u << 17;
+constexpr uint32_t kGuestAc = 1u << 18;
+constexpr uint32_t kGuestVif = 1u << 19;
+constexpr uint32_t kGuestVip = 1u << 20;
+constexpr uint32_t kGuestId = 1u << 21;
+// What popf takes from its image into the virtual EFLAGS; the host-held
+// flags and IF are loaded apart.
+constexpr uint32_t kPopfLoads = kGuestTf | kGuestIopl | kGuestNt | kGuestAc | kGuestId;
+constexpr uint32_t kPopfKeepsOld = kGuestVm | kGuestVif | kGuestVip;
 
 x86::Mem ctx(int32_t offset, uint32_t size = 0) {
   return x86::ptr(x86::r15, offset, size);
@@ -966,11 +975,10 @@ bool UnitEmitter::emit_iret(const DecodedInstruction& d) {
     return emit_callout(d, CalloutId::kSystem);
   }
   constexpr uint32_t kCs = 1;
-  constexpr uint32_t kGuestNt = 1u << 14;
-  constexpr uint32_t kSlowImage = kGuestTf | kGuestNt | (1u << 16) /*RF*/ | (1u << 17) /*VM*/;
+  constexpr uint32_t kSlowImage = kGuestTf | kGuestNt | kGuestRf | kGuestVm;
   // What iretd at CPL 0 loads besides the host-held flags, IF and the bits
   // that send it to the callout: IOPL, AC, VIF, VIP, ID.
-  constexpr uint32_t kVirtualImage = 0x3000u | (1u << 18) | (1u << 19) | (1u << 20) | (1u << 21);
+  constexpr uint32_t kVirtualImage = kGuestIopl | kGuestAc | kGuestVif | kGuestVip | kGuestId;
   auto& a = assembler_;
   Label slow = a.newLabel();
   a.mov(x86::r8d, stack_slot(0, 4, false));

@@ -655,8 +655,7 @@ void BtVcpu::write_tsc(uint64_t value) {
 // --- Finding units ----------------------------------------------------------
 
 CodeSegment BtVcpu::code_segment() const {
-  const Segment& cs = cpu_.segment(SegReg::kCs);
-  return {cs.base, cs.limit, !cs.db};
+  return code_segment_of(cpu_.segment(SegReg::kCs));
 }
 
 TranslationMode BtVcpu::current_mode(bool single) const {
