@@ -923,6 +923,7 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
     case HostFault::Kind::kPoll:
       ++counters_.poll_exits;
       kicker_->rearm();
+      cache_.restore_loops();
       timed_events_due_ = true;
       return std::nullopt;
     case HostFault::Kind::kInterruptWindow:
@@ -1107,7 +1108,8 @@ void BtVcpu::set_interrupt_window(bool armed) {
 
 bool BtVcpu::handle_host_signal(HostSignal& signal) {
   if (signal.signo == kick_signal()) {
-    kicker_->kick();
+    kicker_->on_kick_signal();
+    cache_.break_loop_at(static_cast<uint64_t>(signal.context->uc_mcontext.gregs[REG_RIP]));
     return true;
   }
   RecoveredGuestState guest;
