@@ -1148,6 +1148,9 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
         switch (r.kind) {
           case HiddenFaultResult::Kind::kMapped:
             ++counters_.hidden_page_faults;
+            // A kick that arrived during this handler found no translated
+            // code to break; the loop resumed here must meet its poll.
+            if (kicker_->kicked()) cache_.break_loop_at(static_cast<uint64_t>(g[REG_RIP]));
             return true;  // Resume the same host instruction.
           case HiddenFaultResult::Kind::kGuestPageFault:
             fault_.kind = HostFault::Kind::kException;

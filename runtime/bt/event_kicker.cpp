@@ -62,10 +62,12 @@ void EventKicker::kick() {
 }
 
 void EventKicker::on_kick_signal() {
+  kicked_.store(true, std::memory_order_relaxed);
   mprotect(poll_page_, 4096, PROT_NONE);
 }
 
 void EventKicker::rearm() {
+  kicked_.store(false, std::memory_order_relaxed);
   mprotect(poll_page_, 4096, PROT_READ | PROT_WRITE);
 }
 

@@ -68,6 +68,9 @@ class EventKicker {
   void kick();
   // The handler of kick_signal() on the vCPU thread: protect the page.
   void on_kick_signal();
+  // Kicked since the last rearm(). A handler that resumes translated code
+  // breaks that unit's loops too, for a kick that arrived while it ran.
+  bool kicked() const { return kicked_.load(std::memory_order_relaxed); }
   // vCPU thread, after a poll fault: unprotect the page.
   void rearm();
 
@@ -76,7 +79,8 @@ class EventKicker {
   timer_t timer_{};
   bool has_timer_ = false;
   std::atomic<pid_t> timer_thread_{0};  // 0 while no timer runs.
-  uint64_t armed_ns_ = 0;               // 0: not armed, or already fired.
+  std::atomic<bool> kicked_{false};
+  uint64_t armed_ns_ = 0;  // 0: not armed, or already fired.
 };
 
 }  // namespace bt86
