@@ -34,6 +34,8 @@ enum class Emitter : uint8_t {
   kLoadSegment,      // mov/pop DS/ES/FS/GS: a callout unless no-op or prepared by the runtime.
   kVerw,             // verw r/m16: a callout unless the selector is the runtime's checked one.
   kPop,
+  kPushAll,  // pusha/pushad: eight stores on a flat stack, else the kPusha callout.
+  kPopAll,   // popa/popad: likewise, else kPopa.
   kPushf,
   kPopf,
   kEnter,

@@ -612,6 +612,12 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
     case Emitter::kPop:
       ends = emit_pop(d);
       break;
+    case Emitter::kPushAll:
+      ends = emit_push_all(d);
+      break;
+    case Emitter::kPopAll:
+      ends = emit_pop_all(d);
+      break;
     case Emitter::kPushf:
       ends = emit_pushf(d);
       break;
@@ -873,6 +879,53 @@ bool UnitEmitter::emit_pop(const DecodedInstruction& d) {
   access_memory_operand(d, {0x89}, 8, size == 2, size, true, -size);
   add_recovery(store_begin,
                {mode_.stack_16 ? Recovery::Kind::kSpAdjust : Recovery::Kind::kEspAdjust, -size});
+  return false;
+}
+
+// pusha/pushad: the eight stores in the hardware's order (EAX at the top,
+// the (E)SP slot holding the value before the instruction), then the stack
+// pointer moves, so a fault leaves every register as it was and the memory
+// as the hardware leaves it. Stacks that are compensated (a base, a limit,
+// 16 bits) take the callout.
+bool UnitEmitter::emit_push_all(const DecodedInstruction& d) {
+  if (mode_.compensates(ZYDIS_REGISTER_SS) || mode_.stack_16) {
+    return emit_callout(d, CalloutId::kPusha);
+  }
+  auto& a = assembler_;
+  const int size = d.insn.operand_width / 8;
+  for (uint32_t i = 0; i < 8; ++i) {
+    a.mov(stack_slot(-size * static_cast<int32_t>(i + 1), size, true),
+          size == 2 ? x86::Gp(x86::gpw(i)) : x86::Gp(x86::gpd(i)));
+  }
+  move_stack_pointer(x86::esp, -8 * size);
+  return false;
+}
+
+// popa/popad: the slots are loaded in the hardware's order (EDI from the
+// bottom up) into scratch registers, and only then copied to the guest's, so
+// a fault is reported at the address the hardware reports and leaves every
+// register as it was. The (E)SP slot is skipped, as on hardware.
+bool UnitEmitter::emit_pop_all(const DecodedInstruction& d) {
+  if (mode_.compensates(ZYDIS_REGISTER_SS) || mode_.stack_16) {
+    return emit_callout(d, CalloutId::kPopa);
+  }
+  auto& a = assembler_;
+  const int size = d.insn.operand_width / 8;
+  const auto sized = [size](const x86::Gp& r) -> x86::Gp {
+    return size == 2 ? x86::Gp(r.r16()) : x86::Gp(r.r32());
+  };
+  // Slot i from the bottom holds guest register 7 - i; slot 3 is (E)SP's.
+  const x86::Gp scratch[8] = {x86::r8,  x86::r9,  x86::r10, {},
+                              x86::r11, x86::r12, x86::r13, x86::r14};
+  for (uint32_t i = 0; i < 8; ++i) {
+    if (i == 3) continue;
+    a.mov(sized(scratch[i]), stack_slot(size * static_cast<int32_t>(i), size, false));
+  }
+  for (uint32_t i = 0; i < 8; ++i) {
+    if (i == 3) continue;
+    a.mov(sized(x86::gpq(7 - i)), sized(scratch[i]));
+  }
+  move_stack_pointer(x86::esp, 8 * size);
   return false;
 }
 

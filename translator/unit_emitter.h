@@ -131,6 +131,8 @@ class UnitEmitter {
   void emit_exit_stub(uint32_t guest_eip, uint32_t exit_id);
   void swap_context_qwords(int32_t first, int32_t second);
   bool emit_pop(const DecodedInstruction& d);
+  bool emit_push_all(const DecodedInstruction& d);
+  bool emit_pop_all(const DecodedInstruction& d);
   bool emit_pushf(const DecodedInstruction& d);
   bool emit_popf(const DecodedInstruction& d);
   bool emit_iret(const DecodedInstruction& d);

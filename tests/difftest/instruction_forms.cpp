@@ -122,6 +122,8 @@ constexpr InstructionForm kForms[] = {
   {"pop m",     FormClass::kStack, Inst::kIdPop,    {kMem},  S_1632, 0, 0, 0},
   {"pushad",    FormClass::kStack, Inst::kIdPushad, {},      0, 0, 0, 0},
   {"popad",     FormClass::kStack, Inst::kIdPopad,  {},      0, 0, 0, 0},
+  {"pushaw",    FormClass::kStack, Inst::kIdPusha,  {},      0, 0, 0, 0},
+  {"popaw",     FormClass::kStack, Inst::kIdPopa,   {},      0, 0, 0, 0},
   {"call/ret",  FormClass::kStack, Inst::kIdNone,   {},      0, 0, 0, 0, Special::kCallRet},
   {"enter",     FormClass::kStack, Inst::kIdEnter,  {},      0, 0, 0, 0, Special::kEnterLeave},
   {"loop",      FormClass::kStack, Inst::kIdLoop,   {},      0, 0, 0, 0, Special::kLoop},

@@ -150,6 +150,54 @@ TEST(FlatHarnessFaults, PageFaultsReportAddressAndErrorCode) {
   EXPECT_EQ(fetch.state.eip, 0x50000u);
 }
 
+// pushad stores from the top down and popad loads from the bottom up, as the
+// hardware does: a fault part way reports the address the hardware reports
+// and leaves every register as it was; pushad's stores above it are done.
+TEST(FlatHarnessFaults, PushadAndPopadFaultPartWayAsTheHardwareDoes) {
+  FlatHarness h({.memory_size = kMemory});
+  h.set_page_access(0x50000, 0x1000, PageAccess::kRead);
+  h.set_page_access(0x60000, 0x1000, PageAccess::kNone);
+  uint32_t at = 0;
+  FlatRunResult push = run_program(h, [&](x86::Assembler& a) {
+    a.mov(x86::esp, 0x51010);
+    a.mov(x86::eax, 0xA0A0A0A0);
+    a.mov(x86::ebx, 0xB0B0B0B0);
+    at = kCode + static_cast<uint32_t>(a.offset());
+    a.pushad();  // EAX, ECX, EDX, EBX above 0x51000; the ESP slot at 0x50FFC faults.
+  });
+  ASSERT_EQ(push.stop, FlatRunResult::Stop::kException);
+  EXPECT_EQ(push.exception->vector, vector::kPf);
+  EXPECT_EQ(push.exception->fault_address, 0x50FFCu);
+  EXPECT_EQ(push.exception->error_code, 3u);
+  EXPECT_EQ(push.state.eip, at);
+  EXPECT_EQ(push.state.reg(Gpr::kEsp), 0x51010u);
+  uint32_t top = 0, fourth = 0;
+  std::memcpy(&top, h.memory().data() + 0x5100C, 4);
+  std::memcpy(&fourth, h.memory().data() + 0x51000, 4);
+  EXPECT_EQ(top, 0xA0A0A0A0u);
+  EXPECT_EQ(fourth, 0xB0B0B0B0u);
+
+  FlatRunResult pop = run_program(h, [&](x86::Assembler& a) {
+    a.mov(x86::esp, 0x5FFF4);
+    a.mov(x86::edi, 0x1D1);
+    a.mov(x86::esi, 0x151);
+    a.mov(x86::ebp, 0xB9);
+    at = kCode + static_cast<uint32_t>(a.offset());
+    // EDI, ESI, EBP from below 0x60000, the ESP slot there skipped, EBX's
+    // load at 0x60004 faults.
+    a.popad();
+  });
+  ASSERT_EQ(pop.stop, FlatRunResult::Stop::kException);
+  EXPECT_EQ(pop.exception->vector, vector::kPf);
+  EXPECT_EQ(pop.exception->fault_address, 0x60004u);
+  EXPECT_EQ(pop.exception->error_code, 0u);
+  EXPECT_EQ(pop.state.eip, at);
+  EXPECT_EQ(pop.state.reg(Gpr::kEsp), 0x5FFF4u);
+  EXPECT_EQ(pop.state.reg(Gpr::kEdi), 0x1D1u);
+  EXPECT_EQ(pop.state.reg(Gpr::kEsi), 0x151u);
+  EXPECT_EQ(pop.state.reg(Gpr::kEbp), 0xB9u);
+}
+
 TEST(FlatHarnessCache, InvalidationRetranslatesModifiedCode) {
   FlatHarness h({.memory_size = kMemory});
   load32(h, kCode, [](x86::Assembler& a) {
