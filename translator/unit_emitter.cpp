@@ -38,6 +38,11 @@ x86::Mem guest(const x86::Gp& base, int32_t disp, uint32_t size) {
   return m;
 }
 
+// r as a 16- or 32-bit register (size in bytes).
+x86::Gp sized(const x86::Gp& r, int size) {
+  return size == 2 ? x86::Gp(r.r16()) : x86::Gp(r.r32());
+}
+
 int gpr_index(ZydisRegister r) {
   if (r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) return r - ZYDIS_REGISTER_EAX;
   if (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_DI) return r - ZYDIS_REGISTER_AX;
@@ -891,11 +896,10 @@ bool UnitEmitter::emit_push_all(const DecodedInstruction& d) {
   if (mode_.compensates(ZYDIS_REGISTER_SS) || mode_.stack_16) {
     return emit_callout(d, CalloutId::kPusha);
   }
-  auto& a = assembler_;
   const int size = d.insn.operand_width / 8;
   for (uint32_t i = 0; i < 8; ++i) {
-    a.mov(stack_slot(-size * static_cast<int32_t>(i + 1), size, true),
-          size == 2 ? x86::Gp(x86::gpw(i)) : x86::Gp(x86::gpd(i)));
+    assembler_.mov(stack_slot(-size * static_cast<int32_t>(i + 1), size, true),
+                   sized(x86::gpq(i), size));
   }
   move_stack_pointer(x86::esp, -8 * size);
   return false;
@@ -911,19 +915,16 @@ bool UnitEmitter::emit_pop_all(const DecodedInstruction& d) {
   }
   auto& a = assembler_;
   const int size = d.insn.operand_width / 8;
-  const auto sized = [size](const x86::Gp& r) -> x86::Gp {
-    return size == 2 ? x86::Gp(r.r16()) : x86::Gp(r.r32());
-  };
   // Slot i from the bottom holds guest register 7 - i; slot 3 is (E)SP's.
   const x86::Gp scratch[8] = {x86::r8,  x86::r9,  x86::r10, {},
                               x86::r11, x86::r12, x86::r13, x86::r14};
   for (uint32_t i = 0; i < 8; ++i) {
     if (i == 3) continue;
-    a.mov(sized(scratch[i]), stack_slot(size * static_cast<int32_t>(i), size, false));
+    a.mov(sized(scratch[i], size), stack_slot(size * static_cast<int32_t>(i), size, false));
   }
   for (uint32_t i = 0; i < 8; ++i) {
     if (i == 3) continue;
-    a.mov(sized(x86::gpq(7 - i)), sized(scratch[i]));
+    a.mov(sized(x86::gpq(7 - i), size), sized(scratch[i], size));
   }
   move_stack_pointer(x86::esp, 8 * size);
   return false;
