@@ -121,8 +121,9 @@ void TranslationCache::break_loop_at(uint64_t rip) {
     relink_exit(memory_, exit, unit->host_start);
     broken = true;
   }
-  if (broken && broken_loop_count_ < kMaxBrokenLoops)
+  if (broken && broken_loop_count_ < kMaxBrokenLoops) {
     broken_loops_[broken_loop_count_++] = unit->id;
+  }
 }
 
 void TranslationCache::restore_loops() {
