@@ -174,8 +174,8 @@ CalloutResult decimal_adjust(CalloutEnvironment& env) {
       const bool add = env.instruction.mnemonic() == ZYDIS_MNEMONIC_AAA;
       uint16_t ax = eax & 0xFFFF;
       if ((al & 0xF) > 9 || af) {
-        ax = add ? static_cast<uint16_t>(ax + 0x106)
-                 : static_cast<uint16_t>(((ax - 6) & 0xFF) | (((ax >> 8) - 1) & 0xFF) << 8);
+        // AX as a whole, as the hardware does: AL's carry or borrow reaches AH.
+        ax = static_cast<uint16_t>(add ? ax + 0x106 : ax - 0x106);
         flags |= eflags::kAf | eflags::kCf;
       }
       ax &= 0xFF0F;

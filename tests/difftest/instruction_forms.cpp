@@ -30,6 +30,17 @@ constexpr uint8_t kMovEaxDs[] = {0x8C, 0xD8};
 constexpr uint8_t kMovCxCs[] = {0x66, 0x8C, 0xC9};
 // mov ebx, 0xA002; mov [ebx], es (an unaligned slot in the data area).
 constexpr uint8_t kMovMemEs[] = {0xBB, 0x02, 0xA0, 0x00, 0x00, 0x8C, 0x03};
+// Invalid in 64-bit mode, so callouts: BCD adjusts and salc.
+constexpr uint8_t kDaa[] = {0x27};
+constexpr uint8_t kDas[] = {0x2F};
+constexpr uint8_t kAaa[] = {0x37};
+constexpr uint8_t kAas[] = {0x3F};
+constexpr uint8_t kAam[] = {0xD4, 0x0A};
+constexpr uint8_t kAam7[] = {0xD4, 0x07};
+constexpr uint8_t kAad[] = {0xD5, 0x0A};
+constexpr uint8_t kAad16[] = {0xD5, 0x10};
+constexpr uint8_t kSalc[] = {0xD6};
+constexpr uint8_t kAam0[] = {0xD4, 0x00};
 
 // clang-format off
 constexpr InstructionForm kForms[] = {
@@ -112,6 +123,16 @@ constexpr InstructionForm kForms[] = {
   {"cmpxchg",   FormClass::kAtomic, Inst::kIdCmpxchg,   {kRm, kReg},        S_ALL, 0, ALL, 0, Special::kLockable},
   {"cmpxchg8b", FormClass::kAtomic, Inst::kIdCmpxchg8b, {kM64},             0,     0, ZF, 0, Special::kLockable},
   {"xadd",      FormClass::kAtomic, Inst::kIdXadd,      {kRm, kReg},        S_ALL, 0, ALL, 0, Special::kLockable},
+
+  {"daa",     FormClass::kAlu, Inst::kIdNone, {}, 0, CF | AF, CF | AF | SF | ZF | PF, OF, Special::kRawBytes, kDaa},
+  {"das",     FormClass::kAlu, Inst::kIdNone, {}, 0, CF | AF, CF | AF | SF | ZF | PF, OF, Special::kRawBytes, kDas},
+  {"aaa",     FormClass::kAlu, Inst::kIdNone, {}, 0, AF, CF | AF, OF | SF | ZF | PF, Special::kRawBytes, kAaa},
+  {"aas",     FormClass::kAlu, Inst::kIdNone, {}, 0, AF, CF | AF, OF | SF | ZF | PF, Special::kRawBytes, kAas},
+  {"aam",     FormClass::kAlu, Inst::kIdNone, {}, 0, 0, SF | ZF | PF, OF | AF | CF, Special::kRawBytes, kAam},
+  {"aam 7",   FormClass::kAlu, Inst::kIdNone, {}, 0, 0, SF | ZF | PF, OF | AF | CF, Special::kRawBytes, kAam7},
+  {"aad",     FormClass::kAlu, Inst::kIdNone, {}, 0, 0, SF | ZF | PF, OF | AF | CF, Special::kRawBytes, kAad},
+  {"aad 16",  FormClass::kAlu, Inst::kIdNone, {}, 0, 0, SF | ZF | PF, OF | AF | CF, Special::kRawBytes, kAad16},
+  {"salc",    FormClass::kAlu, Inst::kIdNone, {}, 0, CF, 0, 0, Special::kRawBytes, kSalc},
 
   {"string", FormClass::kString, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kString},
 
@@ -225,6 +246,7 @@ constexpr InstructionForm kForms[] = {
   {"ff /7",        FormClass::kFault, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kRawBytes, kFfSlash7},
   {"lock nop",     FormClass::kFault, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kRawBytes, kLockNop},
   {"int3",         FormClass::kFault, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kRawBytes, kInt3},
+  {"aam 0",        FormClass::kFault, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kRawBytes, kAam0},
   {"div by zero",  FormClass::kFault, Inst::kIdDiv,  {}, 0, 0, 0, 0, Special::kDivideByZero},
   {"div overflow", FormClass::kFault, Inst::kIdIdiv, {}, 0, 0, 0, 0, Special::kDivideOverflow},
   {"pf outside",   FormClass::kFault, Inst::kIdMov,  {}, 0, 0, 0, 0, Special::kAccessOutside},
