@@ -41,6 +41,10 @@ constexpr uint8_t kAad[] = {0xD5, 0x0A};
 constexpr uint8_t kAad16[] = {0xD5, 0x10};
 constexpr uint8_t kSalc[] = {0xD6};
 constexpr uint8_t kAam0[] = {0xD4, 0x00};
+constexpr uint8_t kInto[] = {0xCE};
+// bound eax, [0x8100] and bound cx, [0x8204]: random data, so sometimes #BR.
+constexpr uint8_t kBound[] = {0x62, 0x05, 0x00, 0x81, 0x00, 0x00};
+constexpr uint8_t kBound16[] = {0x66, 0x62, 0x0D, 0x04, 0x82, 0x00, 0x00};
 
 // clang-format off
 constexpr InstructionForm kForms[] = {
@@ -133,6 +137,9 @@ constexpr InstructionForm kForms[] = {
   {"aad",     FormClass::kAlu, Inst::kIdNone, {}, 0, 0, SF | ZF | PF, OF | AF | CF, Special::kRawBytes, kAad},
   {"aad 16",  FormClass::kAlu, Inst::kIdNone, {}, 0, 0, SF | ZF | PF, OF | AF | CF, Special::kRawBytes, kAad16},
   {"salc",    FormClass::kAlu, Inst::kIdNone, {}, 0, CF, 0, 0, Special::kRawBytes, kSalc},
+  {"into",    FormClass::kAlu, Inst::kIdNone, {}, 0, OF, 0, 0, Special::kRawBytes, kInto},
+  {"bound",   FormClass::kAlu, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kRawBytes, kBound},
+  {"bound 16", FormClass::kAlu, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kRawBytes, kBound16},
 
   {"string", FormClass::kString, Inst::kIdNone, {}, 0, 0, 0, 0, Special::kString},
 
