@@ -24,6 +24,9 @@
 //   with them set, those instructions become exception exits.
 // - single_instruction: a unit of exactly one instruction whose exits are
 //   never linked (the runtime runs it to emulate a store to a traced page).
+// - timestamp_disabled: CR4.TSD at CPL > 0, where rdtsc is #GP(0); rdtsc
+//   then leaves as the system callout, which raises it. Elsewhere it runs
+//   IDENT and reads the host's counter.
 // key() packs all of it into UnitKey::mode.
 //
 // Few instructions depend on the FPU bits (x87/MMX/SSE) or on whether the
@@ -58,6 +61,7 @@ struct TranslationMode {
   uint8_t compensated = 0;                       // 1 << (segment register - ZYDIS_REGISTER_ES).
   bool stack_16 = false;
   bool single_instruction = false;
+  bool timestamp_disabled = false;
 
   static constexpr uint32_t kCplMask = 3;
   static constexpr uint32_t kSingleInstructionBit = 16;
@@ -65,6 +69,7 @@ struct TranslationMode {
   static constexpr uint32_t kCompensatedShift = 10;
   static constexpr uint32_t kSharedBit = 1u << 17;
   static constexpr uint32_t kStack16Bit = 1u << 18;
+  static constexpr uint32_t kTimestampDisabledBit = 1u << 19;
 
   static constexpr uint8_t segment_bit(ZydisRegister segment) {
     return static_cast<uint8_t>(1u << (segment - ZYDIS_REGISTER_ES));
@@ -91,7 +96,8 @@ struct TranslationMode {
   uint32_t key() const {
     return uint32_t{cpl} | (if_sensitive ? 4u : 0u) | (fs_segment == ZYDIS_REGISTER_GS ? 8u : 0u) |
            (single_instruction ? kSingleInstructionBit : 0u) | (stack_16 ? kStack16Bit : 0u) |
-           (uint32_t{fpu} << kFpuShift) | (uint32_t{compensated} << kCompensatedShift);
+           (timestamp_disabled ? kTimestampDisabledBit : 0u) | (uint32_t{fpu} << kFpuShift) |
+           (uint32_t{compensated} << kCompensatedShift);
   }
   uint32_t shared_key() const { return (key() & ~variant_mask()) | kSharedBit; }
   // Whether units translated in this mode may be keyed on shared_key().

@@ -472,6 +472,9 @@ void UnitEmitter::move_stack_pointer(const x86::Gp& from, int32_t delta) {
 
 bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
   auto& a = assembler_;
+  if (mode_.timestamp_disabled && d.mnemonic() == ZYDIS_MNEMONIC_RDTSC) {
+    return emit_callout(d, CalloutId::kSystem);
+  }
   const ZydisDecodedOperand* memory = d.memory_operand();
   const bool accesses = memory != nullptr && accesses_memory(d, *memory);
   const ZydisRegister segment = accesses ? memory->mem.segment : ZYDIS_REGISTER_NONE;

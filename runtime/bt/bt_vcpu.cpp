@@ -558,6 +558,7 @@ void BtVcpu::refresh_view() {
   mode_.if_sensitive = cpl > iopl;
   view.apply_to(mode_);
   mode_.single_instruction = false;
+  mode_.timestamp_disabled = cpl > 0 && (cpu_.cr4 & cr4::kTsd) != 0;
   mode_.fpu = static_cast<uint8_t>(((cpu_.cr0 & cr0::kTs) ? fpu_mode::kTs : 0) |
                                    ((cpu_.cr0 & cr0::kEm) ? fpu_mode::kEm : 0) |
                                    ((cpu_.cr0 & cr0::kMp) ? fpu_mode::kMp : 0) |

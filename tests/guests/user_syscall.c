@@ -5,12 +5,16 @@
  * sits at the top of that stack and holds the user's SS:ESP (the user
  * passes its ESP in EDX). The user also runs cli and int $0x20 (a DPL 0
  * gate): both must raise #GP from CPL 3, which the kernel reports and skips.
+ * The kernel enters user code with CR4.TSD set, so the user's rdtsc raises
+ * #GP too; after a system call that clears CR4.TSD the same rdtsc runs.
  * Paging stays off: this guest tests privilege levels, not the MMU. */
 #include "tests/guests/lib/guest.h"
 #include "tests/guests/lib/x86.h"
 
 #define SYS_WRITE 1
 #define SYS_EXIT 2
+#define SYS_ALLOW_RDTSC 3
+#define CR4_TSD 0x4
 #define USER_EXIT_MAGIC 0x5a00
 
 static uint8_t user_stack[4096] __attribute__((aligned(16)));
@@ -29,11 +33,16 @@ __asm__(
     "user_cli_next: ret\n"
     "user_int_dpl0:\n"
     "user_int_insn: int $0x20\n"
-    "user_int_next: ret\n");
+    "user_int_next: ret\n"
+    "user_rdtsc:\n"
+    "user_rdtsc_insn: rdtsc\n"
+    "user_rdtsc_next: ret\n");
 __attribute__((noreturn)) void enter_user(void (*entry)(void), uint8_t* stack_top);
 void user_cli(void);
 void user_int_dpl0(void);
+void user_rdtsc(void);
 extern const char user_cli_insn[], user_cli_next[], user_int_insn[], user_int_next[];
+extern const char user_rdtsc_insn[], user_rdtsc_next[];
 
 /* User side: only system calls, never port I/O or kernel functions. */
 static uint32_t user_syscall(uint32_t number, uint32_t arg1, uint32_t arg2) {
@@ -61,6 +70,11 @@ static void user_main(void) {
   user_cli();
   failures += user_write("user: trying int $0x20\n");
   user_int_dpl0();
+  failures += user_write("user: trying rdtsc with CR4.TSD set\n");
+  user_rdtsc();
+  user_syscall(SYS_ALLOW_RDTSC, 0, 0);
+  failures += user_write("user: rdtsc with CR4.TSD clear\n");
+  user_rdtsc();
   failures += user_write("user: exiting\n");
   user_syscall(SYS_EXIT, USER_EXIT_MAGIC | failures, 0);
   for (;;) {
@@ -96,10 +110,13 @@ static void handle_syscall(struct int_frame* frame) {
       serial_write((const char*)frame->ebx, frame->ecx);
       frame->eax = frame->ecx;
       return;
+    case SYS_ALLOW_RDTSC:
+      write_cr4(read_cr4() & ~CR4_TSD);
+      return;
     case SYS_EXIT:
       kprintf("kernel: exit system call\n");
       check_eq("user reports no failures", frame->ebx, USER_EXIT_MAGIC);
-      check_eq("system calls made", syscalls, 5);
+      check_eq("system calls made", syscalls, 8);
       check_eq("system calls with a wrong CS, SS:ESP or frame place", syscalls_with_bad_frame, 0);
       guest_finish("user_syscall");
     default:
@@ -118,6 +135,11 @@ bool guest_trap(struct int_frame* frame) {
     handle_general_protection(frame, user_cli_next);
     return true;
   }
+  if (frame->vector == 13 && frame->eip == (uint32_t)user_rdtsc_insn) {
+    kprintf("kernel: #GP from CPL 3 at rdtsc (CR4.TSD)\n");
+    handle_general_protection(frame, user_rdtsc_next);
+    return true;
+  }
   if (frame->vector == 13 && frame->eip == (uint32_t)user_int_insn) {
     kprintf("kernel: #GP from CPL 3 at int $0x20 (DPL 0 gate)\n");
     handle_general_protection(frame, user_int_next);
@@ -130,6 +152,7 @@ void guest_main(uint32_t magic, const struct multiboot_info* mbi) {
   (void)magic;
   (void)mbi;
   idt_set_gate(0x80, 3);
+  write_cr4(read_cr4() | CR4_TSD);
   kprintf("kernel: entering CPL 3\n");
   enter_user(user_main, user_stack + sizeof(user_stack));
 }
