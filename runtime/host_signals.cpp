@@ -2,8 +2,6 @@
 
 #include <sys/auxv.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -146,10 +144,6 @@ int watchdog_signal() {
 
 int kick_signal() {
   return SIGRTMIN + 3;
-}
-
-void kick_thread(pid_t thread) {
-  syscall(SYS_tgkill, getpid(), thread, kick_signal());
 }
 
 bool host_has_fsgsbase() {
