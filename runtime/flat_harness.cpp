@@ -15,6 +15,7 @@
 // fault_exit stub so that enter() returns normally.
 #include "runtime/flat_harness.h"
 
+#include <absl/cleanup/cleanup.h>
 #include <asm/prctl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -97,6 +98,8 @@ class FlatHarness::Impl : public HostFaultHandler, public CodeSource, public Gue
   TranslationCache cache_;
   Translator translator_;
   std::atomic<bool> stop_requested_{false};
+  // The thread inside run(), which request_stop() kicks; 0 outside run().
+  std::atomic<pid_t> running_thread_{0};
   HostFaultReport fault_;
   mutable ExecutionStats stats_;
   uint64_t chained_exits_ = 0;
@@ -166,6 +169,7 @@ void FlatHarness::Impl::set_poll_page(bool armed) {
 void FlatHarness::Impl::request_stop() {
   stop_requested_.store(true);
   set_poll_page(true);
+  if (const pid_t thread = running_thread_.load(); thread != 0) kick_thread(thread);
 }
 
 bool FlatHarness::Impl::check_access(uint32_t address, uint32_t size, bool is_write,
@@ -242,6 +246,10 @@ TranslationUnit& FlatHarness::Impl::unit_for(uint32_t eip) {
 
 bool FlatHarness::Impl::handle_host_signal(HostSignal& signal) {
   greg_t* g = signal.context->uc_mcontext.gregs;
+  if (signal.signo == kick_signal()) {
+    cache_.break_loop_at(static_cast<uint64_t>(g[REG_RIP]));
+    return true;
+  }
   RecoveredGuestState guest;
   if (!recover_signal_state(cache_, signal, context_->window_base, &guest)) return false;
 
@@ -287,6 +295,8 @@ FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
   load_context(start);
   HostSignalThread signals;
   signals.set_handler(this);
+  running_thread_.store(static_cast<pid_t>(syscall(SYS_gettid)));
+  const absl::Cleanup not_running = [this] { running_thread_.store(0); };
   if (syscall(SYS_arch_prctl, ARCH_SET_GS, reinterpret_cast<uint64_t>(window_)) != 0) {
     fail("setting the GS base");
   }
@@ -294,6 +304,7 @@ FlatRunResult FlatHarness::Impl::run(const CpuState& start) {
   const auto stop = [&] {
     stop_requested_.store(false);
     set_poll_page(false);
+    cache_.restore_loops();
     result.stop = FlatRunResult::Stop::kStopRequested;
   };
   while (true) {

@@ -2,6 +2,8 @@
 
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -144,6 +146,10 @@ int watchdog_signal() {
 
 int kick_signal() {
   return SIGRTMIN + 3;
+}
+
+void kick_thread(pid_t thread) {
+  syscall(SYS_tgkill, getpid(), thread, kick_signal());
 }
 
 bool host_has_fsgsbase() {

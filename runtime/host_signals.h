@@ -15,6 +15,7 @@
 //   signals.set_handler(&my_handler);  // my_handler.handle_host_signal(...)
 #pragma once
 
+#include <sys/types.h>
 #include <ucontext.h>
 #include <csignal>
 #include <cstdint>
@@ -68,8 +69,12 @@ int watchdog_signal();
 // The other asynchronous one: the BT event kicker's timer
 // (runtime/bt/event_kicker.h). Installed with SA_RESTART so that it never
 // fails the VMM's own system calls; one that arrives at a thread with no
-// handler (a timer that fired as its run loop ended) is ignored.
+// handler (a timer that fired as its run loop ended) is ignored. Also sent
+// by kick_thread() so that a stop request from another thread reaches
+// translated code that loops inside one unit and never meets a poll load.
 int kick_signal();
+// Async-signal-safe: sends kick_signal() to thread (a thread id of this process).
+void kick_thread(pid_t thread);
 
 // True if the CPU and kernel let user space use rd/wrfsbase (FSGSBASE).
 bool host_has_fsgsbase();

@@ -104,8 +104,40 @@ TranslationUnit& TranslationCache::commit(std::unique_ptr<TranslationUnit> unit,
 
 void TranslationCache::link(uint32_t exit_id, TranslationUnit& target, bool guarded) {
   if (target.incoming_links.empty()) linked_targets_.push_back(&target);
-  link_exit(memory_, exit_id, exits_[exit_id], target,
-            guarded ? target.guarded_entry : target.host_start);
+  uint64_t destination = guarded ? target.guarded_entry : target.host_start;
+  if (!guarded && exits_[exit_id].unit == target.id) destination = target.loop_entry;
+  link_exit(memory_, exit_id, exits_[exit_id], target, destination);
+}
+
+void TranslationCache::break_loop_at(uint64_t rip) {
+  // Outside the cache the thread may be in the middle of changing it.
+  if (!memory_.contains(rip)) return;
+  const TranslationUnit* unit = unit_at_host(rip);
+  if (unit == nullptr) return;
+  bool broken = false;
+  for (uint32_t id : unit->incoming_links) {
+    ExitRecord& exit = exits_[id];
+    if (exit.unit != unit->id || exit.linked_to != unit->loop_entry) continue;
+    relink_exit(memory_, exit, unit->host_start);
+    broken = true;
+  }
+  if (broken && broken_loop_count_ < kMaxBrokenLoops) {
+    broken_loops_[broken_loop_count_++] = unit->id;
+  }
+}
+
+void TranslationCache::restore_loops() {
+  for (size_t i = 0; i < broken_loop_count_; ++i) {
+    const TranslationUnit& unit = *units_[broken_loops_[i]];
+    if (!unit.live) continue;
+    for (uint32_t id : unit.incoming_links) {
+      ExitRecord& exit = exits_[id];
+      if (exit.unit == unit.id && exit.linked_to == unit.host_start) {
+        relink_exit(memory_, exit, unit.loop_entry);
+      }
+    }
+  }
+  broken_loop_count_ = 0;
 }
 
 uint32_t TranslationCache::new_guard_chunk(uint32_t capacity) {
@@ -228,6 +260,7 @@ void TranslationCache::flush() {
   for (const auto& u : units_) add_unit_totals(*u, flushed_totals_);
   units_.clear();
   host_starts_.clear();
+  broken_loop_count_ = 0;
   exits_.clear();
   linked_targets_.clear();
   by_guest_.clear();

@@ -26,6 +26,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -95,7 +96,16 @@ class TranslationCache {
   // Copies code to cursor() and indexes the unit; code must fit.
   TranslationUnit& commit(std::unique_ptr<TranslationUnit> unit, std::span<const uint8_t> code);
   // guarded: through the target's entry guard (TranslationUnit::guarded_entry).
+  // An exit of target itself is linked to its loop_entry, past the poll load.
   void link(uint32_t exit_id, TranslationUnit& target, bool guarded = false);
+  // From the kick signal's handler on the vCPU thread, which was running
+  // translated code at rip: points the back edges of the unit around rip at
+  // its entry, so that the loop meets its poll load. Async-signal-safe: it
+  // only stores into code, exit records and a fixed array. restore_loops()
+  // (the dispatcher, after the poll exit) links them past the poll again; a
+  // unit broken beyond kMaxBrokenLoops just stays on its entry.
+  void break_loop_at(uint64_t rip);
+  void restore_loops();
 
   // A guard chunk is a gate word and two tables of `capacity` destinations,
   // the units' entries and their guard stubs; the gate holds the address of
@@ -168,6 +178,11 @@ class TranslationCache {
   std::vector<GuardChunk> guard_chunks_;
   uint64_t guard_chunks_bottom_ = 0;  // Exec address of the lowest chunk.
   std::deque<uint64_t> counters_;
+  // Between a kick and its poll exit translated code runs only in the unit
+  // it was in, so one slot would do.
+  static constexpr size_t kMaxBrokenLoops = 4;
+  std::array<uint32_t, kMaxBrokenLoops> broken_loops_{};  // Unit ids.
+  size_t broken_loop_count_ = 0;
   ExecutedTotals flushed_totals_;
   uint64_t flush_count_ = 0;
 };

@@ -6,8 +6,9 @@
 // first unconditional control transfer, callout, fault-raising instruction or
 // the size limit. A unit is a superblock: a conditional branch leaves through
 // a side exit when taken and translation continues on its fall-through path,
-// so a unit has one entry and several exits but no internal back edges (every
-// loop iteration re-enters a unit and passes its poll load). Each exit is either direct (a
+// so a unit has one entry and several exits (a loop re-enters a unit at its
+// entry, or, when it loops to its own start, just past the entry's poll
+// load: TranslationUnit::loop_entry). Each exit is either direct (a
 // patchable jmp rel32 that initially points at the exit's own stub and, once linked, at the target
 // unit's entry) or one of the shared paths (indirect lookup, callout, exception). Every host
 // instruction that can fault lies in the range of exactly one guest
@@ -141,6 +142,11 @@ struct TranslationUnit {
   uint32_t guest_start = 0;
   uint32_t guest_end = 0;   // Exclusive.
   uint64_t host_start = 0;  // Exec address of the entry.
+  // Exec address just past the entry's poll load. The unit's own back edges
+  // are linked here (TranslationCache::link): a loop inside one unit then
+  // costs what the guest loop costs, and the event kicker breaks such a loop
+  // from its signal handler instead (TranslationCache::break_loop_at).
+  uint64_t loop_entry = 0;
   uint32_t host_size = 0;
   bool live = true;
   std::vector<InstructionMap> instructions;

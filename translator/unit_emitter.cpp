@@ -262,6 +262,7 @@ void UnitEmitter::begin(uint64_t host_start, const UnitKey& key, const Translati
   auto& a = assembler_;
   // The poll load: faults once the runtime protects the poll page.
   a.mov(x86::r9d, ctx(ctx_offset::kPollPage, 4));
+  unit_->loop_entry = host_start + a.offset();
   if (execution_counter != nullptr) begin_segment(execution_counter);
 }
 

@@ -14,9 +14,9 @@
 // through or jumps straight to the next unit once linked. A conditional
 // branch is a side exit (jcc rel32, patched like any direct exit) and the
 // unit goes on along its fall-through, so a loop body with early-out tests
-// runs as one unit. Units still have no internal back edges: a loop always
-// re-enters a unit through its poll load, which keeps the latency of
-// asynchronous events bounded by one unit's straight-line code.
+// runs as one unit. A branch back to the unit's own start is linked past
+// the poll load (TranslationUnit::loop_entry); every other way in passes the
+// poll load, and the event kicker's signal breaks a unit's own loop.
 #pragma once
 
 #include <asmjit/x86.h>

@@ -16,10 +16,18 @@ void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, Translati
   target.incoming_links.push_back(exit_id);
 }
 
+void relink_exit(CodeMemory& memory, ExitRecord& exit, uint64_t destination) {
+  point_exit_at(memory, exit, destination);
+  exit.linked_to = destination;
+}
+
 void unlink_incoming(CodeMemory& memory, std::vector<ExitRecord>& exits, TranslationUnit& target) {
   for (uint32_t id : target.incoming_links) {
     ExitRecord& exit = exits[id];
-    if (exit.linked_to != target.host_start && exit.linked_to != target.guarded_entry) continue;
+    if (exit.linked_to != target.host_start && exit.linked_to != target.guarded_entry &&
+        exit.linked_to != target.loop_entry) {
+      continue;
+    }
     point_exit_at(memory, exit, exit.stub);
     exit.linked_to = 0;
   }

@@ -6,7 +6,9 @@
 // guest target); linked, at the target unit's entry. The target unit records
 // the exit in incoming_links so that invalidating it can restore the stubs.
 // Patching happens only while no translated code runs (single vCPU, from the
-// dispatcher), so plain stores through the writable view suffice.
+// dispatcher), or from a signal handler on the vCPU thread, which has
+// stopped it (TranslationCache::break_loop_at), so plain stores through the
+// writable view suffice; the return from the handler serializes.
 #pragma once
 
 #include <vector>
@@ -16,9 +18,11 @@
 
 namespace bt86 {
 
-// destination: the target's entry, or its guarded entry.
+// destination: the target's entry, its guarded entry or its loop entry.
 void link_exit(CodeMemory& memory, uint32_t exit_id, ExitRecord& exit, TranslationUnit& target,
                uint64_t destination);
+// Points a linked exit somewhere else inside the same target.
+void relink_exit(CodeMemory& memory, ExitRecord& exit, uint64_t destination);
 void unlink_incoming(CodeMemory& memory, std::vector<ExitRecord>& exits, TranslationUnit& target);
 
 }  // namespace bt86

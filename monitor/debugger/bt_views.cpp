@@ -43,11 +43,15 @@ std::string describe_exit(BtDebugTarget& target, const ExitRecord& e, const Symb
       std::string state = "unlinked (to its stub)";
       if (e.linked_to != 0) {
         const TranslationUnit* to = target.unit_at_host(e.linked_to);
-        state = !to ? fmt::format("linked to host {:#x}", e.linked_to)
-                : to->host_start == e.linked_to
-                    ? fmt::format("linked to unit #{} at host {:#x}", to->id, e.linked_to)
-                    : fmt::format("linked to unit #{} through its entry guard at host {:#x}",
-                                  to->id, e.linked_to);
+        state =
+            !to ? fmt::format("linked to host {:#x}", e.linked_to)
+            : to->host_start == e.linked_to
+                ? fmt::format("linked to unit #{} at host {:#x}", to->id, e.linked_to)
+            : to->loop_entry == e.linked_to
+                ? fmt::format("linked to unit #{} past its poll load (its own loop) at host {:#x}",
+                              to->id, e.linked_to)
+                : fmt::format("linked to unit #{} through its entry guard at host {:#x}", to->id,
+                              e.linked_to);
       }
       return fmt::format("direct -> {:#010x}{}: {}", e.guest_target,
                          symbol_suffix(e.guest_target, symbols), state);

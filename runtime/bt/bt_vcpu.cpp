@@ -924,6 +924,7 @@ std::optional<VcpuExit> BtVcpu::handle_host_fault() {
     case HostFault::Kind::kPoll:
       ++counters_.poll_exits;
       kicker_->rearm();
+      cache_.restore_loops();
       timed_events_due_ = true;
       return std::nullopt;
     case HostFault::Kind::kInterruptWindow:
@@ -1108,7 +1109,8 @@ void BtVcpu::set_interrupt_window(bool armed) {
 
 bool BtVcpu::handle_host_signal(HostSignal& signal) {
   if (signal.signo == kick_signal()) {
-    kicker_->kick();
+    kicker_->on_kick_signal();
+    cache_.break_loop_at(static_cast<uint64_t>(signal.context->uc_mcontext.gregs[REG_RIP]));
     return true;
   }
   RecoveredGuestState guest;
@@ -1147,6 +1149,9 @@ bool BtVcpu::handle_host_signal(HostSignal& signal) {
         switch (r.kind) {
           case HiddenFaultResult::Kind::kMapped:
             ++counters_.hidden_page_faults;
+            // A kick that arrived during this handler found no translated
+            // code to break; the loop resumed here must meet its poll.
+            if (kicker_->kicked()) cache_.break_loop_at(static_cast<uint64_t>(g[REG_RIP]));
             return true;  // Resume the same host instruction.
           case HiddenFaultResult::Kind::kGuestPageFault:
             fault_.kind = HostFault::Kind::kException;

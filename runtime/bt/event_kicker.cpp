@@ -23,16 +23,19 @@ void EventKicker::start_timer() {
   sigevent event{};
   event.sigev_notify = SIGEV_THREAD_ID;
   event.sigev_signo = kick_signal();
-  event._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+  const auto thread = static_cast<pid_t>(syscall(SYS_gettid));
+  event._sigev_un._tid = thread;
   if (timer_create(CLOCK_MONOTONIC, &event, &timer_) != 0) {
     throw std::system_error(errno, std::generic_category(), "timer_create for the event kicker");
   }
   has_timer_ = true;
+  timer_thread_.store(thread);
   armed_ns_ = 0;
 }
 
 void EventKicker::stop_timer() {
   if (!has_timer_) return;
+  timer_thread_.store(0);
   timer_delete(timer_);
   has_timer_ = false;
 }
@@ -54,10 +57,17 @@ void EventKicker::set_deadline(std::optional<uint64_t> deadline_ns, uint64_t now
 }
 
 void EventKicker::kick() {
+  on_kick_signal();
+  if (const pid_t thread = timer_thread_.load(); thread != 0) kick_thread(thread);
+}
+
+void EventKicker::on_kick_signal() {
+  kicked_.store(true, std::memory_order_relaxed);
   mprotect(poll_page_, 4096, PROT_NONE);
 }
 
 void EventKicker::rearm() {
+  kicked_.store(false, std::memory_order_relaxed);
   mprotect(poll_page_, 4096, PROT_READ | PROT_WRITE);
 }
 

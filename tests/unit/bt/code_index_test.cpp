@@ -177,6 +177,45 @@ TEST(CodeIndex, UnlinkAllRestoresEveryLinkedExitAndEmptiesTheLookups) {
   }
 }
 
+// A unit's branch to its own start is linked past its poll load; a kick in
+// that unit points it back at the entry, so that the loop meets the poll, and
+// restore_loops() links it past the poll again.
+TEST(CodeIndex, OwnLoopSkipsThePollLoadUntilAKickBreaksIt) {
+  TranslationCache cache(1 << 20);
+  Translator translator(cache, {});
+  // 0x4000: inc eax; jmp 0x4000.
+  BytesSource source({0x40, 0xEB, 0xFD}, 0x4000);
+  TranslationUnit& loop = translator.translate({0x4000, 0x4, 0, {}}, TranslationMode{}, source);
+  ASSERT_FALSE(loop.exits.empty());
+  const uint32_t exit_id = loop.exits.front();
+  const ExitRecord& exit = cache.exit(exit_id);
+  ASSERT_EQ(exit.guest_target, 0x4000u);
+  ASSERT_GT(loop.loop_entry, loop.host_start);
+  const auto jump_target = [&] {
+    int32_t rel;
+    std::memcpy(&rel, reinterpret_cast<const void*>(exit.patch_site - 4), sizeof rel);
+    return exit.patch_site + static_cast<int64_t>(rel);
+  };
+
+  cache.link(exit_id, loop, false);
+  EXPECT_EQ(exit.linked_to, loop.loop_entry);
+  EXPECT_EQ(jump_target(), loop.loop_entry);
+
+  cache.break_loop_at(0x1000);
+  EXPECT_EQ(jump_target(), loop.loop_entry) << "a kick outside the cache changes nothing";
+  cache.break_loop_at(loop.loop_entry + 1);
+  EXPECT_EQ(exit.linked_to, loop.host_start);
+  EXPECT_EQ(jump_target(), loop.host_start);
+
+  cache.restore_loops();
+  EXPECT_EQ(exit.linked_to, loop.loop_entry);
+  EXPECT_EQ(jump_target(), loop.loop_entry);
+
+  cache.retire(loop);
+  EXPECT_EQ(exit.linked_to, 0u);
+  EXPECT_EQ(jump_target(), exit.stub);
+}
+
 // A guard chunk's gate selects, for all its units at once, their entries
 // (open) or their guard stubs (closed); the guard each unit jumps through is
 // rewritten to read the gate when the unit joins.
