@@ -114,14 +114,8 @@ void TranslationCache::break_loop_at(uint64_t rip) {
   if (!memory_.contains(rip)) return;
   const TranslationUnit* unit = unit_at_host(rip);
   if (unit == nullptr) return;
-  bool broken = false;
-  for (uint32_t id : unit->incoming_links) {
-    ExitRecord& exit = exits_[id];
-    if (exit.unit != unit->id || exit.linked_to != unit->loop_entry) continue;
-    relink_exit(memory_, exit, unit->host_start);
-    broken = true;
-  }
-  if (broken && broken_loop_count_ < kMaxBrokenLoops) {
+  if (retarget_own_links(*unit, unit->loop_entry, unit->host_start) &&
+      broken_loop_count_ < kMaxBrokenLoops) {
     broken_loops_[broken_loop_count_++] = unit->id;
   }
 }
@@ -129,15 +123,20 @@ void TranslationCache::break_loop_at(uint64_t rip) {
 void TranslationCache::restore_loops() {
   for (size_t i = 0; i < broken_loop_count_; ++i) {
     const TranslationUnit& unit = *units_[broken_loops_[i]];
-    if (!unit.live) continue;
-    for (uint32_t id : unit.incoming_links) {
-      ExitRecord& exit = exits_[id];
-      if (exit.unit == unit.id && exit.linked_to == unit.host_start) {
-        relink_exit(memory_, exit, unit.loop_entry);
-      }
-    }
+    if (unit.live) retarget_own_links(unit, unit.host_start, unit.loop_entry);
   }
   broken_loop_count_ = 0;
+}
+
+bool TranslationCache::retarget_own_links(const TranslationUnit& unit, uint64_t from, uint64_t to) {
+  bool any = false;
+  for (uint32_t id : unit.incoming_links) {
+    ExitRecord& exit = exits_[id];
+    if (exit.unit != unit.id || exit.linked_to != from) continue;
+    relink_exit(memory_, exit, to);
+    any = true;
+  }
+  return any;
 }
 
 uint32_t TranslationCache::new_guard_chunk(uint32_t capacity) {

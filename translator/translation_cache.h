@@ -178,6 +178,9 @@ class TranslationCache {
   std::vector<GuardChunk> guard_chunks_;
   uint64_t guard_chunks_bottom_ = 0;  // Exec address of the lowest chunk.
   std::deque<uint64_t> counters_;
+  // Points unit's exits that link to itself at from to to instead (both
+  // inside the unit); whether there were any. Async-signal-safe.
+  bool retarget_own_links(const TranslationUnit& unit, uint64_t from, uint64_t to);
   // Between a kick and its poll exit translated code runs only in the unit
   // it was in, so one slot would do.
   static constexpr size_t kMaxBrokenLoops = 4;
