@@ -105,7 +105,9 @@ BT86_BEFORE_FS_RESTORE void on_host_signal(int signo, siginfo_t* info, void* raw
     signal.resume_fs_base = signal.interrupted_fs_base;
     if (signal.interrupted_fs_base != block->vmm_fs_base) write_fs_base(block->vmm_fs_base);
   }
-  if (!block->handler->handle_host_signal(signal)) {
+  // A kick meant for a run that has just ended can reach whatever the
+  // thread runs next; its default action would end the process.
+  if (!block->handler->handle_host_signal(signal) && signo != kick_signal()) {
     fall_back_to_default(signo);
     if (info->si_code <= 0) raise(signo);
     return;

@@ -349,6 +349,9 @@ FlatRunResult NativeCompatRunner::run(const CpuState& start) {
 }
 
 bool NativeCompatRunner::handle_host_signal(HostSignal& signal) {
+  // A FlatHarness's stop request that reached this thread after its run
+  // ended (the difftest alternates both on one thread): not guest state.
+  if (signal.signo == kick_signal()) return true;
   greg_t* g = signal.context->uc_mcontext.gregs;
   const auto cs = static_cast<uint16_t>(g[REG_CSGSFS] & 0xFFFF);
   if (current_ == nullptr || (cs != kGuestCs && cs != kGuestCs16 && cs != kStubCs)) {
