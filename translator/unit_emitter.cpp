@@ -1096,13 +1096,20 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
     if (operand.type != ZYDIS_OPERAND_TYPE_MEMORY) continue;
     variant_used_ = variant_used_ || mode_.is_variant_segment(operand.mem.segment);
     // Window pointers cannot carry a base or stop at a limit: the string
-    // runs in C++, element by element.
-    if (compensates_access(d, operand.mem.segment)) return emit_callout(d, CalloutId::kString);
+    // runs in C++, element by element. The routed FS/GS has a base too,
+    // which a window pointer would drop; no compiler emits string sources
+    // through it.
+    if (compensates_access(d, operand.mem.segment) || operand.mem.segment == mode_.fs_segment) {
+      return emit_callout(d, CalloutId::kString);
+    }
   }
+  const bool rep = d.has_attribute(ZYDIS_ATTRIB_HAS_REP) || d.has_attribute(ZYDIS_ATTRIB_HAS_REPE);
+  const bool repne = d.has_attribute(ZYDIS_ATTRIB_HAS_REPNE);
+  if (rep || repne) check_string_stays_in_window(d, uses_source, uses_destination);
   std::vector<uint8_t> op;
-  if (d.has_attribute(ZYDIS_ATTRIB_HAS_REP) || d.has_attribute(ZYDIS_ATTRIB_HAS_REPE)) {
+  if (rep) {
     op.push_back(0xF3);
-  } else if (d.has_attribute(ZYDIS_ATTRIB_HAS_REPNE)) {
+  } else if (repne) {
     op.push_back(0xF2);
   }
   if (d.insn.operand_width == 16) op.push_back(0x66);
@@ -1128,6 +1135,77 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
     a.mov(x86::edi, x86::edi);
   }
   return false;
+}
+
+// Window pointers are 64-bit: where the guest's ESI or EDI would wrap at
+// 0 or 4 GiB, a host rep string would run on below the window or past its
+// guard into the VMM's own memory. A rep string whose elements could wrap
+// in its direction leaves for the string callout, which wraps as the
+// hardware does. With B = ECX * element size, forwards is safe when
+// pointer + B <= 4 GiB and backwards when pointer + element size >= B; DF,
+// which nothing here changes, is read only when just one of them holds.
+// No element wraps in the common case, where the check costs a few cycles
+// against a host rep string's tens.
+void UnitEmitter::check_string_stays_in_window(const DecodedInstruction& d, bool uses_source,
+                                               bool uses_destination) {
+  auto& a = assembler_;
+  const uint32_t size = d.insn.operand_width / 8;
+  std::vector<x86::Gpd> pointers;
+  if (uses_source) pointers.push_back(x86::esi);
+  if (uses_destination) pointers.push_back(x86::edi);
+  Label forward_unsafe = a.newLabel(), needs_df_clear = a.newLabel(), slow = a.newLabel(),
+        fast = a.newLabel();
+  park_flags(x86::r12);
+  a.mov(x86::r10d, x86::ecx);
+  if (size > 1) a.shl(x86::r10, size == 2 ? 1 : 2);
+  const auto branch_unless_forward_safe = [&](const Label& target) {
+    for (const x86::Gpd& p : pointers) {
+      a.mov(x86::r11d, p);
+      a.lea(x86::r13, x86::ptr(x86::r11, x86::r10, 0, -1));
+      a.shr(x86::r13, 32);
+      a.jnz(target);
+    }
+  };
+  const auto branch_unless_backward_safe = [&](const Label& target) {
+    for (const x86::Gpd& p : pointers) {
+      a.mov(x86::r11d, p);
+      a.lea(x86::r13, x86::ptr(x86::r11, static_cast<int32_t>(size)));
+      a.cmp(x86::r13, x86::r10);
+      a.jb(target);
+    }
+  };
+  const auto branch_if_df = [&](bool set, const Label& target) {
+    a.mov(x86::r9, x86::rsp);
+    a.lea(x86::rsp, ctx(ctx_offset::kScratchStackTop));
+    a.pushfq();
+    a.pop(x86::r13);
+    a.mov(x86::rsp, x86::r9);
+    a.test(x86::r13d, Imm(kHostDirectionFlag));
+    if (set) {
+      a.jnz(target);
+    } else {
+      a.jz(target);
+    }
+  };
+  branch_unless_forward_safe(forward_unsafe);
+  branch_unless_backward_safe(needs_df_clear);
+  a.jmp(fast);
+  a.bind(forward_unsafe);
+  branch_unless_backward_safe(slow);
+  branch_if_df(false, slow);
+  a.jmp(fast);
+  a.bind(needs_df_clear);
+  branch_if_df(true, slow);
+  a.jmp(fast);
+  a.bind(slow);
+  restore_flags(x86::r12);
+  ExitRecord exit;
+  exit.kind = ExitKind::kCallout;
+  exit.callout = CalloutId::kString;
+  exit.guest_target = d.eip;
+  leave_now(exit, d.eip);
+  a.bind(fast);
+  restore_flags(x86::r12);
 }
 
 // lea with 16-bit addressing: the offset, cut to the operand size. A nop or

@@ -139,6 +139,8 @@ class UnitEmitter {
   void store_virtual_if(const asmjit::x86::Gp& image, const asmjit::x86::Gp& scratch);
   void load_host_flags(const asmjit::x86::Gp& image);
   bool emit_string(const DecodedInstruction& d);
+  void check_string_stays_in_window(const DecodedInstruction& d, bool uses_source,
+                                    bool uses_destination);
   bool emit_callout(const DecodedInstruction& d, CalloutId id);
 
   TranslationCache& cache_;

@@ -187,6 +187,8 @@ class DiffTester {
     native_.set_page_access(kNoAccessPage, 0x1000, PageAccess::kNone);
     harness_.set_page_access(kReadOnlyPage, 0x1000, PageAccess::kRead);
     harness_.set_page_access(kNoAccessPage, 0x1000, PageAccess::kNone);
+    // Host page 0 cannot be mapped, so guest page 0 is never present natively.
+    harness_.set_page_access(0, 0x1000, PageAccess::kNone);
   }
 
   // Runs the sequence on both sides; returns the differences (empty if none).

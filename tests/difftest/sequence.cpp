@@ -386,11 +386,18 @@ Record SequenceGenerator::instantiate(const InstructionForm& f) {
     case Special::kString: {
       // movs stos lods cmps scas, byte form opcodes (word/dword = +1).
       constexpr uint8_t kOpcodes[] = {0xA4, 0xAA, 0xAC, 0xA6, 0xAE};
-      const uint32_t op = below(5);
+      const bool backwards = chance(50);
+      // A long run covers more bytes than its pointers' distance from 0, so
+      // the translation reads DF to tell whether its elements could wrap
+      // (they do not: forwards they reach the read-only or no-access page,
+      // and backwards only lods runs, down to the absent page 0, because
+      // stores there would overwrite the sequence's own code).
+      const bool long_run = chance(12);
+      const uint32_t op = long_run && backwards ? 2 : below(5);
       const bool compares = op >= 3;
       const bool reads_source = op == 0 || op == 2 || op == 3;
-      emit_inst(r, chance(50) ? Inst::kIdCld : Inst::kIdStd, {});
-      const uint32_t count = below(17);
+      emit_inst(r, backwards ? Inst::kIdStd : Inst::kIdCld, {});
+      const uint32_t count = long_run ? 0x4000 + below(0x4000) : below(17);
       emit_inst(r, Inst::kIdMov, {x86::esi, asmjit::Imm(0x9000 + below(0x1000))});
       emit_inst(r, Inst::kIdMov, {x86::edi, asmjit::Imm(0xA000 + below(0x800))});
       emit_inst(r, Inst::kIdMov, {x86::ecx, asmjit::Imm(count)});
@@ -399,6 +406,7 @@ Record SequenceGenerator::instantiate(const InstructionForm& f) {
       if (size == 2) s.raw.push_back(0x66);
       uint32_t prefix = below(3);  // none, rep/repe, repne
       if (!compares && prefix == 2) prefix = 1;
+      if (long_run && prefix == 0) prefix = 1;
       if (prefix == 1) s.raw.push_back(0xF3);
       if (prefix == 2) s.raw.push_back(0xF2);
       if (reads_source && chance(25)) s.raw.push_back(segment_prefix(1 + below(6)));

@@ -1,0 +1,134 @@
+// Translated string instructions run as host string instructions over
+// window pointers, which do not wrap at 4 GiB as the guest's ESI and EDI do.
+// A rep string whose pointers wrap must still act as on the hardware and
+// must never touch host memory outside the window.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "tests/unit/translator/guest_program.h"
+
+namespace bt86 {
+namespace {
+
+using namespace asmjit;
+
+constexpr uint32_t kCode = 0x1000;
+constexpr uint32_t kStack = 0x80000;
+constexpr uint32_t kMemory = 1 << 20;
+
+void raw(x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
+  a.embed(std::data(bytes), bytes.size());
+}
+
+// Backwards from EDI = 8, the ninth element is at 0xFFFFFFFF, which is not
+// guest memory: a not-present write #PF there, with ECX and EDI at that
+// element, and nothing written on the host below the window.
+TEST(StringBounds, BackwardRepStosWrapsBelowZeroToAPageFaultAtTheTop) {
+  FlatHarness h({.memory_size = kMemory});
+  uint32_t fault_eip = 0;
+  const FlatRunResult r = test::run32(h, kCode, kStack, [&](x86::Assembler& a) {
+    a.std();
+    a.mov(x86::edi, 8);
+    a.mov(x86::ecx, 0x100000);
+    a.mov(x86::eax, 0xAA);
+    fault_eip = kCode + static_cast<uint32_t>(a.offset());
+    raw(a, {0xF3, 0xAA});  // rep stosb
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+  ASSERT_TRUE(r.exception.has_value());
+  EXPECT_EQ(r.exception->vector, vector::kPf);
+  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(2));
+  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(0xFFFFFFFFu));
+  EXPECT_EQ(r.state.eip, fault_eip);
+  EXPECT_EQ(r.state.reg(Gpr::kEdi), 0xFFFFFFFFu);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), 0x100000u - 9);
+  for (uint32_t i = 0; i <= 8; ++i) EXPECT_EQ(h.memory()[i], 0xAA) << i;
+}
+
+// The same wrap through the source: rep movsd backwards from ESI = 4 reads
+// 4, then 0, then 0xFFFFFFFC.
+TEST(StringBounds, BackwardRepMovsWrapsItsSourceBelowZero) {
+  FlatHarness h({.memory_size = kMemory});
+  const uint32_t words[2] = {0x11111111, 0x22222222};
+  std::memcpy(h.memory().data(), words, sizeof words);
+  const FlatRunResult r = test::run32(h, kCode, kStack, [&](x86::Assembler& a) {
+    a.std();
+    a.mov(x86::esi, 4);
+    a.mov(x86::edi, 0x20004);
+    a.mov(x86::ecx, 0x10000);
+    raw(a, {0xF3, 0xA5});  // rep movsd
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+  ASSERT_TRUE(r.exception.has_value());
+  EXPECT_EQ(r.exception->vector, vector::kPf);
+  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(0));
+  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(0xFFFFFFFCu));
+  EXPECT_EQ(r.state.reg(Gpr::kEsi), 0xFFFFFFFCu);
+  EXPECT_EQ(r.state.reg(Gpr::kEdi), 0x1FFFCu);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), 0x10000u - 2);
+  uint32_t copied[2];
+  std::memcpy(copied, h.memory().data() + 0x20000, sizeof copied);
+  EXPECT_EQ(copied[0], 0x11111111u);
+  EXPECT_EQ(copied[1], 0x22222222u);
+}
+
+// Neither direction wraps: the host string instruction runs as before,
+// forwards from low addresses with a count far above the pointer, and
+// backwards from high ones.
+TEST(StringBounds, RepStringsThatDoNotWrapStayInTranslatedCode) {
+  FlatHarness h({.memory_size = kMemory});
+  h.memory()[0x80000] = 0x5A;
+  const FlatRunResult r = test::run32(h, kCode, kStack, [&](x86::Assembler& a) {
+    a.cld();
+    a.mov(x86::edi, 0x2000);
+    a.mov(x86::ecx, 0x8000);
+    a.mov(x86::eax, 0x5A5A5A5A);
+    raw(a, {0xF3, 0xAB});  // rep stosd: 0x2000..0x21FFF
+    a.std();
+    a.mov(x86::esi, 0x8FFFC);
+    a.mov(x86::edi, 0x9FFFC);
+    a.mov(x86::ecx, 0x4000);
+    raw(a, {0xF3, 0xA5});  // rep movsd: 0x80000..0x8FFFF to 0x90000..0x9FFFF
+    a.cld();
+    a.hlt();
+  });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), 0u);
+  EXPECT_EQ(r.state.reg(Gpr::kEdi), 0x8FFFCu);
+  EXPECT_EQ(h.stats().callouts, 1u);  // The hlt.
+  EXPECT_EQ(h.memory()[0x21FFF], 0x5A);
+  EXPECT_EQ(h.memory()[0x22000], 0);
+  EXPECT_EQ(h.memory()[0x90000], 0x5A);
+  EXPECT_EQ(h.memory()[0x9FFFF], 0);
+}
+
+// A source override naming the routed FS (flat but for its base) reads
+// through FS's base, as IDENT accesses through it do.
+TEST(StringBounds, StringSourceThroughRoutedFsUsesItsBase) {
+  FlatHarness h({.memory_size = kMemory});
+  h.memory()[0x30010] = 0x77;
+  h.memory()[0x30011] = 0x66;
+  h.memory()[0x10] = 0x11;
+  const FlatRunResult r = test::run32(
+      h, kCode, kStack,
+      [&](x86::Assembler& a) {
+        a.cld();
+        a.mov(x86::esi, 0x10);
+        a.mov(x86::edi, 0x40000);
+        raw(a, {0x64, 0xAC});  // lods al, fs:[esi]
+        a.mov(x86::ecx, 1);
+        raw(a, {0x64, 0xF3, 0xA4});  // rep movs byte es:[edi], fs:[esi]
+        a.hlt();
+      },
+      [](CpuState& s) { s.segment(SegReg::kFs).base = 0x30000; });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax) & 0xFF, 0x77u);
+  EXPECT_EQ(h.memory()[0x40000], 0x66);
+  EXPECT_EQ(r.state.reg(Gpr::kEsi), 0x12u);
+}
+
+}  // namespace
+}  // namespace bt86
