@@ -1459,7 +1459,6 @@ void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
       space_->window(window_).protect(p.linear_page << 12, kPage, HostProtection::kRead);
     }
   }
-  TraceKinds kinds = 0;
   for (const OpenedPage& p : pages) {
     if (p.unassigned) {
       std::memset(unassigned_.view, 0, kPage);
@@ -1479,7 +1478,6 @@ void BtVcpu::close_pages(std::vector<OpenedPage>& pages) {
       }
       const TraceKinds k = mmu_.note_guest_write(p.physical_page + i, end - i);
       if (debug_hooks_) debug_hooks_->traced_write(p.physical_page + i, end - i, k);
-      kinds |= k;
       if (has_kind(k, TraceKind::kCode)) invalidate_physical(p.physical_page + i, end - i);
       if (has_kind(k, TraceKind::kDescriptorTable)) ++descriptor_generation_;
       i = end;

@@ -113,7 +113,6 @@ TEST(CompensatedSegments, BasePlusOffsetWrapsAt4GiB) {
 // instruction with registers and flags as before it.
 TEST(CompensatedSegments, LimitViolationIsAPreciseGeneralProtectionFault) {
   FlatHarness h({.memory_size = kMemory});
-  Label fault_insn;
   uint32_t fault_eip = 0;
   FlatRunResult r = run(
       h,
