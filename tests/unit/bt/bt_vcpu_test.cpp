@@ -871,6 +871,49 @@ TEST_F(BtVcpuTest, StringCopiesOntoTracedPagesPatchCodeAndKeepElementOrder) {
   EXPECT_EQ(m.read_u32(kTraced + 16), kTraced + 5) << "EDI after rep";
 }
 
+// Guest ESI/EDI wrap at 0 and 4 GiB where the host's window pointers
+// would not: a rep stos across either end writes the RAM on the other side
+// of the wrap (the top 4 MiB of linear memory maps to RAM at 16 MiB) and
+// nothing of the VMM's memory.
+TEST_F(BtVcpuTest, RepStringsWrapAtZeroAndAtFourGiB) {
+  constexpr uint32_t kDirectory = 0x20000;
+  constexpr uint32_t kTop = 16u << 20;  // Where linear 0xFFC00000 lives.
+  constexpr uint32_t kResult = kCode + 0x800;
+  GuestMemory& m = machine_->memory();
+  m.write_u32(kDirectory, 0x0 | 0x83);  // 4 MiB, present, writable.
+  m.write_u32(kDirectory + 1023 * 4, kTop | 0x83);
+  load(kCode, [&](x86::Assembler& a) {
+    enable_paging(a, kDirectory);
+    a.cld();
+    a.mov(x86::edi, 0xFFFFFFF0u);
+    a.mov(x86::ecx, 0x14);
+    a.mov(x86::al, 0xA5);
+    a.rep().stosb();
+    a.mov(x86::dword_ptr(kResult), x86::edi);
+    a.std();
+    a.mov(x86::edi, 2);
+    a.mov(x86::ecx, 4);
+    a.mov(x86::al, 0x5A);
+    a.rep().stosb();
+    a.cld();
+    a.mov(x86::dword_ptr(kResult + 4), x86::edi);
+    a.mov(x86::dword_ptr(kResult + 8), x86::ecx);
+    debug_exit(a, 1);
+  });
+  const VcpuExit exit = run_from(kCode);
+  ASSERT_EQ(exit.kind, VcpuExit::Kind::kDebugExit) << exit.message;
+  EXPECT_EQ(m.read_u32(kResult), 4u) << "EDI after the forward run";
+  EXPECT_EQ(m.read_u32(kResult + 4), 0xFFFFFFFEu) << "EDI after the backward run";
+  EXPECT_EQ(m.read_u32(kResult + 8), 0u) << "ECX after the backward run";
+  const uint32_t top = kTop + 0x3FFFF0;  // Linear 0xFFFFFFF0.
+  EXPECT_EQ(m.read_u8(top - 1), 0);
+  for (uint32_t i = 0; i < 15; ++i) EXPECT_EQ(m.read_u8(top + i), 0xA5) << i;
+  EXPECT_EQ(m.read_u8(top + 15), 0x5A);
+  for (uint32_t i = 0; i < 3; ++i) EXPECT_EQ(m.read_u8(i), 0x5A) << i;
+  EXPECT_EQ(m.read_u8(3), 0xA5);
+  EXPECT_EQ(m.read_u8(4), 0);
+}
+
 TEST_F(BtVcpuTest, NoAdaptKeepsTakingTraceFaults) {
   vcpu_ = std::make_unique<BtVcpu>(*machine_,
                                    BtOptions{.translation_cache_bytes = 4u << 20, .adapt = false});
