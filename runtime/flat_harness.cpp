@@ -1,11 +1,12 @@
 // The flat harness's engine: guest memory and its window, the dispatch loop
 // between the translation cache and C++, and the host fault handler.
 //
-// Memory: one memfd of memory_size bytes, mapped once for the VMM and once
-// at the base of a 4 GiB + guard reservation (the window; host GS base =
-// window base while guest code runs). Everything in the window past
-// memory_size stays PROT_NONE, so any guest access there is a host SIGSEGV
-// that becomes a guest #PF.
+// Memory: one memfd of memory_size bytes, mapped once for the VMM and twice
+// in an 8 GiB + guard reservation, at its base (the window; host GS base =
+// window base while guest code runs) and 4 GiB above (the mirror, for
+// accesses through the routed FS that wrap). Everything else stays
+// PROT_NONE, so any guest access there is a host SIGSEGV that becomes a
+// guest #PF.
 //
 // Dispatch: look up or translate the unit at EIP, enter it, and act on the
 // exit: link direct exits (chaining), fill the indirect lookup table on a
@@ -42,7 +43,11 @@ namespace bt86 {
 namespace {
 
 constexpr uint64_t kPage = 4096;
-constexpr uint64_t kWindowSpan = (uint64_t{1} << 32) + (64u << 10);  // 4 GiB + guard.
+constexpr uint64_t kFourGiB = uint64_t{1} << 32;
+// The window, its mirror and a guard. An access through the routed FS
+// reaches window + FS base + offset, up to 8 GiB past the window; the mirror
+// of guest memory at 4 GiB makes that wrap as linear addresses do.
+constexpr uint64_t kWindowSpan = 2 * kFourGiB + (64u << 10);
 constexpr uint32_t kGuestIf = eflags::kIf;
 
 [[noreturn]] void fail(const char* what) {
@@ -123,9 +128,11 @@ FlatHarness::Impl::Impl(const Options& options)
       mmap(nullptr, kWindowSpan, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (window == MAP_FAILED) fail("window reservation");
   window_ = static_cast<uint8_t*>(window);
-  if (mmap(window_, options.memory_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd_,
-           0) == MAP_FAILED) {
-    fail("window mapping");
+  for (const uint64_t at : {uint64_t{0}, kFourGiB}) {
+    if (mmap(window_ + at, options.memory_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+             memfd_, 0) == MAP_FAILED) {
+      fail("window mapping");
+    }
   }
   access_.assign(options.memory_size / kPage, PageAccess::kReadWrite);
   void* ctx = mmap(nullptr, sizeof(VcpuContext), PROT_READ | PROT_WRITE,
@@ -153,7 +160,11 @@ void FlatHarness::Impl::set_page_access(uint32_t address, uint32_t length, PageA
   const int prot = access == PageAccess::kNone   ? PROT_NONE
                    : access == PageAccess::kRead ? PROT_READ
                                                  : PROT_READ | PROT_WRITE;
-  if (mprotect(window_ + first * kPage, (end - first) * kPage, prot) != 0) fail("mprotect");
+  for (const uint64_t at : {uint64_t{0}, kFourGiB}) {
+    if (mprotect(window_ + at + first * kPage, (end - first) * kPage, prot) != 0) {
+      fail("mprotect");
+    }
+  }
   for (uint64_t p = first; p < end; ++p) access_[p] = access;
 }
 

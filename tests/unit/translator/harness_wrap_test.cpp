@@ -1,7 +1,10 @@
-// Translated string instructions run as host string instructions over
-// window pointers, which do not wrap at 4 GiB as the guest's ESI and EDI do.
-// A rep string whose pointers wrap must still act as on the hardware and
-// must never touch host memory outside the window.
+// Guest addresses wrap at 4 GiB; the host addresses translated code forms
+// from them do not always. Translated string instructions run as host
+// string instructions over window pointers, which do not wrap as the
+// guest's ESI and EDI do, and an access through the routed FS reaches the
+// window base + FS base + offset, up to 8 GiB past the window base. Both
+// must act as on the hardware and never touch host memory outside the
+// window.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -24,7 +27,7 @@ void raw(x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
 // Backwards from EDI = 8, the ninth element is at 0xFFFFFFFF, which is not
 // guest memory: a not-present write #PF there, with ECX and EDI at that
 // element, and nothing written on the host below the window.
-TEST(StringBounds, BackwardRepStosWrapsBelowZeroToAPageFaultAtTheTop) {
+TEST(StringWrap, BackwardRepStosWrapsBelowZeroToAPageFaultAtTheTop) {
   FlatHarness h({.memory_size = kMemory});
   uint32_t fault_eip = 0;
   const FlatRunResult r = test::run32(h, kCode, kStack, [&](x86::Assembler& a) {
@@ -49,7 +52,7 @@ TEST(StringBounds, BackwardRepStosWrapsBelowZeroToAPageFaultAtTheTop) {
 
 // The same wrap through the source: rep movsd backwards from ESI = 4 reads
 // 4, then 0, then 0xFFFFFFFC.
-TEST(StringBounds, BackwardRepMovsWrapsItsSourceBelowZero) {
+TEST(StringWrap, BackwardRepMovsWrapsItsSourceBelowZero) {
   FlatHarness h({.memory_size = kMemory});
   const uint32_t words[2] = {0x11111111, 0x22222222};
   std::memcpy(h.memory().data(), words, sizeof words);
@@ -78,7 +81,7 @@ TEST(StringBounds, BackwardRepMovsWrapsItsSourceBelowZero) {
 // Neither direction wraps: the host string instruction runs as before,
 // forwards from low addresses with a count far above the pointer, and
 // backwards from high ones.
-TEST(StringBounds, RepStringsThatDoNotWrapStayInTranslatedCode) {
+TEST(StringWrap, RepStringsThatDoNotWrapStayInTranslatedCode) {
   FlatHarness h({.memory_size = kMemory});
   h.memory()[0x80000] = 0x5A;
   const FlatRunResult r = test::run32(h, kCode, kStack, [&](x86::Assembler& a) {
@@ -107,7 +110,7 @@ TEST(StringBounds, RepStringsThatDoNotWrapStayInTranslatedCode) {
 
 // A source override naming the routed FS (flat but for its base) reads
 // through FS's base, as IDENT accesses through it do.
-TEST(StringBounds, StringSourceThroughRoutedFsUsesItsBase) {
+TEST(StringWrap, StringSourceThroughRoutedFsUsesItsBase) {
   FlatHarness h({.memory_size = kMemory});
   h.memory()[0x30010] = 0x77;
   h.memory()[0x30011] = 0x66;
@@ -128,6 +131,41 @@ TEST(StringBounds, StringSourceThroughRoutedFsUsesItsBase) {
   EXPECT_EQ(r.state.reg(Gpr::kEax) & 0xFF, 0x77u);
   EXPECT_EQ(h.memory()[0x40000], 0x66);
   EXPECT_EQ(r.state.reg(Gpr::kEsi), 0x12u);
+}
+
+// FS base + offset past 4 GiB wraps to low memory, as linear addresses do.
+TEST(RoutedSegmentWrap, FsBasePlusOffsetWrapsAt4GiB) {
+  FlatHarness h({.memory_size = kMemory});
+  h.memory()[0x10] = 0x42;
+  const FlatRunResult r = test::run32(
+      h, kCode, kStack,
+      [&](x86::Assembler& a) {
+        raw(a, {0x64, 0xA0, 0x10, 0x10, 0, 0});              // mov al, fs:[0x1010]
+        raw(a, {0x64, 0xC6, 0x05, 0x20, 0x10, 0, 0, 0x43});  // mov byte fs:[0x1020], 0x43
+        a.hlt();
+      },
+      [](CpuState& s) { s.segment(SegReg::kFs).base = 0xFFFFF000u; });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
+  EXPECT_EQ(r.state.reg(Gpr::kEax) & 0xFF, 0x42u);
+  EXPECT_EQ(h.memory()[0x20], 0x43);
+}
+
+// Far past the guard above 4 GiB: a guest #PF at the wrapped address.
+TEST(RoutedSegmentWrap, FarFsAccessPastFourGiBIsAPageFaultAtTheWrappedAddress) {
+  FlatHarness h({.memory_size = kMemory});
+  const FlatRunResult r = test::run32(
+      h, kCode, kStack,
+      [&](x86::Assembler& a) {
+        a.mov(x86::ebx, 0xF0000000u);
+        raw(a, {0x64, 0x89, 0x03});  // mov fs:[ebx], eax
+        a.hlt();
+      },
+      [](CpuState& s) { s.segment(SegReg::kFs).base = 0x70000000u; });
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+  ASSERT_TRUE(r.exception.has_value());
+  EXPECT_EQ(r.exception->vector, vector::kPf);
+  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(2));
+  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(0x60000000u));
 }
 
 }  // namespace
