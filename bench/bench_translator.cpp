@@ -50,6 +50,7 @@ constexpr KernelSpec kKernels[] = {
     {"crc32", 4u << 20},
     {"insertion_sort", 64u << 10},
     {"sha256", 1u << 20},
+    {"string_copy", 2u << 20},
 };
 
 std::vector<uint8_t> load_kernel(const std::string& name) {
