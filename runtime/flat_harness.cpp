@@ -47,7 +47,8 @@ constexpr uint64_t kFourGiB = uint64_t{1} << 32;
 // The window, its mirror and a guard. An access through the routed FS
 // reaches window + FS base + offset, up to 8 GiB past the window; the mirror
 // of guest memory at 4 GiB makes that wrap as linear addresses do.
-constexpr uint64_t kWindowSpan = 2 * kFourGiB + (64u << 10);
+constexpr uint64_t kGuard = 64u << 10;
+constexpr uint64_t kWindowSpan = 2 * kFourGiB + kGuard;
 constexpr uint32_t kGuestIf = eflags::kIf;
 
 [[noreturn]] void fail(const char* what) {
@@ -124,10 +125,11 @@ FlatHarness::Impl::Impl(const Options& options)
   void* view = mmap(nullptr, options.memory_size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
   if (view == MAP_FAILED) fail("guest memory mapping");
   vmm_view_ = static_cast<uint8_t*>(view);
-  void* window =
-      mmap(nullptr, kWindowSpan, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (window == MAP_FAILED) fail("window reservation");
-  window_ = static_cast<uint8_t*>(window);
+  // A guard below the window too: nothing just below it is VMM memory.
+  void* reservation = mmap(nullptr, kGuard + kWindowSpan, PROT_NONE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reservation == MAP_FAILED) fail("window reservation");
+  window_ = static_cast<uint8_t*>(reservation) + kGuard;
   for (const uint64_t at : {uint64_t{0}, kFourGiB}) {
     if (mmap(window_ + at, options.memory_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
              memfd_, 0) == MAP_FAILED) {
@@ -145,7 +147,7 @@ FlatHarness::Impl::Impl(const Options& options)
 
 FlatHarness::Impl::~Impl() {
   munmap(context_, sizeof(VcpuContext));
-  munmap(window_, kWindowSpan);
+  munmap(window_ - kGuard, kGuard + kWindowSpan);
   munmap(vmm_view_, options_.memory_size);
   close(memfd_);
 }

@@ -40,17 +40,17 @@ void check_range(uint32_t linear, uint64_t length) {
 }  // namespace
 
 HostWindow::HostWindow() {
-  void* p =
-      mmap(nullptr, kReservation, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, kGuard + kReservation, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     throw std::runtime_error(
         fmt::format("cannot reserve a 4 GiB host window: {}", std::strerror(errno)));
   }
-  base_ = static_cast<uint8_t*>(p);
+  base_ = static_cast<uint8_t*>(p) + kGuard;
 }
 
 HostWindow::~HostWindow() {
-  munmap(base_, kReservation);
+  munmap(base_ - kGuard, kGuard + kReservation);
 }
 
 bool HostWindow::contains(const void* host_address) const {

@@ -38,7 +38,9 @@ class HostWindow {
  public:
   static constexpr uint64_t kSpan = 1ULL << 32;
   static constexpr uint64_t kGuard = 64 * 1024;
-  // The whole reservation: the window, its mirror and the guard.
+  // From base(): the window, its mirror and the guard. Another guard lies
+  // below base(), so that nothing translated code could address by
+  // mistake just below the window is VMM memory.
   static constexpr uint64_t kReservation = 2 * kSpan + kGuard;
 
   // Throws std::runtime_error if the reservation cannot be made.

@@ -1,6 +1,7 @@
 #include "shadow/host_window.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include "monitor/guest_memory.h"
 #include "tests/unit/shadow/host_protection.h"
@@ -55,6 +56,19 @@ TEST(HostWindowRevoke, ARevokedPageComesBackWithItsBackingAndItsMirror) {
   EXPECT_EQ(host_protection(const_cast<uint32_t*>(high)), "r--");
   EXPECT_EQ(*low, 0xbeefu);
   EXPECT_EQ(*high, 0xbeefu);
+}
+
+// Both ends of the reservation are guards the window owns: a mapping there
+// cannot be made, so no other host memory sits where a stray access just
+// below the window or just past its mirror would land.
+TEST(HostWindowGuards, TheAddressesJustOutsideTheWindowAreReserved) {
+  HostWindow w;
+  for (uint8_t* at : {w.base() - 4096, w.base() + HostWindow::kReservation - 4096}) {
+    void* p = mmap(at, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    EXPECT_EQ(p, MAP_FAILED) << static_cast<void*>(at);
+    EXPECT_EQ(errno, EEXIST);
+    if (p != MAP_FAILED) munmap(p, 4096);
+  }
 }
 
 }  // namespace
