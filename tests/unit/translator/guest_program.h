@@ -6,12 +6,19 @@
 
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <stdexcept>
 #include <vector>
 
 #include "runtime/flat_harness.h"
 
 namespace bt86::test {
+
+// Embeds bytes as they are: forms asmjit has no mnemonic for or would
+// encode differently (prefix orders, redundant prefixes, 16-bit forms).
+inline void raw(asmjit::x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
+  a.embed(std::data(bytes), bytes.size());
+}
 
 inline std::vector<uint8_t> assemble32(uint32_t base,
                                        const std::function<void(asmjit::x86::Assembler&)>& body) {
@@ -53,23 +60,20 @@ inline FlatRunResult run32(FlatHarness& h, uint32_t code, uint32_t stack,
 // at 0x40000; DF is clear at the end.
 inline void emit_string_copies(asmjit::x86::Assembler& a) {
   using namespace asmjit;
-  const auto raw = [&a](std::initializer_list<uint8_t> bytes) {
-    a.embed(std::data(bytes), bytes.size());
-  };
   a.mov(x86::esi, 0x10000);
   a.mov(x86::edi, 0x20000);
   a.mov(x86::ecx, 16);
-  raw({0xF3, 0xA5});  // rep movsd
+  raw(a, {0xF3, 0xA5});  // rep movsd
   a.std();
   a.mov(x86::esi, 0x1003F);
   a.mov(x86::edi, 0x3003F);
   a.mov(x86::ecx, 64);
-  raw({0xF3, 0xA4});  // rep movsb, backwards
+  raw(a, {0xF3, 0xA4});  // rep movsb, backwards
   a.cld();
   a.mov(x86::edi, 0x40000);
   a.mov(x86::eax, 0xABCD);
   a.mov(x86::ecx, 3);
-  raw({0x66, 0xF3, 0xAB});  // rep stosw
+  raw(a, {0x66, 0xF3, 0xAB});  // rep stosw
 }
 
 // EAX = 1000 + 999 + ... + 1 by a loop of add, dec, jnz; then hlt (12 bytes

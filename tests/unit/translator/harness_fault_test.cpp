@@ -16,9 +16,7 @@ constexpr uint32_t kCode = 0x1000;
 constexpr uint32_t kStack = 0x80000;
 constexpr uint32_t kMemory = 1 << 20;
 
-void raw(x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
-  a.embed(std::data(bytes), bytes.size());
-}
+using test::raw;
 
 FlatRunResult run_program(FlatHarness& h, const std::function<void(x86::Assembler&)>& body,
                           const std::function<void(CpuState&)>& setup = {}) {

@@ -37,9 +37,7 @@ Segment null_segment() {
   return s;
 }
 
-void raw(x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
-  a.embed(std::data(bytes), bytes.size());
-}
+using test::raw;
 
 x86::Mem with_segment(x86::Mem m, const x86::SReg& segment) {
   m.setSegment(segment);

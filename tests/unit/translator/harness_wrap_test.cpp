@@ -20,8 +20,14 @@ constexpr uint32_t kCode = 0x1000;
 constexpr uint32_t kStack = 0x80000;
 constexpr uint32_t kMemory = 1 << 20;
 
-void raw(x86::Assembler& a, std::initializer_list<uint8_t> bytes) {
-  a.embed(std::data(bytes), bytes.size());
+using test::raw;
+
+void expect_page_fault(const FlatRunResult& r, uint32_t error_code, uint32_t address) {
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+  ASSERT_TRUE(r.exception.has_value());
+  EXPECT_EQ(r.exception->vector, vector::kPf);
+  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(error_code));
+  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(address));
 }
 
 // Backwards from EDI = 8, the ninth element is at 0xFFFFFFFF, which is not
@@ -39,11 +45,7 @@ TEST(StringWrap, BackwardRepStosWrapsBelowZeroToAPageFaultAtTheTop) {
     raw(a, {0xF3, 0xAA});  // rep stosb
     a.hlt();
   });
-  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
-  ASSERT_TRUE(r.exception.has_value());
-  EXPECT_EQ(r.exception->vector, vector::kPf);
-  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(2));
-  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(0xFFFFFFFFu));
+  expect_page_fault(r, 2, 0xFFFFFFFFu);
   EXPECT_EQ(r.state.eip, fault_eip);
   EXPECT_EQ(r.state.reg(Gpr::kEdi), 0xFFFFFFFFu);
   EXPECT_EQ(r.state.reg(Gpr::kEcx), 0x100000u - 9);
@@ -64,11 +66,7 @@ TEST(StringWrap, BackwardRepMovsWrapsItsSourceBelowZero) {
     raw(a, {0xF3, 0xA5});  // rep movsd
     a.hlt();
   });
-  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
-  ASSERT_TRUE(r.exception.has_value());
-  EXPECT_EQ(r.exception->vector, vector::kPf);
-  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(0));
-  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(0xFFFFFFFCu));
+  expect_page_fault(r, 0, 0xFFFFFFFCu);
   EXPECT_EQ(r.state.reg(Gpr::kEsi), 0xFFFFFFFCu);
   EXPECT_EQ(r.state.reg(Gpr::kEdi), 0x1FFFCu);
   EXPECT_EQ(r.state.reg(Gpr::kEcx), 0x10000u - 2);
@@ -161,11 +159,7 @@ TEST(RoutedSegmentWrap, FarFsAccessPastFourGiBIsAPageFaultAtTheWrappedAddress) {
         a.hlt();
       },
       [](CpuState& s) { s.segment(SegReg::kFs).base = 0x70000000u; });
-  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
-  ASSERT_TRUE(r.exception.has_value());
-  EXPECT_EQ(r.exception->vector, vector::kPf);
-  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(2));
-  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(0x60000000u));
+  expect_page_fault(r, 2, 0x60000000u);
 }
 
 }  // namespace
