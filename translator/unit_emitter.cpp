@@ -1138,13 +1138,15 @@ bool UnitEmitter::emit_string(const DecodedInstruction& d) {
 }
 
 // Window pointers are 64-bit: where the guest's ESI or EDI would wrap at
-// 0 or 4 GiB, a host rep string would run on below the window or past its
-// guard into the VMM's own memory. A rep string whose elements could wrap
-// in its direction leaves for the string callout, which wraps as the
-// hardware does. With B = ECX * element size, forwards is safe when
-// pointer + B <= 4 GiB and backwards when pointer + element size >= B; DF,
-// which nothing here changes, is read only when just one of them holds.
-// No element wraps in the common case, where the check costs a few cycles
+// 0, a host rep string would run on below the window into the VMM's own
+// memory. Forwards, the mirror of the window above it wraps at 4 GiB as the
+// guest does, up to 8 GiB. A rep string whose elements could leave that in
+// its direction leaves for the string callout, which wraps as the hardware
+// does. With B = ECX * element size, forwards is safe when pointer + B <
+// 8 GiB and backwards when pointer + element size >= B; DF, which nothing
+// here changes, is read only when just one of them holds. strlen's repne
+// scasb with ECX = ~0 is safe forwards only, so it pays the DF read.
+// Elsewhere both directions are safe, where the check costs a few cycles
 // against a host rep string's tens.
 void UnitEmitter::check_string_stays_in_window(const DecodedInstruction& d, bool uses_source,
                                                bool uses_destination) {
@@ -1161,8 +1163,8 @@ void UnitEmitter::check_string_stays_in_window(const DecodedInstruction& d, bool
   const auto branch_unless_forward_safe = [&](const Label& target) {
     for (const x86::Gpd& p : pointers) {
       a.mov(x86::r11d, p);
-      a.lea(x86::r13, x86::ptr(x86::r11, x86::r10, 0, -1));
-      a.shr(x86::r13, 32);
+      a.lea(x86::r13, x86::ptr(x86::r11, x86::r10));
+      a.shr(x86::r13, 33);
       a.jnz(target);
     }
   };

@@ -76,9 +76,10 @@ TEST(StringWrap, BackwardRepMovsWrapsItsSourceBelowZero) {
   EXPECT_EQ(copied[1], 0x22222222u);
 }
 
-// Neither direction wraps: the host string instruction runs as before,
-// forwards from low addresses with a count far above the pointer, and
-// backwards from high ones.
+// No element can wrap: the host string instruction runs as before,
+// forwards from low addresses with a count far above the pointer, backwards
+// from high ones, with a count of 0 at 0, and forwards with strlen's count
+// of ~0.
 TEST(StringWrap, RepStringsThatDoNotWrapStayInTranslatedCode) {
   FlatHarness h({.memory_size = kMemory});
   h.memory()[0x80000] = 0x5A;
@@ -94,11 +95,23 @@ TEST(StringWrap, RepStringsThatDoNotWrapStayInTranslatedCode) {
     a.mov(x86::ecx, 0x4000);
     raw(a, {0xF3, 0xA5});  // rep movsd: 0x80000..0x8FFFF to 0x90000..0x9FFFF
     a.cld();
+    // A count of 0 at pointer 0 (Linux's memcpy of a multiple of 4 bytes
+    // runs its rep movsb tail so).
+    a.xor_(x86::esi, x86::esi);
+    a.xor_(x86::ecx, x86::ecx);
+    raw(a, {0xF3, 0xA4});  // rep movsb
+    // strlen: repne scasb with ECX = ~0, whose count reaches past 4 GiB:
+    // safe forwards through the mirror, found at the zero at 0x22000.
+    a.mov(x86::edi, 0x21000);
+    a.mov(x86::ecx, 0xFFFFFFFFu);
+    a.xor_(x86::eax, x86::eax);
+    raw(a, {0xF2, 0xAE});  // repne scasb
+    a.mov(x86::ebx, x86::edi);
     a.hlt();
   });
   ASSERT_EQ(r.stop, FlatRunResult::Stop::kHalt);
-  EXPECT_EQ(r.state.reg(Gpr::kEcx), 0u);
-  EXPECT_EQ(r.state.reg(Gpr::kEdi), 0x8FFFCu);
+  EXPECT_EQ(r.state.reg(Gpr::kEbx), 0x22001u);
+  EXPECT_EQ(r.state.reg(Gpr::kEcx), 0xFFFFFFFFu - 0x1001);
   EXPECT_EQ(h.stats().callouts, 1u);  // The hlt.
   EXPECT_EQ(h.memory()[0x21FFF], 0x5A);
   EXPECT_EQ(h.memory()[0x22000], 0);
