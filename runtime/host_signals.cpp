@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -33,10 +32,17 @@ struct ThreadBlock {
 };
 
 // Code that runs before the VMM's FS base is back must not touch FS: no
-// sanitizer instrumentation (its shadow and fake-stack lookups read TLS) and
-// no stack protector (its canary lives at fs:0x28).
+// sanitizer instrumentation (its shadow and fake-stack lookups read TLS), no
+// coverage instrumentation (libFuzzer's stack-depth tracking keeps the
+// lowest stack pointer seen in a TLS variable) and no stack protector (its
+// canary lives at fs:0x28).
+#if defined(__clang__)
+#define BT86_BEFORE_FS_RESTORE \
+  __attribute__((no_sanitize("address", "undefined", "coverage"), no_stack_protector))
+#else
 #define BT86_BEFORE_FS_RESTORE \
   __attribute__((no_sanitize("address", "undefined"), no_stack_protector))
+#endif
 
 BT86_BEFORE_FS_RESTORE uint64_t read_fs_base() {
   uint64_t v;
@@ -53,15 +59,18 @@ BT86_BEFORE_FS_RESTORE void write_fs_base(uint64_t v) {
 // whether the masked address really is a block (the handler may run on some
 // other stack), without reading memory that may be unmapped and without the
 // sigaltstack() system call, which cost as much as the rest of a hidden page
-// fault's signal round trip.
+// fault's signal round trip. Plain pointers under the compiler's atomic
+// builtins, not std::atomic: an instrumented build may call
+// std::atomic::load out of line, and that call, before FS is restored,
+// faulted on its own TLS accesses.
 constexpr size_t kMaxSignalThreads = 64;
-std::atomic<void*> registered_stacks[kMaxSignalThreads];
+void* registered_stacks[kMaxSignalThreads];
 
 BT86_BEFORE_FS_RESTORE ThreadBlock* current_block() {
   const auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   void* const base = reinterpret_cast<void*>(sp & ~(kAltStackSize - 1));
-  for (const std::atomic<void*>& slot : registered_stacks) {
-    if (slot.load(std::memory_order_acquire) == base) return static_cast<ThreadBlock*>(base);
+  for (void* const& slot : registered_stacks) {
+    if (__atomic_load_n(&slot, __ATOMIC_ACQUIRE) == base) return static_cast<ThreadBlock*>(base);
   }
   return nullptr;
 }
@@ -172,10 +181,11 @@ HostSignalThread::HostSignalThread() {
     munmap(stack_, kAltStackSize);
     throw std::runtime_error("sigaltstack failed: " + std::string(strerror(errno)));
   }
-  std::atomic<void*>* slot = std::find_if(
-      std::begin(registered_stacks), std::end(registered_stacks), [this](std::atomic<void*>& s) {
+  void** slot =
+      std::find_if(std::begin(registered_stacks), std::end(registered_stacks), [this](void*& s) {
         void* expected = nullptr;
-        return s.compare_exchange_strong(expected, stack_, std::memory_order_acq_rel);
+        return __atomic_compare_exchange_n(&s, &expected, stack_, false, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE);
       });
   if (slot == std::end(registered_stacks)) {
     sigaltstack(&previous_, nullptr);
@@ -187,9 +197,12 @@ HostSignalThread::HostSignalThread() {
 
 HostSignalThread::~HostSignalThread() {
   sigaltstack(&previous_, nullptr);
-  for (std::atomic<void*>& slot : registered_stacks) {
+  for (void*& slot : registered_stacks) {
     void* expected = stack_;
-    if (slot.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) break;
+    if (__atomic_compare_exchange_n(&slot, &expected, nullptr, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+      break;
+    }
   }
   munmap(stack_, kAltStackSize);
 }
