@@ -175,6 +175,12 @@ struct TranslationUnit {
   uint32_t guard_chunk = kNoGuardChunk;
 
   const InstructionMap* instruction_at_host(uint64_t host_address) const;
+  // Whether an exit linked to exec_address is linked to this unit: its
+  // entry, its guarded entry or its loop entry.
+  bool is_entry(uint64_t exec_address) const {
+    return exec_address == host_start || exec_address == guarded_entry ||
+           exec_address == loop_entry;
+  }
 };
 
 }  // namespace bt86

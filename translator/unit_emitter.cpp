@@ -636,7 +636,7 @@ bool UnitEmitter::emit(const DecodedInstruction& d, const OpcodeEntry& entry) {
       // The operand size picks BP or EBP, which takes the stack pointer
       // after the push: on a 16-bit stack a 32-bit enter copies all of ESP,
       // its kept upper half included, as the hardware does.
-      push_value(width == 2 ? x86::Gp(x86::bp) : x86::Gp(x86::ebp), width);
+      push_value(sized(x86::rbp, width), width);
       if (width == 2) {
         a.mov(x86::bp, x86::sp);
       } else {
@@ -707,11 +707,7 @@ bool UnitEmitter::emit_callout(const DecodedInstruction& d, CalloutId id) {
     m.kind = TranslationKind::kCallout;
     ++unit_->callout_count;
   }
-  ExitRecord exit;
-  exit.kind = ExitKind::kCallout;
-  exit.callout = id;
-  exit.guest_target = d.eip;
-  leave_now(exit, d.eip);
+  leave_for_callout(d, id);
   end_instruction(d.next_eip());
   return true;
 }
@@ -727,7 +723,7 @@ bool UnitEmitter::emit_push(const DecodedInstruction& d) {
     push_value(Imm(size == 2 ? (v & 0xFFFF) : v), size);
   } else {
     access_memory_operand(d, {0x8B}, 8, size == 2, size, false);
-    push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
+    push_value(sized(x86::r8, size), size);
   }
   return false;
 }
@@ -738,7 +734,7 @@ bool UnitEmitter::emit_push(const DecodedInstruction& d) {
 void UnitEmitter::emit_push_segment(const DecodedInstruction& d) {
   const int size = d.insn.operand_width / 8;
   assembler_.movzx(x86::r8d, ctx(ctx_offset::selector(segment_index(d.operands[0].reg.value)), 2));
-  push_value(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), size);
+  push_value(sized(x86::r8, size), size);
 }
 
 // A register destination gets the selector zero-extended with a 32-bit
@@ -785,7 +781,7 @@ void UnitEmitter::emit_load_segment(const DecodedInstruction& d) {
       (reg == ZYDIS_REGISTER_FS || reg == ZYDIS_REGISTER_GS) && !mode_.single_instruction;
   const int slot = reg == ZYDIS_REGISTER_FS ? 0 : 1;
   if (may_switch) jump_if_selector_is(ctx_offset::switch_selector(slot), prepared);
-  leave_for_system_callout(d);
+  leave_for_callout(d, CalloutId::kSystem);
   if (may_switch) {
     a.bind(prepared);
     a.xchg(x86::rcx, x86::r9);
@@ -822,7 +818,7 @@ void UnitEmitter::emit_verw(const DecodedInstruction& d) {
   load_selector(d, d.operands[0]);
   Label writable = a.newLabel();
   jump_if_selector_is(ctx_offset::kVerwSelector, writable);
-  leave_for_system_callout(d);
+  leave_for_callout(d, CalloutId::kSystem);
   a.bind(writable);
   a.xchg(x86::rcx, x86::r9);
   a.mov(x86::r9, x86::rsp);
@@ -859,10 +855,10 @@ void UnitEmitter::jump_if_selector_is(int32_t expected_offset, Label target) {
   a.xchg(x86::rcx, x86::r9);
 }
 
-void UnitEmitter::leave_for_system_callout(const DecodedInstruction& d) {
+void UnitEmitter::leave_for_callout(const DecodedInstruction& d, CalloutId id) {
   ExitRecord exit;
   exit.kind = ExitKind::kCallout;
-  exit.callout = CalloutId::kSystem;
+  exit.callout = id;
   exit.guest_target = d.eip;
   leave_now(exit, d.eip);
 }
@@ -879,7 +875,7 @@ bool UnitEmitter::emit_pop(const DecodedInstruction& d) {
     if (index != 4) move_stack_pointer(x86::esp, size);
     return false;
   }
-  a.mov(size == 2 ? x86::Gp(x86::r8w) : x86::Gp(x86::r8d), stack_slot(0, size, false));
+  a.mov(sized(x86::r8, size), stack_slot(0, size, false));
   move_stack_pointer(x86::esp, size);
   // The destination address uses the incremented ESP, as on hardware; if the
   // store faults, the pop has not happened.
@@ -949,7 +945,7 @@ bool UnitEmitter::emit_pushf(const DecodedInstruction& d) {
   a.or_(x86::r10d, x86::r11d);
   a.popfq();
   a.mov(x86::rsp, x86::r9);
-  push_value(size == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d), size);
+  push_value(sized(x86::r10, size), size);
   return false;
 }
 
@@ -1074,7 +1070,7 @@ bool UnitEmitter::emit_iret(const DecodedInstruction& d) {
   indirect_jump();
   a.bind(slow);
   restore_flags(x86::r12);
-  leave_for_system_callout(d);
+  leave_for_callout(d, CalloutId::kSystem);
   return true;
 }
 
@@ -1201,11 +1197,7 @@ void UnitEmitter::check_string_stays_in_window(const DecodedInstruction& d, bool
   a.jmp(fast);
   a.bind(slow);
   restore_flags(x86::r12);
-  ExitRecord exit;
-  exit.kind = ExitKind::kCallout;
-  exit.callout = CalloutId::kString;
-  exit.guest_target = d.eip;
-  leave_now(exit, d.eip);
+  leave_for_callout(d, CalloutId::kString);
   a.bind(fast);
   restore_flags(x86::r12);
 }

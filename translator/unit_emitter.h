@@ -127,7 +127,7 @@ class UnitEmitter {
   void emit_verw(const DecodedInstruction& d);
   void load_selector(const DecodedInstruction& d, const ZydisDecodedOperand& src);
   void jump_if_selector_is(int32_t expected_offset, asmjit::Label target);
-  void leave_for_system_callout(const DecodedInstruction& d);
+  void leave_for_callout(const DecodedInstruction& d, CalloutId id);
   void emit_exit_stub(uint32_t guest_eip, uint32_t exit_id);
   void swap_context_qwords(int32_t first, int32_t second);
   bool emit_pop(const DecodedInstruction& d);

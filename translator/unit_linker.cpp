@@ -24,10 +24,7 @@ void relink_exit(CodeMemory& memory, ExitRecord& exit, uint64_t destination) {
 void unlink_incoming(CodeMemory& memory, std::vector<ExitRecord>& exits, TranslationUnit& target) {
   for (uint32_t id : target.incoming_links) {
     ExitRecord& exit = exits[id];
-    if (exit.linked_to != target.host_start && exit.linked_to != target.guarded_entry &&
-        exit.linked_to != target.loop_entry) {
-      continue;
-    }
+    if (!target.is_entry(exit.linked_to)) continue;
     point_exit_at(memory, exit, exit.stub);
     exit.linked_to = 0;
   }

@@ -207,10 +207,7 @@ std::vector<const TranslationUnit*> BtDebugTarget::live_units() {
 
 const TranslationUnit* BtDebugTarget::unit_at_host(uint64_t exec_address) const {
   const TranslationUnit* u = vcpu_->cache_.unit_at_host(exec_address);
-  return u != nullptr && (u->host_start == exec_address || u->guarded_entry == exec_address ||
-                          u->loop_entry == exec_address)
-             ? u
-             : nullptr;
+  return u != nullptr && u->is_entry(exec_address) ? u : nullptr;
 }
 
 void BtDebugTarget::flush_cache() {
