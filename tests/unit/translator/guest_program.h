@@ -3,6 +3,7 @@
 #pragma once
 
 #include <asmjit/x86.h>
+#include <gtest/gtest.h>
 
 #include <cstring>
 #include <functional>
@@ -53,6 +54,15 @@ inline FlatRunResult run32(FlatHarness& h, uint32_t code, uint32_t stack,
   CpuState s = FlatHarness::initial_state(code, stack);
   if (setup) setup(s);
   return h.run(s);
+}
+
+// The run ended in a #PF at address with error_code.
+inline void expect_page_fault(const FlatRunResult& r, uint32_t address, uint32_t error_code) {
+  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
+  ASSERT_TRUE(r.exception.has_value());
+  EXPECT_EQ(r.exception->vector, vector::kPf);
+  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(address));
+  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(error_code));
 }
 
 // rep movsd 64 bytes from 0x10000 to 0x20000, rep movsb backwards (DF=1)

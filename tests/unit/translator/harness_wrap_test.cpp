@@ -22,14 +22,6 @@ constexpr uint32_t kMemory = 1 << 20;
 
 using test::raw;
 
-void expect_page_fault(const FlatRunResult& r, uint32_t error_code, uint32_t address) {
-  ASSERT_EQ(r.stop, FlatRunResult::Stop::kException);
-  ASSERT_TRUE(r.exception.has_value());
-  EXPECT_EQ(r.exception->vector, vector::kPf);
-  EXPECT_EQ(r.exception->error_code, std::optional<uint32_t>(error_code));
-  EXPECT_EQ(r.exception->fault_address, std::optional<uint32_t>(address));
-}
-
 // Backwards from EDI = 8, the ninth element is at 0xFFFFFFFF, which is not
 // guest memory: a not-present write #PF there, with ECX and EDI at that
 // element, and nothing written on the host below the window.
@@ -45,7 +37,7 @@ TEST(StringWrap, BackwardRepStosWrapsBelowZeroToAPageFaultAtTheTop) {
     raw(a, {0xF3, 0xAA});  // rep stosb
     a.hlt();
   });
-  expect_page_fault(r, 2, 0xFFFFFFFFu);
+  test::expect_page_fault(r, 0xFFFFFFFFu, 2);
   EXPECT_EQ(r.state.eip, fault_eip);
   EXPECT_EQ(r.state.reg(Gpr::kEdi), 0xFFFFFFFFu);
   EXPECT_EQ(r.state.reg(Gpr::kEcx), 0x100000u - 9);
@@ -66,7 +58,7 @@ TEST(StringWrap, BackwardRepMovsWrapsItsSourceBelowZero) {
     raw(a, {0xF3, 0xA5});  // rep movsd
     a.hlt();
   });
-  expect_page_fault(r, 0, 0xFFFFFFFCu);
+  test::expect_page_fault(r, 0xFFFFFFFCu, 0);
   EXPECT_EQ(r.state.reg(Gpr::kEsi), 0xFFFFFFFCu);
   EXPECT_EQ(r.state.reg(Gpr::kEdi), 0x1FFFCu);
   EXPECT_EQ(r.state.reg(Gpr::kEcx), 0x10000u - 2);
@@ -172,7 +164,7 @@ TEST(RoutedSegmentWrap, FarFsAccessPastFourGiBIsAPageFaultAtTheWrappedAddress) {
         a.hlt();
       },
       [](CpuState& s) { s.segment(SegReg::kFs).base = 0x70000000u; });
-  expect_page_fault(r, 2, 0x60000000u);
+  test::expect_page_fault(r, 0x60000000u, 2);
 }
 
 }  // namespace
